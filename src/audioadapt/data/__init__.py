@@ -1,0 +1,1 @@
+"""Data: records, corpus readers, label encoding, sampling and generators."""

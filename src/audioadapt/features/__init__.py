@@ -1,0 +1,1 @@
+"""Audio features: frame maths, log-mel extraction, normalisation and caching."""
