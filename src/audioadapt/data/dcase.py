@@ -3,19 +3,70 @@
 Formats (DCASE 2019 / DESED, with a header row):
 
 * strong: ``filename onset offset event_label``; a row with empty onset,
-  offset and label marks a clip that contains no event;
-* weak: ``filename event_labels`` with comma-separated labels;
-* unlabeled: ``filename``.
+  offset and label (or the file name alone, where an editor stripped the
+  trailing tabs) marks a clip that contains no event;
+* weak: ``filename event_labels`` with comma-separated labels (an empty
+  field means a clip known to hold no event);
+* unlabeled: ``filename``;
+* durations: ``filename duration``.
+
+Readers check the header and every row. The header may list the expected
+columns in another order (e.g. ``filename event_label onset offset``, as some
+systems write predictions); columns are then matched by name. A bad row
+raises :class:`~audioadapt.errors.DataError` naming the file and the 1-based
+line; with ``on_error="skip"`` the row is recorded in a
+:class:`~audioadapt.data.manifest.SkipReport` instead and reading goes on.
+
+Duplicate rules (the same file named on several rows):
+
+* strong: many event rows per file are normal. A row identical to an earlier
+  one (same file, times and label, or a second empty-event row) is dropped
+  with a warning, in both modes. A file with both an empty-event row and
+  events is an error.
+* weak and durations: an identical repeated row is dropped with a warning; a
+  repeat with different tags (or duration) is an error.
+* unlabeled: any repeated file name is an error.
+
+In skip mode a clip whose rows conflict is dropped completely, since neither
+version of its labels can be trusted; its later rows are reported as well.
+Blank lines are ignored.
+
+Loading a whole dataset in the DESED 2019 layout goes through
+:class:`DcaseLayout` (the one home of the relative paths),
+:class:`SedDataConfig` and :func:`load_dcase_dataset`, which also reports
+how many listed clips were actually usable per split.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import logging
+import math
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-from audioadapt.data.manifest import Event
+from audioadapt.data.manifest import ClipRecord, Event, SkipReport
+from audioadapt.errors import ConfigError, DataError
+
+logger = logging.getLogger(__name__)
+
+OnError = Literal["raise", "skip"]
+
+STRONG_HEADER = ("filename", "onset", "offset", "event_label")
+WEAK_HEADER = ("filename", "event_labels")
+UNLABELED_HEADER = ("filename",)
+DURATIONS_HEADER = ("filename", "duration")
+_KINDS = {
+    STRONG_HEADER: "strong-label",
+    WEAK_HEADER: "weak-label",
+    UNLABELED_HEADER: "unlabeled",
+    DURATIONS_HEADER: "durations",
+}
 
 
+# --------------------------------------------------------------------------- writers
 def _fmt_time(t: float) -> str:
     return f"{t:.3f}"
 
@@ -58,3 +109,629 @@ def write_durations_tsv(path: str | Path, durations: Mapping[str, float]) -> Pat
     """Write a ``filename duration`` file (needed by PSDS and segment metrics)."""
     lines = ["filename\tduration"] + [f"{f}\t{d:.3f}" for f, d in durations.items()]
     return _write_lines(path, lines)
+
+
+# --------------------------------------------------------------------------- reading machinery
+class _RowError(Exception):
+    """A bad row; carries only the reason (the reader adds file and line)."""
+
+
+class _AudioIndex:
+    """Existence checks for audio files, listing each folder once."""
+
+    def __init__(self, audio_dir: str | Path | None):
+        self.root = None if audio_dir is None else Path(audio_dir)
+        self._listings: dict[Path, frozenset[str]] = {}
+
+    def check(self, filename: str) -> None:
+        if self.root is None:
+            return
+        path = self.root / filename
+        folder = path.parent
+        if folder not in self._listings:
+            try:
+                self._listings[folder] = frozenset(os.listdir(folder))
+            except OSError:
+                self._listings[folder] = frozenset()
+        if path.name not in self._listings[folder]:
+            raise _RowError(f"audio file not found: {path}")
+
+
+class _Reader:
+    """Line-by-line TSV reading with header check and raise/skip handling."""
+
+    def __init__(self, path: str | Path, header: tuple[str, ...], on_error: str, report: SkipReport | None):
+        if on_error not in ("raise", "skip"):
+            raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        self.path = Path(path)
+        self.header = header
+        self.on_error = on_error
+        self.outer_report = report
+        self.report = SkipReport()
+        self.dropped: dict[str, int] = {}  # filename -> line of the conflict that dropped it
+        self.order: list[int] | None = None  # column permutation when the header reorders them
+
+    def rows(self) -> Iterator[tuple[int, list[str]]]:
+        """Yield ``(line_number, fields)`` for each non-blank data row."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            raise DataError("metadata file not found", self.path) from None
+        except OSError as exc:
+            raise DataError(f"cannot read metadata file: {exc.strerror or exc}", self.path) from exc
+        lines = data.split(b"\n")
+        if lines and lines[-1] == b"":
+            lines.pop()
+        if not lines:
+            raise DataError(f"empty file; expected the header {_show(self.header)}", self.path)
+        for number, raw in enumerate(lines, start=1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                text = raw.decode("utf-8").rstrip("\r")
+            except UnicodeDecodeError as exc:
+                if number == 1:
+                    raise DataError(f"header is not valid UTF-8 ({exc.reason})", self.path, 1) from None
+                self.fail(number, f"not valid UTF-8 text ({exc.reason} at byte {exc.start})")
+                continue
+            fields = [f.strip() for f in text.split("\t")]
+            if number == 1:
+                self._check_header(tuple(fields))
+                continue
+            if not text.strip():
+                continue
+            if self.order is not None and len(fields) == len(self.order):
+                fields = [fields[i] for i in self.order]
+            yield number, fields
+
+    def _check_header(self, found: tuple[str, ...]) -> None:
+        if found == self.header:
+            return
+        if len(found) == len(self.header) and set(found) == set(self.header):
+            self.order = [found.index(name) for name in self.header]
+            return
+        kind = _KINDS.get(found)
+        hint = f" (this looks like a {kind} file)" if kind else ""
+        raise DataError(
+            f"expected a {_KINDS[self.header]} header {_show(self.header)}, got {_show(found)}{hint}",
+            self.path,
+            1,
+        )
+
+    def fail(self, line: int, reason: str) -> None:
+        """Raise, or record the row as skipped."""
+        if self.on_error == "raise":
+            raise DataError(reason, self.path, line)
+        self.report.add(self.path, line, reason)
+
+    def duplicate(self, line: int, first: int, filename: str) -> None:
+        """An identical repeated row: always a warning-level skip."""
+        self.report.add(self.path, line, f"identical duplicate of line {first} for '{filename}' ignored")
+
+    def conflict(self, line: int, reason: str, filename: str) -> None:
+        """Conflicting rows for one file: raise, or drop the whole clip."""
+        self.fail(line, reason if self.on_error == "raise" else f"{reason}; clip dropped")
+        self.dropped[filename] = line
+
+    def is_dropped(self, line: int, filename: str) -> bool:
+        if filename not in self.dropped:
+            return False
+        first = self.dropped[filename]
+        self.report.add(self.path, line, f"'{filename}' was dropped after the conflict at line {first}")
+        return True
+
+    def finish(self) -> None:
+        """Log what was skipped and pass it on to the caller's report."""
+        if self.outer_report is not None:
+            self.outer_report.skipped.extend(self.report.skipped)
+        if len(self.report):
+            logger.warning("%s: %s", self.path, self.report.summary())
+
+
+def _show(fields: Iterable[str]) -> str:
+    return "'" + "<TAB>".join(fields) + "'"
+
+
+def _parse_time(text: str, name: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise _RowError(f"{name} '{text}' is not a number") from None
+    if not math.isfinite(value):
+        raise _RowError(f"{name} '{text}' is not a finite number")
+    if value < 0:
+        raise _RowError(f"{name} {value} is negative")
+    return value
+
+
+def _check_columns(fields: list[str], header: tuple[str, ...]) -> None:
+    if header == STRONG_HEADER and len(fields) == 1:
+        fields.extend(["", "", ""])  # a filename alone: an empty-event row whose tabs were stripped
+    if len(fields) != len(header):
+        raise _RowError(
+            f"expected {len(header)} tab-separated column(s) {_show(header)}, got {len(fields)}"
+        )
+    if not fields[0]:
+        raise _RowError("empty filename")
+
+
+def _check_label(label: str, classes: frozenset[str] | None) -> None:
+    if classes is not None and label not in classes:
+        raise _RowError(f"unknown label '{label}' (known: {', '.join(sorted(classes))})")
+
+
+@dataclass
+class _Read:
+    """A reader's result plus the distinct file names the metadata listed."""
+
+    value: object
+    listed: set[str] = field(default_factory=set)
+
+
+def _read(
+    path: str | Path,
+    header: tuple[str, ...],
+    parse: Callable[[list[str]], object],
+    merge: Callable[[_Reader, dict, int, str, object], None],
+    audio_dir: str | Path | None,
+    on_error: str,
+    report: SkipReport | None,
+) -> _Read:
+    """Shared loop: parse each row, check audio, and ``merge`` it into a dict."""
+    reader = _Reader(path, header, on_error, report)
+    audio = _AudioIndex(audio_dir)
+    out: dict = {}
+    listed: set[str] = set()
+    for line, fields in reader.rows():
+        try:
+            _check_columns(fields, header)
+            filename = fields[0]
+            listed.add(filename)
+            if reader.is_dropped(line, filename):
+                continue
+            value = parse(fields)
+            audio.check(filename)
+        except _RowError as exc:
+            reader.fail(line, str(exc))
+            continue
+        merge(reader, out, line, filename, value)
+    for filename in reader.dropped:
+        out.pop(filename, None)
+    reader.finish()
+    return _Read(out, listed)
+
+
+# --------------------------------------------------------------------------- strong
+def _strong(path, classes, audio_dir, on_error, report) -> _Read:
+    known = None if classes is None else frozenset(classes)
+
+    def parse(fields: list[str]) -> Event | None:
+        _, onset, offset, label = fields
+        if not (onset or offset or label):
+            return None
+        if not (onset and offset and label):
+            raise _RowError("partially empty row: onset, offset and event_label must all be set or all be empty")
+        ev = Event(_parse_time(onset, "onset"), _parse_time(offset, "offset"), label)
+        if ev.onset >= ev.offset:
+            raise _RowError(f"onset {ev.onset} is not before offset {ev.offset}")
+        _check_label(label, known)
+        return ev
+
+    def merge(reader: _Reader, out: dict, line: int, filename: str, ev: Event | None) -> None:
+        rows = out.setdefault(filename, {})  # event (None = empty marker) -> first line
+        if ev in rows:
+            reader.duplicate(line, rows[ev], filename)
+        elif (ev is None and rows) or (ev is not None and None in rows):
+            first = min(rows.values())
+            reader.conflict(line, f"'{filename}' has both an empty-event row and events (see line {first})", filename)
+        else:
+            rows[ev] = line
+
+    result = _read(path, STRONG_HEADER, parse, merge, audio_dir, on_error, report)
+    result.value = {f: tuple(sorted(e for e in rows if e is not None)) for f, rows in result.value.items()}
+    return result
+
+
+def read_strong_tsv(
+    path: str | Path,
+    *,
+    classes: Iterable[str] | None = None,
+    audio_dir: str | Path | None = None,
+    on_error: OnError = "raise",
+    report: SkipReport | None = None,
+) -> dict[str, tuple[Event, ...]]:
+    """Read a strong-label file.
+
+    Parameters
+    ----------
+    path: the TSV file (header ``filename onset offset event_label``).
+    classes: if given, any other label is an error.
+    audio_dir: if given, every listed file must exist there.
+    on_error: ``"raise"`` (default) or ``"skip"`` bad rows into ``report``.
+    report: collects skipped rows (and ignored duplicates).
+
+    Returns
+    -------
+    File name -> its events sorted by onset, in file order; a clip marked by
+    the empty-event row maps to ``()``.
+    """
+    return _strong(path, classes, audio_dir, on_error, report).value
+
+
+# --------------------------------------------------------------------------- weak
+def _weak(path, classes, audio_dir, on_error, report) -> _Read:
+    known = None if classes is None else frozenset(classes)
+
+    def parse(fields: list[str]) -> frozenset[str]:
+        text = fields[1]
+        if not text:
+            return frozenset()
+        labels = [t.strip() for t in text.split(",")]
+        if any(not t for t in labels):
+            raise _RowError(f"empty label in '{text}'")
+        for label in labels:
+            _check_label(label, known)
+        return frozenset(labels)
+
+    def merge(reader: _Reader, out: dict, line: int, filename: str, tags: frozenset[str]) -> None:
+        if filename not in out:
+            out[filename] = (tags, line)
+        elif out[filename][0] == tags:
+            reader.duplicate(line, out[filename][1], filename)
+        else:
+            first_tags, first = out[filename]
+            reader.conflict(
+                line,
+                f"'{filename}' is listed again with different tags {sorted(tags)} "
+                f"(line {first} has {sorted(first_tags)})",
+                filename,
+            )
+
+    result = _read(path, WEAK_HEADER, parse, merge, audio_dir, on_error, report)
+    result.value = {f: tags for f, (tags, _) in result.value.items()}
+    return result
+
+
+def read_weak_tsv(
+    path: str | Path,
+    *,
+    classes: Iterable[str] | None = None,
+    audio_dir: str | Path | None = None,
+    on_error: OnError = "raise",
+    report: SkipReport | None = None,
+) -> dict[str, frozenset[str]]:
+    """Read a weak-label file (header ``filename event_labels``).
+
+    Parameters as :func:`read_strong_tsv`. Returns file name -> clip tags, in
+    file order.
+    """
+    return _weak(path, classes, audio_dir, on_error, report).value
+
+
+# --------------------------------------------------------------------------- unlabeled
+def _unlabeled(path, audio_dir, on_error, report) -> _Read:
+    def merge(reader: _Reader, out: dict, line: int, filename: str, _: object) -> None:
+        if filename in out:
+            reader.fail(line, f"duplicate file name '{filename}' (first at line {out[filename]})")
+        else:
+            out[filename] = line
+
+    result = _read(path, UNLABELED_HEADER, lambda fields: None, merge, audio_dir, on_error, report)
+    result.value = list(result.value)
+    return result
+
+
+def read_unlabeled_tsv(
+    path: str | Path,
+    *,
+    audio_dir: str | Path | None = None,
+    on_error: OnError = "raise",
+    report: SkipReport | None = None,
+) -> list[str]:
+    """Read an unlabeled list (header ``filename``); returns the names in file order.
+
+    A repeated name is an error; in skip mode the repeat is skipped and the
+    first occurrence kept.
+    """
+    return _unlabeled(path, audio_dir, on_error, report).value
+
+
+# --------------------------------------------------------------------------- durations
+def read_durations_tsv(
+    path: str | Path,
+    *,
+    audio_dir: str | Path | None = None,
+    on_error: OnError = "raise",
+    report: SkipReport | None = None,
+) -> dict[str, float]:
+    """Read a ``filename duration`` file; durations must be positive seconds."""
+
+    def parse(fields: list[str]) -> float:
+        value = _parse_time(fields[1], "duration")
+        if value == 0:
+            raise _RowError("duration is zero")
+        return value
+
+    def merge(reader: _Reader, out: dict, line: int, filename: str, value: float) -> None:
+        if filename not in out:
+            out[filename] = (value, line)
+        elif out[filename][0] == value:
+            reader.duplicate(line, out[filename][1], filename)
+        else:
+            reader.conflict(
+                line, f"'{filename}' is listed again with duration {value} (line {out[filename][1]})", filename
+            )
+
+    result = _read(path, DURATIONS_HEADER, parse, merge, audio_dir, on_error, report)
+    return {f: v for f, (v, _) in result.value.items()}
+
+
+# --------------------------------------------------------------------------- dataset layout
+SED_SPLITS = ("synthetic", "weak", "unlabeled", "validation")
+_SPLIT_KIND = {"synthetic": "strong", "weak": "weak", "unlabeled": "unlabeled", "validation": "strong"}
+
+
+@dataclass(frozen=True)
+class DcaseLayout:
+    """Relative paths of the DESED 2019 layout under a dataset root.
+
+    These defaults are the single definition of the layout; the generator of
+    synthetic datasets writes to the same paths.
+    """
+
+    synthetic_tsv: str = "metadata/train/synthetic.tsv"
+    synthetic_audio: str = "audio/train/synthetic"
+    weak_tsv: str = "metadata/train/weak.tsv"
+    weak_audio: str = "audio/train/weak"
+    unlabeled_tsv: str = "metadata/train/unlabel_in_domain.tsv"
+    unlabeled_audio: str = "audio/train/unlabel_in_domain"
+    validation_tsv: str = "metadata/validation/validation.tsv"
+    validation_audio: str = "audio/validation"
+    validation_durations_tsv: str = "metadata/validation/validation_durations.tsv"
+    dataset_json: str = "dataset.json"
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if not value:
+                raise ConfigError(f"layout.{name} must not be empty")
+
+    def tsv(self, split: str) -> str:
+        """Metadata file of ``split`` (one of :data:`SED_SPLITS`)."""
+        return getattr(self, f"{_check_split(split)}_tsv")
+
+    def audio(self, split: str) -> str:
+        """Audio folder of ``split``."""
+        return getattr(self, f"{_check_split(split)}_audio")
+
+
+def _check_split(split: str) -> str:
+    if split not in SED_SPLITS:
+        raise ConfigError(f"unknown SED split '{split}'; valid: {', '.join(SED_SPLITS)}")
+    return split
+
+
+@dataclass(frozen=True)
+class SedDataConfig:
+    """Where the SED data is and how strictly it is read.
+
+    Attributes
+    ----------
+    layout: relative paths under the dataset root.
+    classes: the class list; ``None`` infers it as the sorted union of the
+        labels of the training splits (synthetic and weak) loaded.
+    splits: which splits to load.
+    check_audio: require every listed audio file to exist.
+    on_error: ``"raise"`` on the first bad row, or ``"skip"`` bad rows (e.g.
+        clips lost to dead links) and report them.
+    """
+
+    layout: DcaseLayout = field(default_factory=DcaseLayout)
+    classes: tuple[str, ...] | None = None
+    splits: tuple[str, ...] = SED_SPLITS
+    check_audio: bool = True
+    on_error: OnError = "raise"
+
+    def __post_init__(self) -> None:
+        for split in self.splits:
+            _check_split(split)
+        if len(set(self.splits)) != len(self.splits):
+            raise ConfigError(f"splits repeats a name: {list(self.splits)}")
+        if self.classes is not None and len(set(self.classes)) != len(self.classes):
+            raise ConfigError(f"classes repeats a name: {list(self.classes)}")
+        if self.on_error not in ("raise", "skip"):
+            raise ConfigError(f"on_error must be 'raise' or 'skip', got {self.on_error!r}")
+
+
+@dataclass(frozen=True)
+class SplitCounts:
+    """How many clips a split's metadata listed, and how many were kept."""
+
+    listed: int
+    kept: int
+    skipped_rows: int
+
+    @property
+    def lost(self) -> int:
+        """Clips named in the metadata but not usable (e.g. missing audio)."""
+        return self.listed - self.kept
+
+
+@dataclass(frozen=True)
+class SedSplit:
+    """The clip records of one split and their counts."""
+
+    name: str
+    records: tuple[ClipRecord, ...]
+    counts: SplitCounts
+
+
+def infer_classes(
+    strong: Iterable[Mapping[str, Iterable[Event]]] = (),
+    weak: Iterable[Mapping[str, Iterable[str]]] = (),
+) -> tuple[str, ...]:
+    """Sorted union of the labels of strong and weak label mappings."""
+    labels: set[str] = set()
+    for clips in strong:
+        labels.update(ev.label for events in clips.values() for ev in events)
+    for clips in weak:
+        labels.update(tag for tags in clips.values() for tag in tags)
+    return tuple(sorted(labels))
+
+
+def _read_split(root: Path, split: str, config: SedDataConfig, classes, report: SkipReport) -> _Read:
+    layout = config.layout
+    path = root / layout.tsv(split)
+    audio_dir = root / layout.audio(split) if config.check_audio else None
+    kind = _SPLIT_KIND[split]
+    if kind == "strong":
+        return _strong(path, classes, audio_dir, config.on_error, report)
+    if kind == "weak":
+        return _weak(path, classes, audio_dir, config.on_error, report)
+    return _unlabeled(path, audio_dir, config.on_error, report)
+
+
+def _records(root: Path, split: str, config: SedDataConfig, read: _Read, skipped: int) -> SedSplit:
+    audio_root = root / config.layout.audio(split)
+    kind = _SPLIT_KIND[split]
+    if kind == "strong":
+        recs = [ClipRecord(f, audio_root / f, split, events=ev) for f, ev in read.value.items()]
+    elif kind == "weak":
+        recs = [ClipRecord(f, audio_root / f, split, tags=tags) for f, tags in read.value.items()]
+    else:
+        recs = [ClipRecord(f, audio_root / f, split) for f in read.value]
+    counts = SplitCounts(listed=len(read.listed), kept=len(recs), skipped_rows=skipped)
+    return SedSplit(split, tuple(recs), counts)
+
+
+def load_sed_split(
+    root: str | Path,
+    split: str,
+    config: SedDataConfig | None = None,
+    *,
+    classes: Iterable[str] | None = None,
+    report: SkipReport | None = None,
+) -> SedSplit:
+    """Clip records of one split of a DESED-layout dataset under ``root``.
+
+    ``classes`` (or ``config.classes``) enables the unknown-label check.
+    """
+    config = config or SedDataConfig()
+    root = Path(root)
+    if classes is None:
+        classes = config.classes
+    local = SkipReport()
+    read = _read_split(root, split, config, classes, local)
+    if report is not None:
+        report.skipped.extend(local.skipped)
+    return _records(root, split, config, read, len(local))
+
+
+@dataclass(frozen=True)
+class DcaseDataset:
+    """All loaded splits of a DESED-layout dataset.
+
+    Attributes
+    ----------
+    root: the dataset root.
+    classes: the class list (given or inferred).
+    splits: split name -> its records and counts.
+    durations: validation clip durations, or ``None`` without a durations file.
+    skipped: the rows skipped while reading (skip mode) and ignored duplicates.
+    """
+
+    root: Path
+    classes: tuple[str, ...]
+    splits: dict[str, SedSplit]
+    durations: dict[str, float] | None
+    skipped: SkipReport
+
+    def records(self, split: str) -> tuple[ClipRecord, ...]:
+        """The records of ``split`` (an error if it was not loaded)."""
+        if split not in self.splits:
+            raise DataError(f"split '{split}' was not loaded (loaded: {', '.join(self.splits)})", self.root)
+        return self.splits[split].records
+
+    @property
+    def counts(self) -> dict[str, SplitCounts]:
+        """Clip counts per split."""
+        return {name: s.counts for name, s in self.splits.items()}
+
+    def summary(self) -> str:
+        """One line per split: clips kept of clips listed."""
+        lines = [f"{self.root}: {len(self.classes)} classes"]
+        for name, c in self.counts.items():
+            lost = f", {c.lost} lost" if c.lost else ""
+            lines.append(f"  {name}: {c.kept} of {c.listed} clips{lost}")
+        return "\n".join(lines)
+
+
+def load_dcase_dataset(root: str | Path, config: SedDataConfig | None = None) -> DcaseDataset:
+    """Load every configured split of a DESED 2019-layout dataset.
+
+    Without ``config.classes`` the classes are the sorted union of the
+    training labels (synthetic events and weak tags); the validation split is
+    then checked against them, so a typo there is an error, not a new class.
+    The clip counts actually found are logged and returned.
+    """
+    config = config or SedDataConfig()
+    root = Path(root)
+    report = SkipReport()
+    reads: dict[str, tuple[_Read, int]] = {}
+
+    def read(split: str, classes: tuple[str, ...] | None) -> None:
+        before = len(report)
+        result = _read_split(root, split, config, classes, report)
+        reads[split] = (result, len(report) - before)
+
+    def infer(names: Iterable[str]) -> tuple[str, ...]:
+        names = list(names)
+        return infer_classes(
+            [reads[s][0].value for s in names if _SPLIT_KIND[s] == "strong"],
+            [reads[s][0].value for s in names if _SPLIT_KIND[s] == "weak"],
+        )
+
+    train = [s for s in config.splits if s in ("synthetic", "weak")]
+    for split in train:
+        read(split, config.classes)
+    classes = config.classes
+    if classes is None and train:
+        classes = infer(train)
+    for split in config.splits:
+        if split not in reads:
+            read(split, classes)
+    if classes is None:
+        classes = infer(config.splits)
+    splits = {s: _records(root, s, config, reads[s][0], reads[s][1]) for s in config.splits}
+    durations = None
+    dur_path = root / config.layout.validation_durations_tsv
+    if "validation" in config.splits and dur_path.is_file():
+        audio_dir = root / config.layout.validation_audio if config.check_audio else None
+        durations = read_durations_tsv(dur_path, audio_dir=audio_dir, on_error=config.on_error, report=report)
+    dataset = DcaseDataset(root, tuple(classes), splits, durations, report)
+    logger.info("%s", dataset.summary())
+    return dataset
+
+
+__all__ = [
+    "DURATIONS_HEADER",
+    "SED_SPLITS",
+    "STRONG_HEADER",
+    "UNLABELED_HEADER",
+    "WEAK_HEADER",
+    "DcaseDataset",
+    "DcaseLayout",
+    "SedDataConfig",
+    "SedSplit",
+    "SplitCounts",
+    "infer_classes",
+    "load_dcase_dataset",
+    "load_sed_split",
+    "read_durations_tsv",
+    "read_strong_tsv",
+    "read_unlabeled_tsv",
+    "read_weak_tsv",
+    "write_durations_tsv",
+    "write_strong_tsv",
+    "write_unlabeled_tsv",
+    "write_weak_tsv",
+]
