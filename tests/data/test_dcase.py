@@ -123,7 +123,8 @@ def test_bad_on_error_value(tmp_path):
 # --------------------------------------------------------------------------- bad rows
 # (reader, header, rows, index of the bad row in rows, fragment, reader kwargs)
 BAD_ROWS = [
-    ("strong", STRONG, ["a.wav\t0.0\t1.0\tDog", "a.wav\t1.0\t2.0\tBird"], 1, "unknown label 'Bird'", {"classes": CLASSES}),
+    ("strong", STRONG, ["a.wav\t0.0\t1.0\tDog", "a.wav\t1.0\t2.0\tBird"], 1, "unknown label 'Bird'",
+     {"classes": CLASSES}),
     ("strong", STRONG, ["a.wav\t0.0\t1.0\tDog", "b.wav\t2.0\t2.0\tDog"], 1, "not before offset", {}),
     ("strong", STRONG, ["a.wav\t3.0\t1.0\tDog"], 0, "not before offset", {}),
     ("strong", STRONG, ["a.wav\t-0.5\t1.0\tDog"], 0, "negative", {}),
@@ -134,7 +135,8 @@ BAD_ROWS = [
     ("strong", STRONG, ["a.wav\t0.0\t1.0\t"], 0, "partially empty row", {}),
     ("strong", STRONG, ["a.wav\t\t\tDog"], 0, "partially empty row", {}),
     ("strong", STRONG, ["\t0.0\t1.0\tDog"], 0, "empty filename", {}),
-    ("strong", STRONG, ["a.wav\t\t\t", "b.wav\t0\t1\tCat", "a.wav\t0.0\t1.0\tDog"], 2, "both an empty-event row and events", {}),
+    ("strong", STRONG, ["a.wav\t\t\t", "b.wav\t0\t1\tCat", "a.wav\t0.0\t1.0\tDog"], 2,
+     "both an empty-event row and events", {}),
     ("strong", STRONG, ["a.wav\t0.0\t1.0\tDog", "a.wav\t\t\t"], 1, "both an empty-event row and events", {}),
     ("weak", WEAK, ["a.wav\tDog", "b.wav\tDog,Bird"], 1, "unknown label 'Bird'", {"classes": CLASSES}),
     ("weak", WEAK, ["a.wav\tDog", "b.wav\tCat", "a.wav\tDog,Cat"], 2, "listed again with different tags", {}),

@@ -88,7 +88,8 @@ def test_set_and_reset_labels():
     labels[0, 10:20, 1] = 1
     labels[1, :, 2] = -1
     ds.set_strong_labels([2, 0], labels)
-    assert torch.equal(ds[2].strong, torch.from_numpy(labels[0])) and torch.equal(ds[0].strong, torch.from_numpy(labels[1]))
+    assert torch.equal(ds[2].strong, torch.from_numpy(labels[0]))
+    assert torch.equal(ds[0].strong, torch.from_numpy(labels[1]))
     assert (ds[1].strong == -1).all()
     ds.set_weak_labels([1], np.array([[1, 0, -1]]))
     assert ds[1].weak.tolist() == [1.0, 0.0, -1.0] and (ds[0].weak == -1).all()

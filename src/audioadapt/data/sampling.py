@@ -111,7 +111,9 @@ class MultiSourceBatchSampler(Sampler[list[int]]):
         self.num_replicas = world if num_replicas is None else int(num_replicas)
         self.rank = own if rank is None else int(rank)
         if self.num_replicas < 1 or not 0 <= self.rank < self.num_replicas:
-            raise ConfigError(f"need num_replicas >= 1 and 0 <= rank < num_replicas, got {self.num_replicas}, {self.rank}")
+            raise ConfigError(
+                f"need num_replicas >= 1 and 0 <= rank < num_replicas, got {self.num_replicas}, {self.rank}"
+            )
         sizes = self.config.batch_sizes
         unknown = [n for n in sources if n not in sizes]
         if unknown:
