@@ -1,9 +1,82 @@
-"""Placeholder: registered so the parser builds; filled in by its module owner."""
+"""``audioadapt sed evaluate``: event, segment and clip F1 of a predictions TSV.
+
+The handler first resolves *where* the inputs are (:class:`EvaluateInputs`),
+then evaluates and reports; another input form (e.g. a run directory that
+holds its own predictions) only needs another resolver.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class EvaluateInputs:
+    """Files one evaluation reads and writes."""
+
+    pred: Path
+    ref: Path
+    durations: Path | None = None
+    out: Path | None = None
+    classes: tuple[str, ...] | None = None
+    extra_pred_files: str | None = None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    pass
+    p = sub.add_parser(
+        "evaluate",
+        help="event/segment/clip F1 of predicted events against a reference TSV",
+        description="Score predicted events (DCASE strong TSV: filename onset offset event_label) against a "
+        "reference with the DCASE task 4 settings: event-based F1 (200 ms collar, 20 %% offset, zero_score), "
+        "segment-based F1 (1 s) and clip-level F1. Prints the per-class table; --out also writes JSON "
+        "and a Markdown table beside it.",
+    )
+    p.add_argument("--pred", required=True, type=Path, metavar="PRED.tsv", help="predicted events")
+    p.add_argument("--ref", required=True, type=Path, metavar="REF.tsv", help="reference events")
+    p.add_argument("--durations", type=Path, metavar="D.tsv",
+                   help="clip durations (filename duration) for the segment metric; default: last event offset")
+    p.add_argument("--out", type=Path, metavar="RESULTS.json", help="write results JSON (and RESULTS.md)")
+    p.add_argument("--classes", type=_parse_classes, metavar="A,B,...",
+                   help="comma-separated class list (default: the labels found in both files)")
+    p.add_argument("--extra-pred-files", choices=("error", "false_positive"),
+                   help="predicted files absent from the reference: an error (default) or evaluated as "
+                   "clips without events, so that all their detections are false positives")
+    p.set_defaults(func=_run)
+
+
+def _parse_classes(text: str) -> tuple[str, ...]:
+    names = tuple(t.strip() for t in text.split(","))
+    if not names or any(not n for n in names):
+        raise argparse.ArgumentTypeError(f"empty class name in {text!r}")
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"duplicate class name in {text!r}")
+    return names
+
+
+def _inputs_from_files(args: argparse.Namespace) -> EvaluateInputs:
+    return EvaluateInputs(args.pred, args.ref, args.durations, args.out, args.classes, args.extra_pred_files)
+
+
+def _run(args: argparse.Namespace) -> int:
+    return evaluate_inputs(_inputs_from_files(args))
+
+
+def evaluate_inputs(inputs: EvaluateInputs) -> int:
+    """Evaluate, print the Markdown table and write the report files if asked."""
+    from audioadapt.evaluation.api import evaluate_sed_files
+    from audioadapt.evaluation.report import write_report
+    from audioadapt.evaluation.sed_metrics import SedMetricConfig
+
+    cfg = SedMetricConfig()
+    if inputs.extra_pred_files is not None:
+        cfg = dataclasses.replace(cfg, extra_prediction_files=inputs.extra_pred_files)
+    evaluation = evaluate_sed_files(inputs.pred, inputs.ref, inputs.durations, cfg, inputs.classes)
+    report = evaluation.report()
+    print(report.to_markdown(), end="")
+    if inputs.out is not None:
+        json_path, md_path = write_report(report, inputs.out)
+        print(f"\nwrote {json_path} and {md_path}")
+    return 0

@@ -1,0 +1,197 @@
+"""SED evaluation in one call: event, segment and clip-level F1 of predicted events.
+
+``evaluate_sed`` works on in-memory event lists; ``evaluate_sed_files`` reads
+DCASE strong-label TSV files (reference and predictions) first. Both return a
+:class:`SedEvaluation`, which turns into a :class:`~audioadapt.evaluation.report.Report`
+(JSON + Markdown). Threshold-free scores computed elsewhere (PSDS) are added
+to ``SedEvaluation.extra`` and appear in the report's entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from audioadapt.data.manifest import Event
+from audioadapt.errors import DataError
+from audioadapt.evaluation.report import Report, fscore_table
+from audioadapt.evaluation.sed_metrics import (
+    FScoreResult,
+    SedMetricConfig,
+    resolve_classes,
+    clip_metrics,
+    event_based_metrics,
+    events_to_tags,
+    segment_based_metrics,
+)
+
+
+@dataclass
+class SedEvaluation:
+    """Event-, segment- and clip-level results of one set of predictions.
+
+    Attributes
+    ----------
+    event: collar-based event F1 (DCASE: 200 ms, 20 %, zero_score).
+    segment: 1 s segment F1 with sed_eval's NaN-drop macro average (as DCASE).
+    segment_zero_score: the same counts with never-detected classes scored 0.
+    clip: clip-level (tagging) F1 of the tags implied by the events.
+    config: the metric settings.
+    inputs: where the data came from and how many files each side had.
+    extra: further headline numbers (e.g. ``{"psds1": 0.35}``) for the report.
+    """
+
+    event: FScoreResult
+    segment: FScoreResult
+    segment_zero_score: FScoreResult
+    clip: FScoreResult
+    config: SedMetricConfig
+    inputs: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.event.classes
+
+    def entries(self) -> dict[str, Any]:
+        """Headline numbers: macro and micro F1 of every metric, then ``extra``."""
+        out = {
+            "event_macro_f1": self.event.macro.f_measure,
+            "event_micro_f1": self.event.micro.f_measure,
+            "segment_macro_f1": self.segment.macro.f_measure,
+            "segment_micro_f1": self.segment.micro.f_measure,
+            "segment_macro_f1_zero_score": self.segment_zero_score.macro.f_measure,
+            "clip_macro_f1": self.clip.macro.f_measure,
+            "clip_micro_f1": self.clip.micro.f_measure,
+        }
+        clash = sorted(set(out) & set(self.extra))
+        if clash:
+            raise ValueError(f"extra entries {clash} clash with built-in entries")
+        return {**out, **self.extra}
+
+    def report(self) -> Report:
+        """The JSON/Markdown report of this evaluation."""
+        from audioadapt.config.load import to_dict
+
+        results = {
+            "event": self.event.to_dict(),
+            "segment": self.segment.to_dict(),
+            "segment_zero_score": self.segment_zero_score.to_dict(),
+            "clip": self.clip.to_dict(),
+        }
+        table = fscore_table(
+            "Per-class results",
+            {"event": self.event, "segment": self.segment, "clip": self.clip},
+            measures={"event": ("f_measure", "precision", "recall"),
+                      "segment": ("f_measure", "precision", "recall"),
+                      "clip": ("f_measure",)},
+            count=("event", "n_ref"),
+            note=_table_note(self.config, self.segment_zero_score),
+        )
+        return Report("sed", results, to_dict(self.config), self.entries(), [table], dict(self.inputs))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready payload (as written by the report)."""
+        return self.report().to_dict()
+
+    def to_markdown(self) -> str:
+        return self.report().to_markdown()
+
+
+def _table_note(cfg: SedMetricConfig, seg_zero: FScoreResult) -> str:
+    pct = f"{100 * cfg.percentage_of_length:g} %"
+    zero = seg_zero.macro.f_measure
+    zero_text = "n/a" if zero != zero else f"{100 * zero:.2f}"
+    return (
+        f"Event: onset collar {1000 * cfg.t_collar:g} ms, offset collar max({1000 * cfg.t_collar:g} ms, {pct} "
+        f"of the reference length), undefined ratios '{cfg.event_empty_output}'. "
+        f"Segment: {cfg.segment_length:g} s segments, undefined ratios '{cfg.segment_empty_output}' "
+        f"(n/a classes are left out of the macro row, as sed_eval does); "
+        f"macro F1 with never-detected classes scored 0: {zero_text} %. "
+        f"Clip: tags implied by the events, 2TP/(2TP+FP+FN)."
+    )
+
+
+def evaluate_sed(
+    reference: Mapping[str, Sequence[Event]],
+    estimated: Mapping[str, Sequence[Event]],
+    classes: Sequence[str] | None = None,
+    cfg: SedMetricConfig = SedMetricConfig(),
+    durations: Mapping[str, float] | None = None,
+    inputs: Mapping[str, Any] | None = None,
+) -> SedEvaluation:
+    """Evaluate predicted events against reference events.
+
+    Parameters
+    ----------
+    reference:
+        ``{filename: events}`` for every evaluated clip (``()`` for empty clips).
+    estimated:
+        ``{filename: events}``; clips without detections may be absent.
+    classes:
+        Class list; by default the sorted labels of both inputs (as DESED does).
+    cfg:
+        Metric settings.
+    durations:
+        Clip lengths for the segment metric; without them each file's length is
+        its largest event offset (sed_eval's default, as DCASE ran it).
+    inputs:
+        Provenance recorded in the report (paths...).
+    """
+    classes = resolve_classes(classes, reference, estimated)
+    event = event_based_metrics(reference, estimated, classes, cfg)
+    segment = segment_based_metrics(reference, estimated, classes, cfg, durations)
+    clip = clip_metrics(events_to_tags(reference), events_to_tags(estimated), classes, cfg)
+    info = {
+        "reference_files": len(reference),
+        "reference_files_without_events": sum(1 for evs in reference.values() if not evs),
+        "predicted_files": len(estimated),
+        "reference_events": sum(len(evs) for evs in reference.values()),
+        "predicted_events": sum(len(evs) for evs in estimated.values()),
+        **dict(inputs or {}),
+    }
+    return SedEvaluation(event, segment, segment.rescore("zero_score"), clip, cfg, info)
+
+
+def evaluate_sed_files(
+    pred_tsv: str | Path,
+    ref_tsv: str | Path,
+    durations_tsv: str | Path | None = None,
+    cfg: SedMetricConfig = SedMetricConfig(),
+    classes: Sequence[str] | None = None,
+) -> SedEvaluation:
+    """Evaluate a predictions TSV against a reference TSV (DCASE strong format).
+
+    Both files use the header ``filename onset offset event_label``; a
+    reference row with only a filename marks a clip without events. Bad rows
+    raise :class:`~audioadapt.errors.DataError` naming the file and line.
+    ``classes``, if given, is enforced on both files.
+    """
+    from audioadapt.data.dcase import read_durations_tsv, read_strong_tsv
+
+    reference = read_strong_tsv(ref_tsv, classes=classes)
+    estimated = read_strong_tsv(pred_tsv, classes=classes)
+    extra = [name for name in estimated if name not in reference]
+    if extra and cfg.extra_prediction_files == "error":
+        raise DataError(
+            f"{len(extra)} predicted file(s) are not in the reference {ref_tsv}, e.g. {extra[0]!r} "
+            "(check the filename column, or count them as false positives)",
+            pred_tsv,
+        )
+    durations = None
+    if durations_tsv is not None:
+        durations = read_durations_tsv(durations_tsv)
+        missing = [name for name in (*reference, *estimated) if name not in durations]
+        if missing:
+            raise DataError(f"no duration for {len(missing)} evaluated file(s), e.g. {missing[0]!r}", durations_tsv)
+    inputs = {
+        "predictions": str(pred_tsv),
+        "reference": str(ref_tsv),
+        "durations": None if durations_tsv is None else str(durations_tsv),
+    }
+    return evaluate_sed(reference, estimated, classes, cfg, durations, inputs)
+
+
+__all__ = ["SedEvaluation", "evaluate_sed", "evaluate_sed_files"]
