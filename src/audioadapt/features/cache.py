@@ -345,6 +345,22 @@ class FeatureCache(Sequence):
         return f"FeatureCache({str(self.directory)!r}, items={len(self)}, frames={int(self._offsets[-1])})"
 
 
+def _logmel_in_order(logmel: Any, signals: list[np.ndarray]) -> list[np.ndarray]:
+    """float32 ``(frame, mel)`` features of each signal; equal lengths share a batch."""
+    import torch
+
+    out: list[np.ndarray] = [np.empty(0)] * len(signals)
+    groups: dict[int, list[int]] = {}
+    for k, signal in enumerate(signals):
+        groups.setdefault(len(signal), []).append(k)
+    with torch.inference_mode():
+        for members in groups.values():
+            feats = logmel(torch.from_numpy(np.stack([signals[k] for k in members]))).numpy()
+            for k, f in zip(members, feats):
+                out[k] = np.ascontiguousarray(f, dtype=_DTYPE)
+    return out
+
+
 def _write(
     tmp: Path,
     final: Path,
@@ -359,7 +375,6 @@ def _write(
     """Compute every item into ``tmp`` (to become ``final``) and write its metadata last."""
     from contextlib import closing
 
-    import torch
     from tqdm.auto import tqdm
 
     from audioadapt import __version__
@@ -377,48 +392,31 @@ def _write(
     offsets = [0]
     batch: list[tuple[int, np.ndarray]] = []
 
-    def fail(index: int, reason: str) -> None:
-        if on_error == "raise":
-            raise AudioError(reason, paths[index])
-        skipped.append((paths[index], reason))
+    def write(batch: list[tuple[int, np.ndarray]]) -> None:
+        for (index, _), feats in zip(batch, _logmel_in_order(logmel, [s for _, s in batch])):
+            out.write(feats.tobytes())
+            offsets.append(offsets[-1] + feats.shape[0])
+            held.append(paths[index])
+        bar.update(len(batch))
+        batch.clear()
 
-    with open(tmp / _DATA, "wb") as out, tqdm(
-        total=len(paths), disable=not progress, desc=f"log-mel {final.name}", unit="file"
-    ) as bar:
-
-        def flush() -> None:
-            feats: dict[int, np.ndarray] = {}
-            by_length: dict[int, list[tuple[int, np.ndarray]]] = {}
-            for index, signal in batch:
-                by_length.setdefault(len(signal), []).append((index, signal))
-            with torch.inference_mode():
-                for group in by_length.values():
-                    x = torch.from_numpy(np.stack([s for _, s in group]))
-                    y = logmel(x).numpy()
-                    for (index, _), f in zip(group, y):
-                        feats[index] = f
-            for index, _ in batch:
-                f = np.ascontiguousarray(feats[index], dtype=_DTYPE)
-                out.write(f.tobytes())
-                offsets.append(offsets[-1] + f.shape[0])
-                held.append(paths[index])
-            bar.update(len(batch))
-            batch.clear()
-
-        decoded = closing(_decoded(tasks, workers, window=batch_size + 2 * workers))
-        with decoded as results:
-            for index, signal, reason in results:
-                if signal is not None and signal.shape[-1] < logmel.min_num_samples:
-                    length = signal.shape[-1]
-                    signal, reason = None, f"too short for the STFT ({length} samples at {cfg.sample_rate} Hz)"
-                if signal is None:
-                    fail(index, reason or "unreadable")
-                    bar.update(1)
-                    continue
-                batch.append((index, signal))
-                if len(batch) >= batch_size:
-                    flush()
-        flush()
+    bar = tqdm(total=len(paths), disable=not progress, desc=f"log-mel {final.name}", unit="file")
+    results = _decoded(tasks, workers, window=batch_size + 2 * workers)
+    with open(tmp / _DATA, "wb") as out, bar, closing(results):
+        for index, signal, reason in results:
+            if signal is not None and signal.shape[-1] < logmel.min_num_samples:
+                reason = f"too short for the STFT ({signal.shape[-1]} samples at {cfg.sample_rate} Hz)"
+                signal = None
+            if signal is None:
+                if on_error == "raise":
+                    raise AudioError(reason or "unreadable", paths[index])
+                skipped.append((paths[index], reason or "unreadable"))
+                bar.update(1)
+                continue
+            batch.append((index, signal))
+            if len(batch) >= batch_size:
+                write(batch)
+        write(batch)
         out.flush()
         os.fsync(out.fileno())
     if not held:
