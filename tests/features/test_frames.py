@@ -71,7 +71,6 @@ def test_input_frames_match_torch_stft(n_fft, hop, samples, center):
     assert _stft_frames(samples, n_fft, hop, center) == expected
 
 
-@pytest.mark.xfail(strict=True, reason="FrameGrid's centred count assumes an even n_fft (pads n_fft // 2 per side)")
 def test_input_frames_odd_n_fft_centred():
     # A centred STFT pads n_fft // 2 samples per side: 8 + 2 * 4 = 16 samples, 1 + (16 - 9) // 4 = 2 frames.
     grid = FrameGrid(16000, 4, 9, True)

@@ -59,6 +59,8 @@ class FeatureConfig:
             raise ValueError(f"sample_rate must be positive, got {self.sample_rate}")
         if self.win_length > self.n_fft:
             raise ValueError(f"win_length ({self.win_length}) must not exceed n_fft ({self.n_fft})")
+        if self.n_mels <= 0:
+            raise ValueError(f"n_mels must be positive, got {self.n_mels}")
         if self.hop_length <= 0:
             raise ValueError(f"hop_length must be positive, got {self.hop_length}")
         if self.clip_seconds is not None and self.clip_seconds <= 0:

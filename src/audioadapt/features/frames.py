@@ -8,9 +8,10 @@ Every conversion between time units in audioadapt goes through a
   pools time by 2 twice, so 640 input frames become 160 output frames of
   ``4 * 345 / 22050 = 62.585 ms``.
 
-Pooling is given as the per-layer time factors (``(2, 2, 1, ...)``) because
-each pooling layer floors separately: the output length is computed by
-applying the floors in order, never by one division.
+Pooling is given as the per-layer time factors (``(2, 2, 1, ...)``), the
+way the model applies them; the output length applies each layer's floor in
+turn (for whole-number factors this equals one floor division by their
+product).
 """
 
 from __future__ import annotations
@@ -83,7 +84,9 @@ class FrameGrid:
         if num_samples < 0:
             raise ValueError(f"num_samples must be >= 0, got {num_samples}")
         if self.center:
-            return 1 + num_samples // self.hop_length
+            # A centred STFT pads n_fft // 2 samples on each side.
+            padded = num_samples + 2 * (self.n_fft // 2)
+            return 1 + (padded - self.n_fft) // self.hop_length
         if num_samples < self.n_fft:
             return 0
         return 1 + (num_samples - self.n_fft) // self.hop_length
