@@ -1,0 +1,109 @@
+"""Labeler diversity term of tri-training (Park et al. eq. 8).
+
+``R = lambda * | (W_1 / |W_1|)^T (W_2 / |W_2|) |`` on the weights of the
+first layer of the two labelers. The paper leaves open what ``|.|`` means;
+every choice is an :class:`OrthogonalityConfig` value:
+
+* ``layer``: which matrix of each labeler. ``first`` is its first layer: a
+  hidden layer if the head has one, otherwise its strong and attention output
+  matrices stacked (``[2K, in]``). ``output`` and ``hidden`` force one of them.
+* ``normalization``: ``frobenius`` divides each matrix by its Frobenius norm
+  (default); ``row`` divides each unit's weight vector (row of a PyTorch
+  ``(out, in)`` weight) by its L2 norm.
+* ``orientation``: ``in`` computes ``W_1^T W_2`` (``in x in``, as printed and
+  as both ATDA references do; default); ``out`` computes ``W_1 W_2^T``
+  (``out x out``; with row normalisation its entries are the cosines between
+  the two labelers' units).
+* ``reduction``: ``sum_abs`` (default), ``mean_abs`` or ``frobenius`` of the
+  product.
+* ``weight``: lambda (1.0 in the paper).
+
+The term is zero when the two matrices are orthogonal in the chosen
+orientation and does not change when either matrix is rescaled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import torch
+
+
+@dataclass(frozen=True)
+class OrthogonalityConfig:
+    """Settings of eq. 8 (see the module docstring)."""
+
+    weight: float = 1.0
+    layer: Literal["first", "output", "hidden"] = "first"
+    normalization: Literal["frobenius", "row"] = "frobenius"
+    reduction: Literal["sum_abs", "mean_abs", "frobenius"] = "sum_abs"
+    orientation: Literal["in", "out"] = "in"
+    eps: float = 1e-12
+
+    def __post_init__(self) -> None:
+        if self.weight < 0:
+            raise ValueError(f"weight must be >= 0, got {self.weight}")
+        if self.eps <= 0:
+            raise ValueError(f"eps must be positive, got {self.eps}")
+
+
+class HasLayerWeights(Protocol):
+    """A labeler that can hand out the weight matrix ``(out, in)`` of a named layer."""
+
+    def layer_weight(self, which: str) -> torch.Tensor: ...
+
+
+def _normalize(w: torch.Tensor, how: str, eps: float) -> torch.Tensor:
+    if how == "frobenius":
+        return w / w.norm().clamp_min(eps)
+    if how == "row":
+        return w / w.norm(dim=1, keepdim=True).clamp_min(eps)
+    raise ValueError(f"unknown normalization {how!r}")
+
+
+def orthogonality_penalty(w1: torch.Tensor, w2: torch.Tensor, cfg: OrthogonalityConfig) -> torch.Tensor:
+    """Eq. 8 on two weight matrices, weighted by ``cfg.weight``.
+
+    Parameters
+    ----------
+    w1, w2: ``(out, in)`` weight matrices of the two labelers (PyTorch
+        ``Linear`` layout). ``in`` orientation needs equal ``out`` sizes,
+        ``out`` orientation equal ``in`` sizes.
+    cfg: the choices of normalisation, orientation, reduction and weight.
+
+    Returns
+    -------
+    A scalar tensor, differentiable with respect to both matrices.
+    """
+    if w1.dim() != 2 or w2.dim() != 2:
+        raise ValueError(f"expected two matrices, got shapes {tuple(w1.shape)} and {tuple(w2.shape)}")
+    a = _normalize(w1, cfg.normalization, cfg.eps)
+    b = _normalize(w2, cfg.normalization, cfg.eps)
+    if cfg.orientation == "in":
+        if a.shape[0] != b.shape[0]:
+            raise ValueError(f"W1^T W2 needs equal output sizes, got {tuple(a.shape)} and {tuple(b.shape)}")
+        prod = a.t() @ b
+    else:
+        if a.shape[1] != b.shape[1]:
+            raise ValueError(f"W1 W2^T needs equal input sizes, got {tuple(a.shape)} and {tuple(b.shape)}")
+        prod = a @ b.t()
+    if cfg.reduction == "sum_abs":
+        value = prod.abs().sum()
+    elif cfg.reduction == "mean_abs":
+        value = prod.abs().mean()
+    elif cfg.reduction == "frobenius":
+        value = prod.norm()
+    else:
+        raise ValueError(f"unknown reduction {cfg.reduction!r}")
+    return cfg.weight * value
+
+
+def labeler_orthogonality(
+    labeler1: HasLayerWeights, labeler2: HasLayerWeights, cfg: OrthogonalityConfig
+) -> torch.Tensor:
+    """Eq. 8 between two labelers, on the layer ``cfg.layer`` of each."""
+    return orthogonality_penalty(labeler1.layer_weight(cfg.layer), labeler2.layer_weight(cfg.layer), cfg)
+
+
+__all__ = ["HasLayerWeights", "OrthogonalityConfig", "labeler_orthogonality", "orthogonality_penalty"]

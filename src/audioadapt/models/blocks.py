@@ -1,0 +1,177 @@
+"""Building blocks of the SED networks: gated activations, the conv block,
+frame-mask pooling and weight initialisation.
+
+Tensor axes are named as in the rest of the package: a conv feature map is
+``(batch, channel, frame, freq)``; a frame mask is ``(batch, frame)`` with
+``True`` on real frames and ``False`` on padding.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+Activation = Literal["glu", "glu_classic", "relu"]
+InitScheme = Literal["dcase2019", "torch_default"]
+
+
+class ChannelGLU(nn.Module):
+    """Channel-preserving gated linear unit of the DESED baselines.
+
+    ``y = (W_c x + b) * sigmoid(x)``: a per-position linear map over the
+    channel axis, gated by the sigmoid of the *input*. Unlike the classic GLU
+    it keeps the channel count and adds ``C * C + C`` parameters.
+
+    Shapes: ``(batch, channel, frame, freq) -> (batch, channel, frame, freq)``.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.linear = nn.Linear(channels, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lin = self.linear(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return lin * torch.sigmoid(x)
+
+
+class ClassicGLU(nn.Module):
+    """Classic GLU (Dauphin et al.): split the channels into ``a, b`` and return ``a * sigmoid(b)``.
+
+    Shapes: ``(batch, 2 * channel, frame, freq) -> (batch, channel, frame, freq)``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.glu(x, dim=1)
+
+
+class ConvBlock(nn.Module):
+    """Conv2d -> BatchNorm2d -> activation -> Dropout -> AvgPool2d.
+
+    Parameters
+    ----------
+    in_channels, out_channels:
+        Channels before and after the block.
+    kernel_size:
+        Odd square kernel; stride 1 and padding ``kernel_size // 2`` keep the
+        frame and frequency sizes before pooling.
+    pooling:
+        ``(time, freq)`` average-pooling factors; each axis is floored.
+    dropout:
+        Dropout probability after the activation.
+    activation:
+        ``"glu"`` (DESED channel-preserving form), ``"glu_classic"`` (the conv
+        outputs ``2 * out_channels`` that the GLU halves) or ``"relu"``.
+    bn_eps, bn_momentum:
+        BatchNorm settings; ``bn_momentum`` uses PyTorch's convention
+        ``running = (1 - m) * running + m * batch``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        pooling: tuple[int, int],
+        dropout: float,
+        activation: Activation,
+        bn_eps: float,
+        bn_momentum: float,
+    ):
+        super().__init__()
+        conv_out = 2 * out_channels if activation == "glu_classic" else out_channels
+        self.conv = nn.Conv2d(in_channels, conv_out, kernel_size, stride=1, padding=kernel_size // 2)
+        self.norm = nn.BatchNorm2d(conv_out, eps=bn_eps, momentum=bn_momentum)
+        if activation == "glu":
+            self.act: nn.Module = ChannelGLU(out_channels)
+        elif activation == "glu_classic":
+            self.act = ClassicGLU()
+        elif activation == "relu":
+            self.act = nn.ReLU()
+        else:
+            raise ValueError(f"unknown activation {activation!r}")
+        self.dropout = nn.Dropout(dropout)
+        self.pool = nn.AvgPool2d(tuple(pooling))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, in_channel, frame, freq) -> (batch, out_channel, frame', freq')``."""
+        return self.pool(self.dropout(self.act(self.norm(self.conv(x)))))
+
+
+def pool_frame_mask(mask: torch.Tensor, time_pooling: tuple[int, ...]) -> torch.Tensor:
+    """Frame mask at the output rate of a network with the given time pooling.
+
+    Each pooling layer floors, like ``AvgPool2d``: trailing frames that do not
+    fill a window are dropped, and an output frame is valid only when every
+    input frame of its window is valid. For a prefix mask of ``L`` valid frames
+    this gives :meth:`audioadapt.features.frames.FrameGrid.num_output_frames`
+    valid output frames.
+
+    Parameters
+    ----------
+    mask:
+        ``(batch, frame)`` boolean, ``True`` on real frames.
+    time_pooling:
+        Per-layer time factors, applied in order.
+
+    Returns
+    -------
+    ``(batch, out_frame)`` boolean.
+    """
+    out = mask.bool()
+    for factor in time_pooling:
+        if factor == 1:
+            continue
+        n = out.shape[1] // factor
+        out = out[:, : n * factor].reshape(out.shape[0], n, factor).all(dim=-1)
+    return out
+
+
+def init_weights(module: nn.Module, scheme: InitScheme) -> None:
+    """Initialise every layer of ``module`` in place.
+
+    ``"dcase2019"`` follows the DCASE 2019 task 4 baseline
+    (``baseline/utils/utils.py``, ``weights_init``):
+
+    * ``Conv2d``: Xavier-uniform with gain ``sqrt(2)``, bias 0;
+    * ``BatchNorm``: weight ``N(1, 0.02)``, bias 0;
+    * ``GRU``/``LSTM``: orthogonal weight matrices (biases keep PyTorch's default);
+    * ``Linear`` (including the one inside :class:`ChannelGLU`): weight ``N(0, 0.01)``, bias 0.
+
+    ``"torch_default"`` keeps PyTorch's own initialisation.
+    """
+    if scheme == "torch_default":
+        return
+    if scheme != "dcase2019":
+        raise ValueError(f"unknown init scheme {scheme!r}")
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.xavier_uniform_(m.weight, gain=math.sqrt(2.0))
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+            if m.weight is not None:
+                nn.init.normal_(m.weight, 1.0, 0.02)
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.GRU, nn.LSTM)):
+            for name, p in m.named_parameters():
+                if name.startswith("weight"):
+                    nn.init.orthogonal_(p)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 0.01)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+__all__ = [
+    "Activation",
+    "ChannelGLU",
+    "ClassicGLU",
+    "ConvBlock",
+    "InitScheme",
+    "init_weights",
+    "pool_frame_mask",
+]

@@ -1,0 +1,210 @@
+"""Feature extractor F: the DESED-style 7-block CRNN (JiaKai lineage).
+
+Park et al. describe F only as "seven CNN blocks and two Bi-GRU", after the
+CRNN of L. JiaKai (DCASE 2018 winner), whose code is not public. Our working
+definition is the only public network of that shape: the DCASE 2020+ baseline
+CRNN (``turpaultn/dcase20_task4``, ``DCASE-REPO/DESED_task`` ``desed_task/nnet``):
+
+=======  ==  ==  ==  ===  ===  ===  ===
+block    1   2   3   4    5    6    7
+filters  16  32  64  128  128  128  128
+pool     2,2 2,2 1,2 1,2  1,2  1,2  1,2
+=======  ==  ==  ==  ===  ===  ===  ===
+
+Each block is Conv2d 3x3 (stride 1, pad 1) -> BatchNorm2d -> GLU -> Dropout
+-> AvgPool2d (pool as ``(time, freq)``); then a 2-layer BiGRU with 128 units
+per direction. A ``(batch, 640, 128)`` log-mel becomes ``(batch, 160, 256)``.
+It is not claimed to be the paper's exact network.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from audioadapt.models.blocks import Activation, ConvBlock, InitScheme, init_weights
+
+
+@dataclass(frozen=True)
+class CRNNConfig:
+    """Every size of the CRNN feature extractor.
+
+    Attributes
+    ----------
+    filters: output channels of each conv block.
+    kernel_sizes: odd square kernel of each block (stride 1, "same" padding).
+    pooling: ``(time, freq)`` average-pooling factors of each block.
+    dropout: dropout after each block's activation.
+    activation: ``"glu"`` is DESED's channel-preserving gate
+        ``(W_c x + b) * sigmoid(x)``; ``"glu_classic"`` doubles the conv
+        channels and gates one half with the other; ``"relu"``.
+    bn_eps: BatchNorm epsilon (DESED: 1e-3).
+    bn_momentum: BatchNorm momentum in **PyTorch's** convention,
+        ``running = (1 - m) * running + m * batch``. DESED passes 0.99 in this
+        convention, so the running statistics follow mostly the latest batch.
+        That is *not* Keras' ``momentum=0.99`` (``running = m * running +
+        (1 - m) * batch``), which corresponds to 0.01 here.
+    rnn_type: ``"gru"`` (default) or ``"lstm"``.
+    rnn_hidden: units per direction.
+    rnn_layers: stacked recurrent layers.
+    rnn_bidirectional: bidirectional recurrence (output ``2 * rnn_hidden``).
+    rnn_dropout: dropout between recurrent layers (DESED: 0).
+    init: ``"dcase2019"`` (the 2019 baseline's scheme, see
+        :func:`audioadapt.models.blocks.init_weights`) or ``"torch_default"``.
+        A :class:`~audioadapt.models.sed_model.SedModel` applies the same
+        scheme to its heads and domain classifier.
+    """
+
+    filters: tuple[int, ...] = (16, 32, 64, 128, 128, 128, 128)
+    kernel_sizes: tuple[int, ...] = (3, 3, 3, 3, 3, 3, 3)
+    pooling: tuple[tuple[int, int], ...] = ((2, 2), (2, 2), (1, 2), (1, 2), (1, 2), (1, 2), (1, 2))
+    dropout: float = 0.5
+    activation: Activation = "glu"
+    bn_eps: float = 1e-3
+    bn_momentum: float = 0.99
+    rnn_type: Literal["gru", "lstm"] = "gru"
+    rnn_hidden: int = 128
+    rnn_layers: int = 2
+    rnn_bidirectional: bool = True
+    rnn_dropout: float = 0.0
+    init: InitScheme = "dcase2019"
+
+    def __post_init__(self) -> None:
+        n = len(self.filters)
+        if n == 0:
+            raise ValueError("filters must name at least one conv block")
+        if len(self.kernel_sizes) != n or len(self.pooling) != n:
+            raise ValueError(
+                f"filters, kernel_sizes and pooling need one entry per block, got "
+                f"{n}, {len(self.kernel_sizes)} and {len(self.pooling)}"
+            )
+        if any(f <= 0 for f in self.filters):
+            raise ValueError(f"filters must be positive, got {self.filters}")
+        if any(k <= 0 or k % 2 == 0 for k in self.kernel_sizes):
+            raise ValueError(f"kernel_sizes must be positive odd integers, got {self.kernel_sizes}")
+        if any(len(p) != 2 or min(p) < 1 for p in self.pooling):
+            raise ValueError(f"pooling must hold (time, freq) pairs >= 1, got {self.pooling}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
+        if not 0.0 <= self.rnn_dropout < 1.0:
+            raise ValueError(f"rnn_dropout must lie in [0, 1), got {self.rnn_dropout}")
+        if not 0.0 <= self.bn_momentum <= 1.0:
+            raise ValueError(f"bn_momentum must lie in [0, 1], got {self.bn_momentum}")
+        if self.bn_eps <= 0:
+            raise ValueError(f"bn_eps must be positive, got {self.bn_eps}")
+        if self.rnn_hidden <= 0 or self.rnn_layers <= 0:
+            raise ValueError(
+                f"rnn_hidden and rnn_layers must be positive, got {self.rnn_hidden}, {self.rnn_layers}"
+            )
+
+    @property
+    def time_pooling(self) -> tuple[int, ...]:
+        """Per-block time pooling factors, for :class:`audioadapt.features.frames.FrameGrid`."""
+        return tuple(int(p[0]) for p in self.pooling)
+
+    @property
+    def freq_pooling(self) -> tuple[int, ...]:
+        """Per-block frequency pooling factors."""
+        return tuple(int(p[1]) for p in self.pooling)
+
+    @property
+    def output_dim(self) -> int:
+        """Feature size of F per output frame (256 for the defaults)."""
+        return self.rnn_hidden * (2 if self.rnn_bidirectional else 1)
+
+    def freq_bins_out(self, n_mels: int) -> int:
+        """Frequency bins left after the conv stack (each pooling floors)."""
+        n = n_mels
+        for factor in self.freq_pooling:
+            n //= factor
+        return n
+
+
+class CRNN(nn.Module):
+    """Shared feature extractor F: conv blocks then a recurrent stack.
+
+    Parameters
+    ----------
+    cfg:
+        Architecture.
+    n_mels:
+        Mel bins of the input (from the feature configuration).
+
+    Notes
+    -----
+    When the conv stack leaves more than one frequency bin, channels and bins
+    are flattened into the recurrent input (``channel * freq``). Padded frames
+    pass through the conv stack and the recurrence like real ones (as in
+    DESED); they are excluded later, from pooling and losses, through the
+    frame mask.
+    """
+
+    def __init__(self, cfg: CRNNConfig, n_mels: int):
+        super().__init__()
+        freq_out = cfg.freq_bins_out(n_mels)
+        if freq_out < 1:
+            raise ValueError(
+                f"the conv stack pools {n_mels} mel bins down to nothing (frequency "
+                f"pooling {cfg.freq_pooling}, total {math.prod(cfg.freq_pooling)})"
+            )
+        self.cfg = cfg
+        self.n_mels = n_mels
+        blocks = []
+        in_ch = 1
+        for out_ch, k, pool in zip(cfg.filters, cfg.kernel_sizes, cfg.pooling):
+            blocks.append(
+                ConvBlock(in_ch, out_ch, k, pool, cfg.dropout, cfg.activation, cfg.bn_eps, cfg.bn_momentum)
+            )
+            in_ch = out_ch
+        self.cnn = nn.Sequential(*blocks)
+        rnn_cls = nn.GRU if cfg.rnn_type == "gru" else nn.LSTM
+        self.rnn = rnn_cls(
+            input_size=cfg.filters[-1] * freq_out,
+            hidden_size=cfg.rnn_hidden,
+            num_layers=cfg.rnn_layers,
+            batch_first=True,
+            bidirectional=cfg.rnn_bidirectional,
+            dropout=cfg.rnn_dropout if cfg.rnn_layers > 1 else 0.0,
+        )
+        init_weights(self, cfg.init)
+
+    @property
+    def time_pooling(self) -> tuple[int, ...]:
+        """Per-block time pooling factors (build a ``FrameGrid`` with them)."""
+        return self.cfg.time_pooling
+
+    @property
+    def output_dim(self) -> int:
+        return self.cfg.output_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Extract frame features.
+
+        Parameters
+        ----------
+        x:
+            Log-mel features ``(batch, frame, mel)``.
+
+        Returns
+        -------
+        ``(batch, out_frame, feature)``, ``feature = output_dim``; ``out_frame``
+        applies each time pooling factor with a floor (640 -> 160).
+        """
+        if x.dim() != 3 or x.shape[-1] != self.n_mels:
+            raise ValueError(f"expected features (batch, frame, {self.n_mels}), got {tuple(x.shape)}")
+        if x.shape[1] < math.prod(self.time_pooling):
+            raise ValueError(
+                f"{x.shape[1]} input frames are fewer than the time pooling ({math.prod(self.time_pooling)})"
+            )
+        h = self.cnn(x.unsqueeze(1))  # (batch, channel, out_frame, freq)
+        b, c, t, f = h.shape
+        h = h.permute(0, 2, 1, 3).reshape(b, t, c * f)
+        out, _ = self.rnn(h)
+        return out
+
+
+__all__ = ["CRNN", "CRNNConfig"]
