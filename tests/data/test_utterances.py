@@ -34,6 +34,18 @@ def test_record_fields_and_validation() -> None:
         utt("sad", utt_id="")
 
 
+def test_pickles_with_its_extra_fields() -> None:
+    import copy
+    import pickle
+
+    u = utt("neutral", gender="male", extra={"vad": (2.5, 3.0, 3.5), "session": 1})
+    back = pickle.loads(pickle.dumps(u))
+    assert back == u and dict(back.extra) == {"vad": (2.5, 3.0, 3.5), "session": 1}
+    assert copy.deepcopy(u).extra["session"] == 1
+    with pytest.raises(TypeError):
+        back.extra.update(session=2)  # type: ignore[attr-defined]
+
+
 def test_equality_ignores_extra_and_records_hash() -> None:
     a, b = utt("happy", extra={"x": 1}), utt("happy", extra={"x": 2})
     assert a == b and hash(a) == hash(b)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from audioadapt.errors import DataError
@@ -22,7 +21,20 @@ EMOTIONS: tuple[str, ...] = ("angry", "happy", "sad", "neutral")
 #: Allowed values of :attr:`Utterance.gender`.
 GENDERS: tuple[str, ...] = ("female", "male")
 
-_GENDER_ALIASES = {"f": "female", "female": "female", "w": "female", "m": "male", "male": "male"}
+_GENDER_ALIASES = {"f": "female", "female": "female", "m": "male", "male": "male"}
+
+
+class FrozenDict(dict):
+    """A read-only dict that pickles (``MappingProxyType`` does not, and loaders' records cross processes)."""
+
+    def _readonly(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("Utterance.extra is read-only")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _readonly  # type: ignore[assignment]
+    __ior__ = _readonly  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[type, tuple[dict]]:
+        return (FrozenDict, (dict(self),))
 
 
 def normalize_gender(value: str | None) -> str | None:
@@ -71,7 +83,7 @@ class Utterance:
             raise DataError(f"gender {self.gender!r} of utterance {self.utt_id!r} is not one of {list(GENDERS)}")
         if not self.utt_id:
             raise DataError(f"utterance at {self.path} has an empty id")
-        object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
+        object.__setattr__(self, "extra", FrozenDict(self.extra))
 
     @property
     def label_index(self) -> int | None:

@@ -91,7 +91,7 @@ teisel real"
 
 OLD_SHORT = (
     'File type = "ooTextFile short"\n"TextGrid"\n\n0\n1e0\n<exists>\n1\n'
-    '"IntervalTier"\n"emotion"\n0\n1\n1\n0\n1\n"joy" ! a comment\n'
+    '"IntervalTier"\n"emotion"\n0\n1\n1\n0\n.1E1\n"joy" ! a comment\n'
 )
 
 

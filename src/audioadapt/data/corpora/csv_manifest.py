@@ -29,7 +29,7 @@ import io
 from collections.abc import Mapping
 from pathlib import Path
 
-from audioadapt.data.corpora._common import Problems, read_text, referenced_audio, unique_ids
+from audioadapt.data.corpora._common import OnError, Problems, read_text, referenced_audio, unique_ids
 from audioadapt.data.manifest import SkipReport
 from audioadapt.data.utterances import EMOTIONS, Utterance, normalize_gender
 from audioadapt.errors import ConfigError, DataError
@@ -61,7 +61,7 @@ def _check_label_map(label_map: Mapping[str, str | None] | None) -> dict[str, st
 def prepare_csv(
     root: str | Path,
     *,
-    on_error: str = "raise",
+    on_error: OnError = "raise",
     report: SkipReport | None = None,
     keep_unmapped: bool = False,
     check_audio: bool = False,

@@ -31,6 +31,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from audioadapt.data.corpora._common import (
+    OnError,
     Problems,
     audio_files,
     layout_error,
@@ -65,7 +66,7 @@ def _first_text(grid: TextGrid, name: str) -> str | None:
 def prepare_ekorpus(
     root: str | Path,
     *,
-    on_error: str = "raise",
+    on_error: OnError = "raise",
     report: SkipReport | None = None,
     keep_unmapped: bool = False,
     check_audio: bool = False,

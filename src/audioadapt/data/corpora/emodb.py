@@ -37,6 +37,7 @@ import re
 from pathlib import Path
 
 from audioadapt.data.corpora._common import (
+    OnError,
     Problems,
     audio_files,
     check_audio_file,
@@ -90,7 +91,7 @@ def _wav_dir(root: Path) -> Path:
 def prepare_emodb(
     root: str | Path,
     *,
-    on_error: str = "raise",
+    on_error: OnError = "raise",
     report: SkipReport | None = None,
     keep_unmapped: bool = False,
     check_audio: bool = False,

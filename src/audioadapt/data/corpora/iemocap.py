@@ -42,6 +42,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from audioadapt.data.corpora._common import (
+    OnError,
     Problems,
     logger,
     describe,
@@ -170,7 +171,7 @@ def _read_label_file(
 def prepare_iemocap(
     root: str | Path,
     *,
-    on_error: str = "raise",
+    on_error: OnError = "raise",
     report: SkipReport | None = None,
     keep_unmapped: bool = False,
     check_audio: bool = False,

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from audioadapt.data.corpora._common import (
+    OnError,
     Problems,
     audio_files,
     check_audio_file,
@@ -193,7 +194,7 @@ def _from_names(root: Path, keep_unmapped: bool, check_audio: bool, problems: Pr
 def prepare_shemo(
     root: str | Path,
     *,
-    on_error: str = "raise",
+    on_error: OnError = "raise",
     report: SkipReport | None = None,
     keep_unmapped: bool = False,
     check_audio: bool = False,

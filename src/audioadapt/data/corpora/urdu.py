@@ -27,6 +27,7 @@ import re
 from pathlib import Path
 
 from audioadapt.data.corpora._common import (
+    OnError,
     Problems,
     audio_files,
     check_audio_file,
@@ -72,7 +73,7 @@ def _class_folders(root: Path) -> dict[str, Path]:
 def prepare_urdu(
     root: str | Path,
     *,
-    on_error: str = "raise",
+    on_error: OnError = "raise",
     report: SkipReport | None = None,
     keep_unmapped: bool = False,
     check_audio: bool = False,
