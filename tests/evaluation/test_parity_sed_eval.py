@@ -20,7 +20,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
 CLASSES = ["Alarm", "Dog", "Speech", "Never_predicted", "Never_in_reference"]
 TOL = 1e-6
-CASES_PER_SEED = 8
+CASES_PER_SEED = 12
 
 
 def _dicts(name, events):

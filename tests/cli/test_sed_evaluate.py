@@ -1,0 +1,114 @@
+"""``audioadapt sed evaluate`` end to end on generated TSV files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from audioadapt.cli.main import main
+from audioadapt.data.dcase import write_durations_tsv, write_strong_tsv
+from audioadapt.data.manifest import Event as E
+
+REFERENCE = {
+    "a.wav": [E(0.5, 2.0, "Speech"), E(3.0, 6.0, "Dog")],
+    "b.wav": [],
+    "c.wav": [E(1.0, 9.0, "Blender")],
+}
+PREDICTED = {
+    "a.wav": [E(0.6, 2.1, "Speech"), E(7.0, 8.0, "Dog")],
+    "b.wav": [E(1.0, 2.0, "Speech")],
+}
+
+
+@pytest.fixture
+def files(tmp_path):
+    ref = write_strong_tsv(tmp_path / "ref.tsv", REFERENCE)
+    pred = write_strong_tsv(tmp_path / "pred.tsv", PREDICTED)
+    durations = write_durations_tsv(tmp_path / "durations.tsv", {name: 10.0 for name in REFERENCE})
+    return tmp_path, ref, pred, durations
+
+
+def test_prints_the_table_and_writes_json_and_markdown(files, capsys):
+    tmp, ref, pred, _ = files
+    out = tmp / "res" / "results.json"
+    assert main(["sed", "evaluate", "--pred", str(pred), "--ref", str(ref), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    # By hand: Speech 1 TP of 1 reference, 2 detections -> F1 2/3; Dog and Blender 0 -> macro 2/9
+    assert "| Speech | 1 | 66.67 | 50.00 | 100.00 |" in printed
+    assert "| macro |" in printed and "| micro |" in printed
+    data = json.loads(out.read_text())
+    assert data["entries"]["event_macro_f1"] == pytest.approx(2 / 9)
+    assert data["results"]["event"]["class_wise"]["Dog"]["fp"] == 1
+    assert data["inputs"]["reference"] == str(ref)
+    assert "numpy" in data["versions"]
+    assert out.with_suffix(".md").read_text().startswith("## SED evaluation")
+
+
+def test_durations_change_the_segment_metric(files, capsys):
+    _, ref, pred, durations = files
+    args = ["sed", "evaluate", "--pred", str(pred), "--ref", str(ref)]
+    assert main(args + ["--out", str(files[0] / "plain.json")]) == 0
+    assert main(args + ["--durations", str(durations), "--out", str(files[0] / "dur.json")]) == 0
+    plain = json.loads((files[0] / "plain.json").read_text())["results"]["segment"]
+    dur = json.loads((files[0] / "dur.json").read_text())["results"]["segment"]
+    # Without durations a file lasts until its last reference or predicted offset:
+    # a.wav 8 s (the predicted Dog), b.wav 2 s, c.wav 9 s.
+    assert plain["info"]["evaluated_seconds"] == pytest.approx(8.0 + 2.0 + 9.0)
+    assert dur["info"]["evaluated_seconds"] == pytest.approx(30.0)
+
+
+def test_classes_option_restricts_and_orders_the_table(files, capsys):
+    tmp, ref, pred, _ = files
+    code = main(["sed", "evaluate", "--pred", str(pred), "--ref", str(ref), "--classes", "Speech,Dog,Blender,Cat"])
+    assert code == 0
+    rows = [line.split("|")[1].strip() for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert rows[-6:] == ["Speech", "Dog", "Blender", "Cat", "macro", "micro"]
+
+
+def test_missing_file_is_a_clean_error(files, capsys):
+    tmp, ref, _, _ = files
+    missing = tmp / "nope.tsv"
+    assert main(["sed", "evaluate", "--pred", str(missing), "--ref", str(ref)]) == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err and "Traceback" not in err
+
+
+def test_malformed_row_names_file_and_line(files, capsys):
+    tmp, ref, _, _ = files
+    bad = tmp / "bad.tsv"
+    bad.write_text("filename\tonset\toffset\tevent_label\na.wav\t0.5\t1.0\tSpeech\na.wav\t0.5\tsoon\tDog\n")
+    assert main(["sed", "evaluate", "--pred", str(bad), "--ref", str(ref)]) == 2
+    assert f"{bad}:3" in capsys.readouterr().err
+
+
+def test_unknown_label_with_classes_is_a_clean_error(files, capsys):
+    _, ref, pred, _ = files
+    assert main(["sed", "evaluate", "--pred", str(pred), "--ref", str(ref), "--classes", "Speech,Dog"]) == 2
+    assert "Blender" in capsys.readouterr().err
+
+
+def test_predictions_for_unknown_files(files, capsys):
+    tmp, ref, _, _ = files
+    pred = write_strong_tsv(tmp / "extra.tsv", {**PREDICTED, "z.wav": [E(0.0, 1.0, "Dog")]})
+    args = ["sed", "evaluate", "--pred", str(pred), "--ref", str(ref)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert str(pred) in err and "z.wav" in err
+    assert main(args + ["--extra-pred-files", "false_positive", "--out", str(tmp / "fp.json")]) == 0
+    data = json.loads((tmp / "fp.json").read_text())
+    assert data["results"]["event"]["class_wise"]["Dog"]["fp"] == 2
+
+
+def test_missing_durations_are_a_clean_error(files, capsys):
+    tmp, ref, pred, _ = files
+    short = write_durations_tsv(tmp / "short.tsv", {"a.wav": 10.0})
+    assert main(["sed", "evaluate", "--pred", str(pred), "--ref", str(ref), "--durations", str(short)]) == 2
+    assert str(short) in capsys.readouterr().err
+
+
+def test_bad_classes_argument_is_a_usage_error(files, capsys):
+    _, ref, pred, _ = files
+    with pytest.raises(SystemExit) as exc:
+        main(["sed", "evaluate", "--pred", str(pred), "--ref", str(ref), "--classes", "Speech,,Dog"])
+    assert exc.value.code == 2
