@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "evaluate",
         help="event/segment/clip F1 of predicted events against a reference TSV",
         description="Score predicted events (DCASE strong TSV: filename onset offset event_label) against a "
-        "reference with the DCASE task 4 settings: event-based F1 (200 ms collar, 20 %% offset, zero_score), "
+        "reference with the DCASE task 4 settings: event-based F1 (200 ms collar, 20 % offset, zero_score), "
         "segment-based F1 (1 s) and clip-level F1. Prints the per-class table; --out also writes JSON "
         "and a Markdown table beside it.",
     )

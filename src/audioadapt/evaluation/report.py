@@ -58,8 +58,8 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if isinstance(value, Path):
         return str(value)
-    if hasattr(value, "item") and callable(value.item):  # numpy scalar
-        return _jsonable(value.item())
+    if hasattr(value, "tolist") and callable(value.tolist):  # numpy scalar or array
+        return _jsonable(value.tolist())
     return value
 
 

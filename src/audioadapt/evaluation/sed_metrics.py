@@ -212,8 +212,9 @@ class FScoreResult:
     micro: all classes pooled (sed_eval's "overall").
     settings: the metric settings that produced it.
     info: evaluated files and seconds, and similar bookkeeping.
-    overall_error: error-rate counts of the pooled row (substitutions,
-        deletions, insertions); kept so :meth:`rescore` preserves them.
+
+    Everything is derived from the per-class counts and the pooled error
+    counts, so :meth:`rescore` can switch the undefined-ratio convention.
     """
 
     kind: str
