@@ -1,0 +1,219 @@
+"""Checkpoints: self-describing, written atomically, loaded without running code.
+
+A checkpoint is a ``torch.save`` zip file holding one dictionary of tensors
+and plain Python values (``dict``, ``list``, ``tuple``, ``str``, ``int``,
+``float``, ``bool``, ``None``), so it loads with
+``torch.load(path, weights_only=True)``; a file holding any other pickled
+object is refused. Keys:
+
+``kind``, ``format``
+    ``"audioadapt-checkpoint"`` and the layout version (:data:`FORMAT_VERSION`).
+``audioadapt_version``
+    the package version that wrote it.
+``meta``
+    what a user needs to rebuild and run the model, given by the caller:
+    e.g. ``model_config``, ``feature_config``, ``normalizer``, ``classes``.
+``networks``
+    ``{name: state_dict}`` of every network of the method.
+``method``
+    the method's own state (memory bank, pseudo labels, ...).
+``optimizer``, ``grad_scaler``
+    state of the current phase's Adam and AMP scaler.
+``progress``
+    ``phase_index``, ``phase``, ``epoch``, ``global_epoch``, ``step``,
+    ``sampler_epoch``, ``phase_done``.
+``best``
+    ``metric``, ``mode``, ``value``, ``global_epoch`` of the best epoch so far.
+``rng``
+    one random-generator state per rank (python, numpy, torch, CUDA).
+``train_config``
+    the ``TrainConfig`` of the run, as a mapping.
+
+Files are written to a temporary file in the same directory, flushed to
+disk, then renamed over the target, so a crash never leaves a half-written
+checkpoint under the final name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import re
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path, PurePath
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from audioadapt import __version__
+from audioadapt.errors import CheckpointError
+
+KIND = "audioadapt-checkpoint"
+FORMAT_VERSION = 1
+#: Keys every checkpoint holds.
+REQUIRED_KEYS = ("kind", "format", "audioadapt_version", "meta", "networks", "method", "progress")
+
+
+def to_plain(obj: Any, where: str = "value") -> Any:
+    """``obj`` as tensors and plain Python values, or a :class:`CheckpointError` naming the culprit.
+
+    Dataclasses become dictionaries, paths strings, numpy arrays tensors and
+    numpy scalars Python numbers.
+    """
+    if obj is None or isinstance(obj, (bool, int, float, str, torch.Tensor)):
+        return obj
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, PurePath):
+        return str(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_plain(getattr(obj, f.name), f"{where}.{f.name}") for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        out = {}
+        for key, value in obj.items():
+            if not isinstance(key, (str, int)):
+                raise CheckpointError(f"{where}: key {key!r} is not a str or int")
+            out[key] = to_plain(value, f"{where}[{key!r}]")
+        return out
+    if isinstance(obj, (list, tuple)):
+        items = [to_plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+        return tuple(items) if isinstance(obj, tuple) else items
+    raise CheckpointError(
+        f"{where}: a {type(obj).__module__}.{type(obj).__qualname__} cannot go into a checkpoint; "
+        "use tensors, numbers, strings, lists and dicts"
+    )
+
+
+def make_checkpoint(
+    *,
+    networks: Mapping[str, nn.Module],
+    method_state: Mapping[str, Any],
+    progress: Mapping[str, Any],
+    best: Mapping[str, Any],
+    meta: Mapping[str, Any] | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    grad_scaler: Any = None,
+    rng: list[dict[str, Any]] | None = None,
+    train_config: Any = None,
+) -> dict[str, Any]:
+    """Assemble the checkpoint dictionary (see the module docstring)."""
+    return {
+        "kind": KIND,
+        "format": FORMAT_VERSION,
+        "audioadapt_version": __version__,
+        "meta": to_plain(dict(meta or {}), "meta"),
+        "networks": {name: module.state_dict() for name, module in networks.items()},
+        "method": to_plain(dict(method_state), "method state"),
+        "optimizer": None if optimizer is None else optimizer.state_dict(),
+        "grad_scaler": None if grad_scaler is None else grad_scaler.state_dict(),
+        "progress": to_plain(dict(progress), "progress"),
+        "best": to_plain(dict(best), "best"),
+        "rng": to_plain(list(rng or []), "rng"),
+        "train_config": to_plain(train_config, "train_config"),
+    }
+
+
+def save_checkpoint(checkpoint: Mapping[str, Any], path: str | Path) -> Path:
+    """Write ``checkpoint`` to ``path`` atomically (temp file, fsync, rename) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(dict(checkpoint), fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    try:  # make the rename itself durable
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+    return path
+
+
+_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read and check an audioadapt checkpoint with ``torch.load(weights_only=True)``.
+
+    Raises
+    ------
+    CheckpointError
+        naming the file when it is missing, truncated, corrupt, holds a
+        pickled object other than tensors and plain values, or is not an
+        audioadapt checkpoint of a known format.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path}: not a checkpoint archive (truncated or corrupt file?)")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = _GLOBAL.search(str(exc))
+        what = f" ({found.group(1)})" if found else ""
+        raise CheckpointError(
+            f"{path}: refused: the file holds a pickled object{what} other than tensors and plain values; "
+            "audioadapt never loads checkpoints that could run code"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path}: cannot read checkpoint (truncated or corrupt file?): {first}") from None
+    if not isinstance(obj, dict) or obj.get("kind") != KIND:
+        raise CheckpointError(f"{path}: not an audioadapt checkpoint")
+    missing = [k for k in REQUIRED_KEYS if k not in obj]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint lacks {missing}")
+    if not isinstance(obj["format"], int) or obj["format"] > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format {obj['format']!r} is newer than this audioadapt ({__version__}) reads"
+        )
+    return obj
+
+
+def restore_networks(
+    networks: Mapping[str, nn.Module],
+    checkpoint: Mapping[str, Any],
+    names: list[str] | None = None,
+    strict: bool = True,
+) -> None:
+    """Load the saved state of ``networks`` (all, or only ``names``) from a loaded checkpoint."""
+    saved = checkpoint["networks"]
+    wanted = list(networks) if names is None else list(names)
+    unknown = [n for n in wanted if n not in networks]
+    if unknown:
+        raise CheckpointError(f"no network(s) {unknown} to restore; the method has {sorted(networks)}")
+    missing = [n for n in wanted if n not in saved]
+    if missing:
+        raise CheckpointError(f"checkpoint has no network(s) {missing}; it holds {sorted(saved)}")
+    for name in wanted:
+        try:
+            networks[name].load_state_dict(saved[name], strict=strict)
+        except RuntimeError as exc:
+            raise CheckpointError(f"network '{name}' does not match the checkpoint: {exc}") from None
+
+
+__all__ = [
+    "FORMAT_VERSION",
+    "KIND",
+    "load_checkpoint",
+    "make_checkpoint",
+    "restore_networks",
+    "save_checkpoint",
+    "to_plain",
+]

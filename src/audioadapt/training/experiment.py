@@ -1,0 +1,263 @@
+"""Run directories, seeds, determinism, random-number states and environment versions.
+
+A run directory holds::
+
+    config.yaml     the resolved configuration (written once, compared on resume)
+    versions.json   python, torch, numpy, audioadapt, CUDA and the git commit
+    train.log       the log of every start and resume
+    metrics.csv     one row per epoch (training means, validation metrics)
+    events.*        TensorBoard event files
+    last.pt         checkpoint after the latest epoch (resume from here)
+    best.pt         checkpoint of the best epoch by the selection metric
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import random
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import audioadapt
+from audioadapt.config.load import save_config, to_dict
+from audioadapt.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.yaml"
+VERSIONS_FILE = "versions.json"
+LOG_FILE = "train.log"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python's ``random``, numpy's global generator and torch (CPU and all GPUs)."""
+    if not 0 <= seed < 2**32:
+        raise ConfigError(f"seed must be in [0, 2**32), got {seed}")
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def set_deterministic(enabled: bool) -> None:
+    """Switch ``torch.use_deterministic_algorithms`` and cuDNN's deterministic mode.
+
+    On CUDA, cuBLAS also needs ``CUBLAS_WORKSPACE_CONFIG``; it is set here
+    when absent, which only takes effect if CUDA has not been used yet.
+    """
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(enabled)
+    torch.backends.cudnn.deterministic = enabled
+    torch.backends.cudnn.benchmark = False
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """The state of every global random generator, as tensors and plain values."""
+    version, internal, gauss = random.getstate()
+    np_state = np.random.get_state(legacy=False)
+    state: dict[str, Any] = {
+        "python": {"version": version, "state": list(internal), "gauss": gauss},
+        "numpy": {
+            "key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
+            "pos": int(np_state["state"]["pos"]),
+            "has_gauss": int(np_state["has_gauss"]),
+            "gauss": float(np_state["gauss"]),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng_state`."""
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
+    npy = state["numpy"]
+    np.random.set_state(
+        {
+            "bit_generator": "MT19937",
+            "state": {"key": npy["key"].numpy().astype(np.uint32), "pos": npy["pos"]},
+            "has_gauss": npy["has_gauss"],
+            "gauss": npy["gauss"],
+        }
+    )
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        cuda_states = state["cuda"]
+        if len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all([s.cpu() for s in cuda_states])
+        else:
+            log.warning("checkpoint has CUDA RNG states of %d GPUs, %d are visible: not restored",
+                        len(cuda_states), torch.cuda.device_count())
+
+
+def _git_commit() -> str | None:
+    """Commit (``+dirty`` when modified) of the git checkout holding the package, if any."""
+    root = Path(audioadapt.__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        if commit.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True,
+            timeout=10,
+        )
+        return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def collect_versions() -> dict[str, str | None]:
+    """Versions of the environment a run used."""
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "numpy": np.__version__,
+        "audioadapt": audioadapt.__version__,
+        "git_commit": _git_commit(),
+    }
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """An open run directory.
+
+    Attributes
+    ----------
+    run_dir: the directory.
+    resumed: true when the directory already held a run.
+    log_handler: the handler copying log records to ``train.log`` (rank 0).
+    """
+
+    run_dir: Path
+    resumed: bool
+    log_handler: logging.Handler | None = field(default=None, repr=False, compare=False)
+
+    def close(self) -> None:
+        """Stop copying log records to ``train.log``."""
+        if self.log_handler is not None:
+            logging.getLogger("audioadapt").removeHandler(self.log_handler)
+            self.log_handler.close()
+
+    def __enter__(self) -> "Experiment":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.run_dir / "last.pt"
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.run_dir / "best.pt"
+
+
+def default_run_name() -> str:
+    """A timestamp such as ``20240131-235959``."""
+    return datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def start_experiment(
+    run_dir: str | Path,
+    config: Any,
+    *,
+    seed: int,
+    deterministic: bool = False,
+    resume: bool = False,
+    rank: int = 0,
+) -> Experiment:
+    """Open ``run_dir``: write or check the resolved config, record versions, seed.
+
+    Parameters
+    ----------
+    run_dir: directory of the run; created if missing.
+    config: the resolved configuration dataclass (saved with ``save_config``).
+    seed: seed of every generator (the same on all ranks, so that networks
+        start identical).
+    deterministic: call ``torch.use_deterministic_algorithms(True)``.
+    resume: continue the run in ``run_dir``; without it a directory that
+        already holds a run is refused.
+    rank: only rank 0 writes files.
+    """
+    run_dir = Path(run_dir)
+    config_path = run_dir / CONFIG_FILE
+    existing = config_path.is_file()
+    if existing and not resume:
+        raise ConfigError(f"{run_dir}: already holds a run; resume it or choose another run directory")
+    handler = None
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handler = _attach_log_file(run_dir / LOG_FILE)
+        if existing:
+            _warn_config_changes(config_path, config)
+        else:
+            save_config(config, config_path)
+            (run_dir / VERSIONS_FILE).write_text(json.dumps(collect_versions(), indent=2) + "\n", encoding="utf-8")
+        log.info("%s run in %s", "resuming" if existing else "starting", run_dir)
+    seed_everything(seed)
+    set_deterministic(deterministic)
+    return Experiment(run_dir, resumed=existing, log_handler=handler)
+
+
+def _warn_config_changes(path: Path, config: Any) -> None:
+    import yaml
+
+    try:
+        saved = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read the saved config of the run: {exc}") from exc
+    current = to_dict(config)
+    changed = sorted(_diff(saved, current))
+    if changed:
+        log.warning("%s: resuming with a changed config: %s", path, ", ".join(changed))
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in set(a) | set(b):
+            out += _diff(a.get(key), b.get(key), f"{prefix}.{key}" if prefix else str(key))
+        return out
+    return [] if a == b else [prefix or "<root>"]
+
+
+def _attach_log_file(path: Path) -> logging.Handler | None:
+    """Copy the ``audioadapt`` log records to ``path`` (once per file)."""
+    logger = logging.getLogger("audioadapt")
+    target = str(path.resolve())
+    if any(getattr(h, "baseFilename", None) == target for h in logger.handlers):
+        return None
+    handler = logging.FileHandler(target, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    return handler
+
+
+__all__ = [
+    "Experiment",
+    "capture_rng_state",
+    "collect_versions",
+    "default_run_name",
+    "restore_rng_state",
+    "seed_everything",
+    "set_deterministic",
+    "start_experiment",
+]

@@ -1,0 +1,358 @@
+"""The training loop shared by every method: phases, epochs, Adam, AMP, checkpoints, logs.
+
+Resume granularity: a checkpoint (``last.pt``) is written at the end of every
+epoch and once more after each phase's ``on_phase_end`` hook. A killed run
+resumed from ``last.pt`` repeats only the epoch (or the between-phase pass)
+that was cut short and, on CPU with the same settings, ends with exactly the
+weights and ``metrics.csv`` of an uninterrupted run: the checkpoint holds the
+random-generator states of every rank and the sampler epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from audioadapt.config.load import to_dict
+from audioadapt.errors import CheckpointError, ConfigError, DataError
+from audioadapt.training.checkpoint import (
+    load_checkpoint,
+    make_checkpoint,
+    restore_networks,
+    save_checkpoint,
+    to_plain,
+)
+from audioadapt.training.distributed import DistInfo, broadcast_networks, init_distributed, reduce_means, wrap_step
+from audioadapt.training.experiment import capture_rng_state, restore_rng_state, seed_everything, set_deterministic
+from audioadapt.training.logging import NullLogger, RunLogger, RunningMean, format_logs, progress_bar
+from audioadapt.training.method import Method, PhaseSpec, StepContext, trainable_networks
+
+log = logging.getLogger(__name__)
+
+LAST, BEST = "last.pt", "best.pt"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and bookkeeping of a run: the one home of these defaults.
+
+    Attributes
+    ----------
+    epochs: epochs of a one-phase method (multi-phase methods set their own).
+    lr, betas, weight_decay: Adam (Park et al. 2019: 1e-3, (0.9, 0.999)).
+    grad_clip_norm: clip the global gradient norm to this; ``None`` = off.
+    amp: float16 autocast with gradient scaling; CUDA only (ignored with a
+        warning on CPU).
+    device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+    seed: seed of a run; rank ``r`` draws its training randomness from ``seed + r``.
+    deterministic: ``torch.use_deterministic_algorithms(True)``.
+    log_every: optimizer steps between step scalars / progress-bar updates.
+    num_workers: DataLoader workers for loaders that methods build from this config.
+    monitor, monitor_mode: selection metric (a key of ``Method.validate``) and
+        direction; ``None`` takes the method's ``selection_metric`` / ``selection_mode``.
+    validate_every: epochs between validations; a phase's last epoch is always validated.
+    progress_bar: show a tqdm bar on rank 0.
+    tensorboard: write TensorBoard event files to the run directory.
+    fast_dev_run: when > 0, each phase runs one epoch of at most this many steps.
+    find_unused_parameters: passed to ``DistributedDataParallel``.
+    """
+
+    epochs: int = 100
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    grad_clip_norm: float | None = None
+    amp: bool = False
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seed: int = 0
+    deterministic: bool = False
+    log_every: int = 50
+    num_workers: int = 0
+    monitor: str | None = None
+    monitor_mode: Literal["max", "min"] | None = None
+    validate_every: int = 1
+    progress_bar: bool = True
+    tensorboard: bool = True
+    fast_dev_run: int = 0
+    find_unused_parameters: bool = False
+
+    def __post_init__(self) -> None:
+        positive = {"lr": self.lr, "log_every": self.log_every, "validate_every": self.validate_every}
+        for name, value in positive.items():
+            if not value > 0:
+                raise ConfigError(f"train.{name} must be positive, got {value}")
+        for name in ("epochs", "num_workers", "fast_dev_run", "weight_decay", "seed"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        if not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ConfigError(f"train.betas must lie in [0, 1), got {self.betas}")
+        if self.grad_clip_norm is not None and not self.grad_clip_norm > 0:
+            raise ConfigError(f"train.grad_clip_norm must be positive or null, got {self.grad_clip_norm}")
+
+
+@dataclass
+class FitResult:
+    """What :meth:`Trainer.fit` returns: the epoch rows it logged and the best epoch."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] = field(default_factory=dict)
+    run_dir: Path | None = None
+
+
+def _set_sampler_epoch(loader: Any, epoch: int) -> None:
+    seen: list[Any] = []
+    for obj in (loader, getattr(loader, "batch_sampler", None), getattr(loader, "sampler", None)):
+        if obj is not None and callable(getattr(obj, "set_epoch", None)) and all(obj is not s for s in seen):
+            obj.set_epoch(epoch)
+            seen.append(obj)
+
+
+def _set_modes(method: Method, trainable: Mapping[str, Any]) -> None:
+    for name, module in method.networks().items():
+        module.train(name in trainable)
+
+
+class Trainer:
+    """Runs a :class:`Method` through its phases.
+
+    Parameters
+    ----------
+    config: optimisation and bookkeeping settings.
+    run_dir: where checkpoints and logs go; ``None`` trains without files.
+    meta: saved in every checkpoint (model and feature configs, normaliser
+        state, class list, ...), as tensors and plain values or dataclasses.
+    dist: the process group; default: from torchrun's environment variables.
+    """
+
+    def __init__(self, config: TrainConfig, run_dir: str | Path | None = None, *,
+                 meta: Mapping[str, Any] | None = None, dist: DistInfo | None = None):
+        self.config = config
+        self.run_dir = None if run_dir is None else Path(run_dir)
+        self.meta = dict(meta or {})
+        to_plain(self.meta, "meta")  # fail now rather than at the first checkpoint
+        self.dist = dist if dist is not None else init_distributed(config.device)
+        self.amp = config.amp and self.dist.device.type == "cuda"
+        if config.amp and not self.amp:
+            log.warning("train.amp is only used on CUDA; training in float32 on %s", self.dist.device)
+
+    # -- public --------------------------------------------------------------
+    def fit(self, method: Method, train_loader: Iterable[Any] | None = None, *,
+            resume: bool | str | Path = False) -> FitResult:
+        """Train ``method``; ``resume`` is ``True`` (the run's ``last.pt``, if any) or a checkpoint path."""
+        cfg, dist = self.config, self.dist
+        phases = tuple(method.phases(cfg))
+        if cfg.fast_dev_run:
+            phases = tuple(PhaseSpec(p.name, min(p.epochs, 1), p.trainable, p.lr) for p in phases)
+        if not phases:
+            raise ConfigError(f"{type(method).__name__}.phases() returned no phase")
+        networks = dict(method.networks())
+        for phase in phases:
+            trainable_networks(method, phase)  # check the names before any work
+        set_deterministic(cfg.deterministic)
+        for module in networks.values():
+            module.to(dist.device)
+        ctx = StepContext(config=cfg, dist=dist, phases=phases, run_dir=self.run_dir)
+        self._monitor = cfg.monitor or method.selection_metric
+        self._best = {"metric": self._monitor, "mode": cfg.monitor_mode or method.selection_mode,
+                      "value": None, "global_epoch": None}
+        method.setup(ctx)
+        state = self._load_resume(resume)
+        rng = None
+        if state is None:
+            seed_everything(cfg.seed + dist.rank)
+        else:
+            rng = self._restore(state, method, networks, ctx)
+        broadcast_networks(networks, dist)
+        use_files = dist.is_main and self.run_dir is not None
+        logger = RunLogger(self.run_dir, keep_until=ctx.global_epoch if state else None,
+                           tensorboard=cfg.tensorboard) if use_files else NullLogger()
+        result = FitResult(run_dir=self.run_dir)
+        try:
+            while ctx.phase_index < len(phases):
+                if ctx.phase_done:  # saved after on_phase_end: the next phase starts afresh
+                    if rng is not None:
+                        restore_rng_state(rng)
+                    state = rng = None
+                    ctx.phase_index, ctx.epoch, ctx.phase_done = ctx.phase_index + 1, 0, False
+                    if ctx.phase_index == len(phases):
+                        break
+                self._run_phase(method, ctx, train_loader, state, rng, logger, result)
+                state = rng = None
+        finally:
+            logger.close()
+        result.best = dict(self._best)
+        return result
+
+    # -- phases and epochs -------------------------------------------------------
+    def _run_phase(self, method: Method, ctx: StepContext, train_loader: Iterable[Any] | None,
+                   optim_state: Mapping[str, Any] | None, rng: dict[str, Any] | None, logger: Any,
+                   result: FitResult) -> None:
+        """Run (or resume, from ``optim_state`` and ``rng``) the current phase."""
+        cfg, phase = self.config, ctx.phase
+        trainable = trainable_networks(method, phase)
+        optimizer = torch.optim.Adam(method.parameters_to_optimize(phase), lr=phase.lr or cfg.lr,
+                                     betas=cfg.betas, weight_decay=cfg.weight_decay)
+        scaler = torch.amp.GradScaler(self.dist.device.type, enabled=self.amp)
+        if optim_state is not None and optim_state.get("optimizer") is not None:
+            optimizer.load_state_dict(optim_state["optimizer"])
+            if optim_state.get("grad_scaler"):
+                scaler.load_state_dict(optim_state["grad_scaler"])
+        step_module = wrap_step(method.training_step, trainable, self.dist, cfg.find_unused_parameters)
+        _set_modes(method, trainable)
+        method.on_phase_start(phase, ctx)
+        loader = train_loader if train_loader is not None else method.train_loader(phase, ctx)
+        if rng is not None:  # the generators as they were when the checkpoint was written
+            restore_rng_state(rng)
+        while ctx.epoch < phase.epochs:
+            _set_modes(method, trainable)
+            _set_sampler_epoch(loader, ctx.global_epoch)
+            method.on_epoch_start(ctx)
+            train_logs = self._train_epoch(method, ctx, loader, step_module, optimizer, scaler, logger)
+            ctx.epoch += 1
+            ctx.global_epoch += 1
+            due = ctx.epoch % cfg.validate_every == 0 or ctx.epoch == phase.epochs
+            metrics = self._validate(method, ctx) if due else {}
+            row = {"phase": phase.name, "epoch": ctx.epoch, "global_epoch": ctx.global_epoch, "step": ctx.step,
+                   "lr": optimizer.param_groups[0]["lr"], **{f"train/{k}": v for k, v in train_logs.items()},
+                   **{f"val/{k}": v for k, v in metrics.items()}}
+            logger.log_epoch(row)
+            result.history.append(row)
+            self._save(method, ctx, optimizer, scaler, improved=self._update_best(metrics, ctx))
+        method.on_phase_end(phase, ctx)
+        ctx.phase_done = True
+        self._save(method, ctx, None, None, improved=False)
+
+    def _train_epoch(self, method: Method, ctx: StepContext, loader: Iterable[Any], step_module: Any,
+                     optimizer: torch.optim.Optimizer, scaler: Any, logger: Any) -> dict[str, float]:
+        cfg, device = self.config, self.dist.device
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        limit = cfg.fast_dev_run or None
+        try:
+            total: int | None = len(loader)  # type: ignore[arg-type]
+        except TypeError:
+            total = None
+        ctx.steps_per_epoch = min(total, limit) if total is not None and limit else (total or limit)
+        running = RunningMean()
+        bar = progress_bar(ctx.steps_per_epoch, f"{ctx.phase.name} {ctx.epoch + 1}/{ctx.phase.epochs}",
+                           cfg.progress_bar and self.dist.is_main)
+        for index, batch in enumerate(loader):
+            if limit and index >= limit:
+                break
+            ctx.step_in_epoch = index
+            batch = method.transfer_batch(batch, device)
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=self.amp):
+                loss, logs = step_module(batch, ctx)
+            values = {"loss": float(loss.detach()), **{k: float(v) for k, v in logs.items()}}
+            if not math.isfinite(values["loss"]) and not self.amp:
+                raise FloatingPointError(
+                    f"non-finite loss {values['loss']} in phase '{ctx.phase.name}', epoch {ctx.epoch + 1}, "
+                    f"step {index + 1}; logs: {format_logs(values)}")
+            scaler.scale(loss).backward()
+            if cfg.grad_clip_norm is not None:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip_norm)
+            scaler.step(optimizer)
+            scaler.update()
+            ctx.step += 1
+            with torch.no_grad():
+                method.after_optimizer_step(batch, ctx)
+            running.update(values)
+            if ctx.step % cfg.log_every == 0:
+                logger.log_step(ctx.step, values)
+                bar.set_postfix_str(format_logs(running.means()))
+            bar.update()
+        bar.close()
+        if not running.counts:
+            raise DataError(f"the training loader of phase '{ctx.phase.name}' yielded no batch")
+        return reduce_means(running.sums, running.counts, self.dist)
+
+    def _validate(self, method: Method, ctx: StepContext) -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        if self.dist.is_main:
+            networks = method.networks()
+            modes = {name: m.training for name, m in networks.items()}
+            for module in networks.values():
+                module.eval()
+            with torch.no_grad():
+                metrics = {k: float(v) for k, v in method.validate(ctx).items()}
+            for name, module in networks.items():
+                module.train(modes[name])
+        return self.dist.broadcast_object(metrics)
+
+    def _update_best(self, metrics: Mapping[str, float], ctx: StepContext) -> bool:
+        name, best = self._monitor, self._best
+        if name is None or not metrics:
+            return False
+        if name not in metrics:
+            raise ConfigError(f"selection metric '{name}' is not among the validation metrics {sorted(metrics)}")
+        value = metrics[name]
+        better = best["value"] is None or (value > best["value"] if best["mode"] == "max" else value < best["value"])
+        if better and math.isfinite(value):
+            best.update(value=value, global_epoch=ctx.global_epoch)
+            return True
+        return False
+
+    # -- checkpoints -------------------------------------------------------------------
+    def _save(self, method: Method, ctx: StepContext, optimizer: Any, scaler: Any, improved: bool) -> None:
+        if self.run_dir is None:
+            return
+        rng = self.dist.gather_objects(capture_rng_state())  # every rank's state; also a barrier
+        if self.dist.is_main:
+            progress = {"phase_index": ctx.phase_index, "phase": ctx.phase.name, "epoch": ctx.epoch,
+                        "global_epoch": ctx.global_epoch, "step": ctx.step, "sampler_epoch": ctx.global_epoch,
+                        "phase_done": ctx.phase_done}
+            ckpt = make_checkpoint(networks=method.networks(), method_state=method.state_dict(), progress=progress,
+                                   best=self._best, meta=self.meta, optimizer=optimizer, grad_scaler=scaler,
+                                   rng=rng, train_config=to_dict(self.config))
+            save_checkpoint(ckpt, self.run_dir / LAST)
+            if improved:
+                save_checkpoint(ckpt, self.run_dir / BEST)
+        self.dist.barrier()
+
+    def _load_resume(self, resume: bool | str | Path) -> dict[str, Any] | None:
+        if resume is False:
+            return None
+        if resume is True:
+            if self.run_dir is None:
+                raise ConfigError("resume=True needs a run directory")
+            if not (self.run_dir / LAST).is_file():
+                log.info("%s: no %s yet, starting from scratch", self.run_dir, LAST)
+                return None
+            resume = self.run_dir / LAST
+        return load_checkpoint(resume, map_location=self.dist.device)
+
+    def _restore(self, state: dict[str, Any], method: Method, networks: dict,
+                 ctx: StepContext) -> dict[str, Any] | None:
+        """Load networks, method state, progress and best; return this rank's saved generator state."""
+        progress = state["progress"]
+        names = [p.name for p in ctx.phases]
+        index = progress["phase_index"]
+        if index >= len(names) or names[index] != progress["phase"]:
+            raise CheckpointError(f"checkpoint is in phase '{progress['phase']}' (#{index}), "
+                                  f"but {type(method).__name__} has phases {names}")
+        restore_networks(networks, state)
+        method.load_state_dict(state["method"])
+        ctx.phase_index, ctx.epoch, ctx.global_epoch = index, progress["epoch"], progress["global_epoch"]
+        ctx.step, ctx.phase_done = progress["step"], progress["phase_done"]
+        if state["best"].get("metric") == self._best["metric"]:
+            self._best.update(value=state["best"]["value"], global_epoch=state["best"]["global_epoch"])
+        else:
+            log.warning("selection metric changed from %r to %r: best epoch forgotten",
+                        state["best"].get("metric"), self._best["metric"])
+        log.info("resuming at phase '%s', epoch %d (step %d)", progress["phase"], ctx.epoch, ctx.step)
+        rng = state.get("rng") or []
+        if len(rng) == self.dist.world_size:
+            return rng[self.dist.rank]
+        log.warning("checkpoint holds random states of %d ranks, this run has %d: reseeding",
+                    len(rng), self.dist.world_size)
+        seed_everything(self.config.seed + self.dist.rank + ctx.global_epoch)
+        return None
+
+__all__ = ["BEST", "LAST", "FitResult", "TrainConfig", "Trainer"]

@@ -1,0 +1,146 @@
+"""Checkpoints load with weights_only, refuse pickled objects and name broken files."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from audioadapt import __version__
+from audioadapt.errors import CheckpointError
+from audioadapt.training.checkpoint import (
+    FORMAT_VERSION,
+    load_checkpoint,
+    make_checkpoint,
+    restore_networks,
+    save_checkpoint,
+    to_plain,
+)
+
+
+class Payload:
+    """An arbitrary class: unpickling it would run code chosen by the file."""
+
+    def __reduce__(self):
+        return (os.system, ("echo should-never-run",))
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    hidden: int = 8
+    pools: tuple[int, ...] = (2, 2)
+    root: Path = Path("/data")
+
+
+def _checkpoint(**meta):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    opt = torch.optim.Adam(net.parameters())
+    net(torch.randn(5, 3)).sum().backward()
+    opt.step()
+    ckpt = make_checkpoint(
+        networks={"net": net}, method_state={"memory": torch.randn(6, 4), "labels": np.arange(3), "round": 2},
+        progress={"epoch": 1}, best={"value": 0.5}, meta=meta, optimizer=opt,
+    )
+    return net, ckpt
+
+
+def test_round_trip_with_weights_only(tmp_path):
+    net, ckpt = _checkpoint(model_config=ModelConfig(), classes=["dog", "cat"], normalizer={"mean": np.zeros(2)})
+    path = save_checkpoint(ckpt, tmp_path / "sub" / "last.pt")
+    plain = torch.load(path, weights_only=True)  # the contract, independent of our loader
+    loaded = load_checkpoint(path)
+    assert plain.keys() == loaded.keys()
+    assert loaded["format"] == FORMAT_VERSION and loaded["audioadapt_version"] == __version__
+    assert loaded["meta"]["model_config"] == {"hidden": 8, "pools": (2, 2), "root": "/data"}
+    assert loaded["meta"]["classes"] == ["dog", "cat"]
+    assert torch.equal(loaded["meta"]["normalizer"]["mean"], torch.zeros(2, dtype=torch.float64))
+    assert torch.equal(loaded["method"]["labels"], torch.arange(3))
+    other = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    restore_networks({"net": other}, loaded)
+    for key, value in net.state_dict().items():
+        assert torch.equal(other.state_dict()[key], value)
+    assert loaded["optimizer"]["state"][0]["exp_avg"].shape == (4, 3)
+
+
+def test_pickled_object_is_refused(tmp_path, capfd):
+    path = tmp_path / "evil.pt"
+    _, ckpt = _checkpoint()
+    ckpt["meta"] = {"normalizer": Payload()}
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match=r"evil\.pt: refused.*pickled object \((posix|nt)\.system\)"):
+        load_checkpoint(path)
+    assert "should-never-run" not in capfd.readouterr().out
+
+
+def test_plain_pickle_is_refused(tmp_path):
+    path = tmp_path / "plain.pkl"
+    path.write_bytes(pickle.dumps({"kind": "audioadapt-checkpoint"}))
+    with pytest.raises(CheckpointError, match=r"plain\.pkl: not a checkpoint archive"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty", "random", "flip"])
+def test_damaged_file_names_the_file(tmp_path, damage):
+    path = tmp_path / "last.pt"
+    save_checkpoint(_checkpoint()[1], path)
+    data = bytearray(path.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    elif damage == "empty":
+        data = bytearray()
+    elif damage == "random":
+        data = bytearray(np.random.default_rng(0).integers(0, 256, len(data), dtype=np.uint8).tobytes())
+    else:  # corrupt the pickled dictionary inside an intact zip
+        start = data.index(b"data.pkl") + 60
+        data[start : start + 40] = b"\xff" * 40
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=str(path).replace(".", r"\.")):
+        load_checkpoint(path)
+
+
+def test_missing_file_and_foreign_checkpoints(tmp_path):
+    with pytest.raises(CheckpointError, match="nope.pt: no such checkpoint file"):
+        load_checkpoint(tmp_path / "nope.pt")
+    torch.save({"state_dict": {}}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="foreign.pt: not an audioadapt checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    _, ckpt = _checkpoint()
+    ckpt["format"] = FORMAT_VERSION + 1
+    torch.save(ckpt, tmp_path / "future.pt")
+    with pytest.raises(CheckpointError, match="future.pt: checkpoint format .* newer"):
+        load_checkpoint(tmp_path / "future.pt")
+
+
+def test_failed_save_keeps_the_previous_file(tmp_path):
+    path = tmp_path / "last.pt"
+    _, ckpt = _checkpoint()
+    save_checkpoint(ckpt, path)
+    before = path.read_bytes()
+    with pytest.raises(Exception):
+        save_checkpoint({**ckpt, "oops": lambda: None}, path)  # cannot be pickled
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+
+
+def test_to_plain_refuses_objects_with_their_location():
+    assert to_plain({"a": (1, [2.5, None]), "b": np.float32(0.5), "c": Path("x")}) == {
+        "a": (1, [2.5, None]), "b": 0.5, "c": "x"}
+    with pytest.raises(CheckpointError, match=r"method state\['mem'\]\[1\]: a builtins\.set"):
+        to_plain({"mem": [1, {2}]}, "method state")
+    with pytest.raises(CheckpointError, match="key"):
+        to_plain({(1, 2): 3})
+
+
+def test_restore_networks_reports_mismatch():
+    _, ckpt = _checkpoint()
+    with pytest.raises(CheckpointError, match="network 'net' does not match"):
+        restore_networks({"net": nn.Linear(3, 4)}, ckpt)
+    with pytest.raises(CheckpointError, match=r"no network\(s\) \['teacher'\]"):
+        restore_networks({"teacher": nn.Linear(3, 4)}, ckpt)

@@ -1,0 +1,200 @@
+"""The Trainer: phases, hooks, optimisation settings, selection, logs."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from audioadapt import __version__
+from audioadapt.config.load import from_dict
+from audioadapt.errors import ConfigError, DataError
+from audioadapt.training import (
+    DistInfo,
+    Method,
+    PhaseSpec,
+    StepOutput,
+    TrainConfig,
+    Trainer,
+    load_checkpoint,
+)
+from audioadapt.training.logging import read_metrics
+
+from . import toy
+
+
+class Regression(Method):
+    """One linear layer fitted to ``y = x @ w`` (a one-phase method)."""
+
+    selection_metric = "mse"
+    selection_mode = "min"
+
+    def __init__(self):
+        gen = torch.Generator().manual_seed(0)
+        self.net = nn.Linear(4, 1)
+        self.x = torch.randn(64, 4, generator=gen)
+        self.y = self.x @ torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
+        self.eval_calls = []
+
+    def networks(self):
+        return {"net": self.net}
+
+    def training_step(self, batch, ctx):
+        x, y = batch
+        return StepOutput(nn.functional.mse_loss(self.net(x), y))
+
+    def validate(self, ctx):
+        self.eval_calls.append((torch.is_grad_enabled(), self.net.training))
+        return {"mse": nn.functional.mse_loss(self.net(self.x), self.y).item()}
+
+    def batches(self, size=16):
+        return [(self.x[i : i + size], self.y[i : i + size]) for i in range(0, len(self.x), size)]
+
+
+def _fit(method, loader=None, **cfg):
+    settings = {"device": "cpu", "progress_bar": False, "tensorboard": False, "lr": 0.05, **cfg}
+    return Trainer(TrainConfig(**settings), dist=DistInfo()).fit(method, loader)
+
+
+def test_one_phase_method_learns_with_a_given_loader():
+    method = Regression()
+    result = _fit(method, method.batches(), epochs=30)
+    mse = [row["val/mse"] for row in result.history]
+    assert len(mse) == 30 and [row["epoch"] for row in result.history] == list(range(1, 31))
+    assert mse[-1] < 0.1 * mse[0]
+    assert result.best["value"] == min(mse) and result.best["mode"] == "min"
+    assert result.history[-1]["step"] == 30 * 4
+    # validation ran without gradient, in eval mode, and training went back to train mode
+    assert set(method.eval_calls) == {(False, False)} and method.net.training
+
+
+def test_two_phases_call_hooks_in_order_and_train_only_their_networks():
+    class Spy(toy.ToyMethod):
+        def on_phase_start(self, phase, ctx):
+            super().on_phase_start(phase, ctx)
+            self.modes = {n: m.training for n, m in self.networks().items()}
+            self.frozen = {k: v.clone() for k, v in self.head_a.state_dict().items()}
+
+    method, result = toy.train(None, method_cls=Spy)
+    assert method.hook_calls == ["start:one:0", "end:one", "start:two:0", "end:two"]
+    assert [r["phase"] for r in result.history] == ["one"] * 3 + ["two"] * 2
+    assert {r["lr"] for r in result.history if r["phase"] == "two"} == {5e-3}
+    # phase two: head_a is neither trained nor in train mode; the EMA teacher never is
+    assert method.modes == {"body": True, "head_a": False, "head_b": False, "head_t": True, "ema": False}
+    for key, value in method.head_a.state_dict().items():
+        assert torch.equal(value, method.frozen[key])
+    assert "train/a" not in result.history[-1] and "train/t" in result.history[-1]
+    # the pseudo-labelling pass between phases labelled some rows, and the EMA moved
+    assert (method.pseudo >= 0).any()
+    assert not torch.equal(method.ema.weight, method.head_t.weight)
+    assert method.steps_seen == result.history[-1]["step"]
+
+
+def test_checkpoints_hold_meta_version_and_best_epoch(tmp_path):
+    _, result = toy.train(tmp_path / "run")
+    rows = read_metrics(tmp_path / "run" / "metrics.csv")
+    accs = [float(r["val/acc"]) for r in rows]
+    best = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert best["progress"]["global_epoch"] == accs.index(max(accs)) + 1  # first epoch reaching the max
+    assert best["best"]["value"] == max(accs) == result.best["value"]
+    assert best["meta"] == {"classes": ["a", "b", "c"], "model_config": {"hidden": toy.HIDDEN}}
+    assert best["audioadapt_version"] == __version__
+    assert best["train_config"]["lr"] == 1e-2 and best["optimizer"]["param_groups"][0]["lr"] == 1e-2
+    last = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert last["progress"]["global_epoch"] == len(rows) and last["progress"]["phase_done"]
+
+
+def test_monitor_and_mode_from_the_config(tmp_path):
+    _, result = toy.train(tmp_path / "run", config={"monitor": "loss", "monitor_mode": "min"})
+    losses = [row["val/loss"] for row in result.history]
+    assert result.best["global_epoch"] == losses.index(min(losses)) + 1
+    assert load_checkpoint(tmp_path / "run" / "best.pt")["best"]["metric"] == "loss"
+
+
+def test_unknown_monitor_names_the_metrics():
+    with pytest.raises(ConfigError, match=r"'f1'.*\['acc', 'ema_loss', 'loss'\]"):
+        toy.train(None, config={"monitor": "f1"})
+
+
+def test_fast_dev_run_runs_a_few_steps_per_phase():
+    _, result = toy.train(None, config={"fast_dev_run": 2})
+    assert [(r["phase"], r["epoch"], r["step"]) for r in result.history] == [("one", 1, 2), ("two", 1, 4)]
+
+
+def test_gradient_clipping_bounds_the_gradient_norm():
+    free, _ = toy.train(None, epochs=(1, 0))
+    clipped, _ = toy.train(None, epochs=(1, 0), config={"grad_clip_norm": 0.05})
+    assert max(free.grad_norms) > 0.5
+    assert max(clipped.grad_norms) <= 0.05 * (1 + 1e-6)
+
+
+def test_validate_every_skips_epochs_but_not_the_last_of_a_phase():
+    _, result = toy.train(None, epochs=(3, 2), config={"validate_every": 2})
+    assert [("val/acc" in r) for r in result.history] == [False, True, True, False, True]
+
+
+def test_nonfinite_loss_stops_with_context():
+    class Broken(toy.ToyMethod):
+        def training_step(self, batch, ctx):
+            out = super().training_step(batch, ctx)
+            return StepOutput(out.loss * float("nan"), out.logs)
+
+    with pytest.raises(FloatingPointError, match="phase 'one', epoch 1, step 1"):
+        toy.train(None, method_cls=Broken)
+
+
+def test_unknown_trainable_network_is_reported_before_training():
+    class Typo(toy.ToyMethod):
+        def phases(self, config):
+            return (PhaseSpec("one", 1, ("body", "head_c")),)
+
+    method = Typo()
+    with pytest.raises(ConfigError, match=r"unknown networks \['head_c'\]"):
+        _fit(method)
+    assert method.samplers == []
+
+
+def test_empty_loader_is_a_data_error():
+    with pytest.raises(DataError, match="yielded no batch"):
+        _fit(Regression(), [], epochs=1)
+
+
+def test_amp_is_cuda_only(caplog):
+    with caplog.at_level(logging.WARNING):
+        trainer = Trainer(TrainConfig(amp=True, device="cpu"), dist=DistInfo())
+    assert not trainer.amp
+    assert "only used on CUDA" in caplog.text
+
+
+def test_meta_must_be_plain():
+    with pytest.raises(Exception, match="cannot go into a checkpoint"):
+        Trainer(TrainConfig(), meta={"normalizer": object()}, dist=DistInfo())
+
+
+def test_train_config_defaults_and_validation():
+    cfg = from_dict(TrainConfig, {"lr": "1e-4", "betas": [0.8, 0.99], "grad_clip_norm": 5})
+    assert cfg.betas == (0.8, 0.99) and cfg.lr == 1e-4 and cfg.grad_clip_norm == 5.0
+    assert TrainConfig().lr == 1e-3 and TrainConfig().betas == (0.9, 0.999) and TrainConfig().grad_clip_norm is None
+    for bad in ({"lr": 0.0}, {"betas": (0.9, 1.0)}, {"epochs": -1}, {"grad_clip_norm": 0.0}, {"log_every": 0}):
+        with pytest.raises(ConfigError):
+            TrainConfig(**bad)
+
+
+def test_step_context_progress_counts_phases_and_steps():
+    seen = []
+
+    class Watch(toy.ToyMethod):
+        def training_step(self, batch, ctx):
+            seen.append((ctx.phase.name, ctx.step, ctx.phase_progress, ctx.run_progress))
+            return super().training_step(batch, ctx)
+
+    toy.train(None, method_cls=Watch, epochs=(1, 1))
+    assert seen[0] == ("one", 0, 0.0, 0.0)
+    assert [s[1] for s in seen] == list(range(len(seen)))  # global step before each update
+    one = [s for s in seen if s[0] == "one"]
+    two = [s for s in seen if s[0] == "two"]
+    assert math.isclose(one[-1][2], 3 / 4) and math.isclose(two[0][3], 0.5)
+    assert math.isclose(two[-1][3], 0.5 + 0.5 * 7 / 8)
