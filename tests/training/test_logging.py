@@ -64,5 +64,20 @@ def test_tensorboard_receives_epoch_and_step_scalars(tmp_path):
     acc = event_accumulator.EventAccumulator(str(tmp_path))
     acc.Reload()
     assert set(acc.Tags()["scalars"]) == {"step/loss", "train/loss", "val/f1"}
-    assert [(e.step, e.value) for e in acc.Scalars("val/f1")] == [(1, 0.25)]
+    assert [(e.step, e.value) for e in acc.Scalars("val/f1")] == [(10, 0.25)]  # x axis: optimizer step
     assert [(e.step, pytest.approx(e.value)) for e in acc.Scalars("step/loss")] == [(3, 0.7)]
+
+
+def test_resumed_run_hides_tensorboard_events_after_the_checkpoint(tmp_path):
+    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    log = RunLogger(tmp_path)
+    for epoch in (1, 2, 3):  # steps 10, 20, 30; the run then dies, its checkpoint being at epoch 1
+        log.log_epoch(_row(epoch, **{"train/loss": float(epoch)}))
+    log.close()
+    log = RunLogger(tmp_path, resume_from=(1, 10))
+    log.log_epoch(_row(2, **{"train/loss": 20.0}))
+    log.close()
+    acc = event_accumulator.EventAccumulator(str(tmp_path))
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("train/loss")] == [(10, 1.0), (20, 20.0)]
+    assert [r["train/loss"] for r in read_metrics(tmp_path / "metrics.csv")] == ["1.0", "20.0"]

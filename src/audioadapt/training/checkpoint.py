@@ -37,21 +37,26 @@ checkpoint under the final name.
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 import os
 import pickle
 import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
 from audioadapt import __version__
-from audioadapt.errors import CheckpointError
+from audioadapt.errors import CheckpointError, ConfigError
 
+log = logging.getLogger(__name__)
+
+LAST, BEST = "last.pt", "best.pt"
 KIND = "audioadapt-checkpoint"
 FORMAT_VERSION = 1
 #: Keys every checkpoint holds.
@@ -208,11 +213,68 @@ def restore_networks(
             raise CheckpointError(f"network '{name}' does not match the checkpoint: {exc}") from None
 
 
+def resolve_resume(resume: bool | str | Path, run_dir: Path | None) -> Path | None:
+    """The checkpoint to resume from: ``True`` means the run's ``last.pt`` (``None`` if there is none yet)."""
+    if resume is False:
+        return None
+    if resume is not True:
+        return Path(resume)
+    if run_dir is None:
+        raise ConfigError("resume=True needs a run directory")
+    if not (run_dir / LAST).is_file():
+        log.info("%s: no %s yet, starting from scratch", run_dir, LAST)
+        return None
+    return run_dir / LAST
+
+
+@dataclasses.dataclass
+class BestTracker:
+    """The best epoch so far by one validation metric.
+
+    Attributes
+    ----------
+    metric: the selection metric, ``None`` for no selection (no ``best.pt``).
+    mode: ``"max"`` or ``"min"``.
+    value, global_epoch: the best value and the epoch that reached it first.
+    """
+
+    metric: str | None
+    mode: Literal["max", "min"] = "max"
+    value: float | None = None
+    global_epoch: int | None = None
+
+    def update(self, metrics: Mapping[str, float], global_epoch: int) -> bool:
+        """Record an epoch's metrics (an empty mapping = not validated); true when it is the new best."""
+        if self.metric is None or not metrics:
+            return False
+        if self.metric not in metrics:
+            raise ConfigError(f"selection metric '{self.metric}' is not among the validation metrics {sorted(metrics)}")
+        value = metrics[self.metric]
+        if not math.isfinite(value):
+            return False
+        if self.value is not None and not (value > self.value if self.mode == "max" else value < self.value):
+            return False
+        self.value, self.global_epoch = value, global_epoch
+        return True
+
+    def restore(self, saved: Mapping[str, Any]) -> None:
+        """Take the best value of a checkpoint (kept only if it ranks the same metric the same way)."""
+        if (saved.get("metric"), saved.get("mode")) == (self.metric, self.mode):
+            self.value, self.global_epoch = saved.get("value"), saved.get("global_epoch")
+        else:
+            log.warning("selection changed from %s %r to %s %r: the best epoch so far is forgotten",
+                        saved.get("mode"), saved.get("metric"), self.mode, self.metric)
+
+
 __all__ = [
+    "BEST",
     "FORMAT_VERSION",
     "KIND",
+    "LAST",
+    "BestTracker",
     "load_checkpoint",
     "make_checkpoint",
+    "resolve_resume",
     "restore_networks",
     "save_checkpoint",
     "to_plain",

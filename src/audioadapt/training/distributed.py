@@ -221,6 +221,15 @@ def wrap_step(
     )
 
 
+def set_sampler_epoch(loader: Any, epoch: int) -> None:
+    """Call ``set_epoch(epoch)`` on the loader, its ``batch_sampler`` and its ``sampler``, where defined."""
+    done: list[Any] = []
+    for obj in (loader, getattr(loader, "batch_sampler", None), getattr(loader, "sampler", None)):
+        if obj is not None and callable(getattr(obj, "set_epoch", None)) and all(obj is not d for d in done):
+            obj.set_epoch(epoch)
+            done.append(obj)
+
+
 def reduce_means(sums: Mapping[str, float], counts: Mapping[str, int], dist: DistInfo) -> dict[str, float]:
     """Means of logged values pooled over ranks: ``sum of sums / sum of counts`` per key."""
     total: dict[str, list[float]] = {}
@@ -240,5 +249,6 @@ __all__ = [
     "init_distributed",
     "reduce_means",
     "resolve_device",
+    "set_sampler_epoch",
     "wrap_step",
 ]

@@ -193,15 +193,17 @@ def start_experiment(
     deterministic: call ``torch.use_deterministic_algorithms(True)``.
     resume: continue the run in ``run_dir``; without it a directory that
         already holds a run is refused.
-    rank: only rank 0 writes files.
+    rank: only rank 0 checks and writes the directory (``resumed`` is then
+        ``resume`` on the other ranks).
     """
     run_dir = Path(run_dir)
     config_path = run_dir / CONFIG_FILE
-    existing = config_path.is_file()
-    if existing and not resume:
-        raise ConfigError(f"{run_dir}: already holds a run; resume it or choose another run directory")
     handler = None
+    existing = resume  # other ranks trust rank 0, which checks and writes the directory
     if rank == 0:
+        existing = config_path.is_file()
+        if existing and not resume:
+            raise ConfigError(f"{run_dir}: already holds a run; resume it or choose another run directory")
         run_dir.mkdir(parents=True, exist_ok=True)
         handler = _attach_log_file(run_dir / LOG_FILE)
         if existing:

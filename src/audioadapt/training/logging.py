@@ -111,22 +111,25 @@ class CsvLogger:
 class RunLogger:
     """Rank 0's sink for epoch rows (CSV + TensorBoard) and step scalars (TensorBoard).
 
+    TensorBoard's x axis is the optimizer step for both.
+
     Parameters
     ----------
     run_dir: where ``metrics.csv`` and the event files go.
-    keep_until: ``global_epoch`` of the checkpoint a run resumes from, else ``None``.
+    resume_from: ``(global_epoch, step)`` of the checkpoint a run resumes
+        from, else ``None``: CSV rows and TensorBoard events written after it
+        are dropped.
     tensorboard: also write TensorBoard event files.
     """
 
-    def __init__(self, run_dir: str | Path, keep_until: int | None = None, tensorboard: bool = True):
+    def __init__(self, run_dir: str | Path, resume_from: tuple[int, int] | None = None, tensorboard: bool = True):
         self.run_dir = Path(run_dir)
-        self.csv = CsvLogger(self.run_dir / METRICS_FILE, keep_until)
+        self.csv = CsvLogger(self.run_dir / METRICS_FILE, None if resume_from is None else resume_from[0])
         self.writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            # purge_step hides events a crashed run wrote after its checkpoint
-            purge = None if keep_until is None else keep_until + 1
+            purge = None if resume_from is None else resume_from[1] + 1
             self.writer = SummaryWriter(str(self.run_dir), purge_step=purge)
 
     def log_step(self, step: int, values: Mapping[str, float]) -> None:
@@ -140,7 +143,7 @@ class RunLogger:
         if self.writer is not None:
             for key, value in row.items():
                 if key not in KEY_COLUMNS and isinstance(value, (int, float)):
-                    self.writer.add_scalar(key, value, int(row["global_epoch"]))
+                    self.writer.add_scalar(key, value, int(row["step"]))
             self.writer.flush()
 
     def close(self) -> None:

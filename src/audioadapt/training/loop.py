@@ -10,6 +10,7 @@ random-generator states of every rank and the sampler epoch.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Iterable, Mapping
@@ -22,20 +23,29 @@ import torch
 from audioadapt.config.load import to_dict
 from audioadapt.errors import CheckpointError, ConfigError, DataError
 from audioadapt.training.checkpoint import (
+    BEST,
+    LAST,
+    BestTracker,
     load_checkpoint,
     make_checkpoint,
+    resolve_resume,
     restore_networks,
     save_checkpoint,
     to_plain,
 )
-from audioadapt.training.distributed import DistInfo, broadcast_networks, init_distributed, reduce_means, wrap_step
+from audioadapt.training.distributed import (
+    DistInfo,
+    broadcast_networks,
+    init_distributed,
+    reduce_means,
+    set_sampler_epoch,
+    wrap_step,
+)
 from audioadapt.training.experiment import capture_rng_state, restore_rng_state, seed_everything, set_deterministic
 from audioadapt.training.logging import NullLogger, RunLogger, RunningMean, format_logs, progress_bar
-from audioadapt.training.method import Method, PhaseSpec, StepContext, trainable_networks
+from audioadapt.training.method import Method, StepContext, trainable_networks
 
 log = logging.getLogger(__name__)
-
-LAST, BEST = "last.pt", "best.pt"
 
 
 @dataclass(frozen=True)
@@ -86,31 +96,30 @@ class TrainConfig:
         positive = {"lr": self.lr, "log_every": self.log_every, "validate_every": self.validate_every}
         for name, value in positive.items():
             if not value > 0:
-                raise ConfigError(f"train.{name} must be positive, got {value}")
+                raise ConfigError(f"TrainConfig.{name} must be positive, got {value}")
         for name in ("epochs", "num_workers", "fast_dev_run", "weight_decay", "seed"):
             if getattr(self, name) < 0:
-                raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+                raise ConfigError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
         if not all(0.0 <= b < 1.0 for b in self.betas):
-            raise ConfigError(f"train.betas must lie in [0, 1), got {self.betas}")
+            raise ConfigError(f"TrainConfig.betas must lie in [0, 1), got {self.betas}")
         if self.grad_clip_norm is not None and not self.grad_clip_norm > 0:
-            raise ConfigError(f"train.grad_clip_norm must be positive or null, got {self.grad_clip_norm}")
+            raise ConfigError(f"TrainConfig.grad_clip_norm must be positive or null, got {self.grad_clip_norm}")
 
 
 @dataclass
 class FitResult:
-    """What :meth:`Trainer.fit` returns: the epoch rows it logged and the best epoch."""
+    """What :meth:`Trainer.fit` returns.
+
+    Attributes
+    ----------
+    history: the epoch rows this call logged (a resumed run: only the new ones).
+    best: selection metric, mode, best value and its ``global_epoch``.
+    run_dir: the run directory, if any.
+    """
 
     history: list[dict[str, Any]] = field(default_factory=list)
     best: dict[str, Any] = field(default_factory=dict)
     run_dir: Path | None = None
-
-
-def _set_sampler_epoch(loader: Any, epoch: int) -> None:
-    seen: list[Any] = []
-    for obj in (loader, getattr(loader, "batch_sampler", None), getattr(loader, "sampler", None)):
-        if obj is not None and callable(getattr(obj, "set_epoch", None)) and all(obj is not s for s in seen):
-            obj.set_epoch(epoch)
-            seen.append(obj)
 
 
 def _set_modes(method: Method, trainable: Mapping[str, Any]) -> None:
@@ -139,7 +148,7 @@ class Trainer:
         self.dist = dist if dist is not None else init_distributed(config.device)
         self.amp = config.amp and self.dist.device.type == "cuda"
         if config.amp and not self.amp:
-            log.warning("train.amp is only used on CUDA; training in float32 on %s", self.dist.device)
+            log.warning("amp is only used on CUDA; training in full precision on %s", self.dist.device)
 
     # -- public --------------------------------------------------------------
     def fit(self, method: Method, train_loader: Iterable[Any] | None = None, *,
@@ -148,7 +157,7 @@ class Trainer:
         cfg, dist = self.config, self.dist
         phases = tuple(method.phases(cfg))
         if cfg.fast_dev_run:
-            phases = tuple(PhaseSpec(p.name, min(p.epochs, 1), p.trainable, p.lr) for p in phases)
+            phases = tuple(dataclasses.replace(p, epochs=min(p.epochs, 1)) for p in phases)
         if not phases:
             raise ConfigError(f"{type(method).__name__}.phases() returned no phase")
         networks = dict(method.networks())
@@ -158,11 +167,10 @@ class Trainer:
         for module in networks.values():
             module.to(dist.device)
         ctx = StepContext(config=cfg, dist=dist, phases=phases, run_dir=self.run_dir)
-        self._monitor = cfg.monitor or method.selection_metric
-        self._best = {"metric": self._monitor, "mode": cfg.monitor_mode or method.selection_mode,
-                      "value": None, "global_epoch": None}
+        self._best = BestTracker(cfg.monitor or method.selection_metric, cfg.monitor_mode or method.selection_mode)
         method.setup(ctx)
-        state = self._load_resume(resume)
+        path = resolve_resume(resume, self.run_dir)
+        state = None if path is None else load_checkpoint(path, map_location=dist.device)
         rng = None
         if state is None:
             seed_everything(cfg.seed + dist.rank)
@@ -170,7 +178,7 @@ class Trainer:
             rng = self._restore(state, method, networks, ctx)
         broadcast_networks(networks, dist)
         use_files = dist.is_main and self.run_dir is not None
-        logger = RunLogger(self.run_dir, keep_until=ctx.global_epoch if state else None,
+        logger = RunLogger(self.run_dir, (ctx.global_epoch, ctx.step) if state else None,
                            tensorboard=cfg.tensorboard) if use_files else NullLogger()
         result = FitResult(run_dir=self.run_dir)
         try:
@@ -186,7 +194,7 @@ class Trainer:
                 state = rng = None
         finally:
             logger.close()
-        result.best = dict(self._best)
+        result.best = dataclasses.asdict(self._best)
         return result
 
     # -- phases and epochs -------------------------------------------------------
@@ -211,7 +219,7 @@ class Trainer:
             restore_rng_state(rng)
         while ctx.epoch < phase.epochs:
             _set_modes(method, trainable)
-            _set_sampler_epoch(loader, ctx.global_epoch)
+            set_sampler_epoch(loader, ctx.global_epoch)
             method.on_epoch_start(ctx)
             train_logs = self._train_epoch(method, ctx, loader, step_module, optimizer, scaler, logger)
             ctx.epoch += 1
@@ -223,7 +231,7 @@ class Trainer:
                    **{f"val/{k}": v for k, v in metrics.items()}}
             logger.log_epoch(row)
             result.history.append(row)
-            self._save(method, ctx, optimizer, scaler, improved=self._update_best(metrics, ctx))
+            self._save(method, ctx, optimizer, scaler, improved=self._best.update(metrics, ctx.global_epoch))
         method.on_phase_end(phase, ctx)
         ctx.phase_done = True
         self._save(method, ctx, None, None, improved=False)
@@ -286,19 +294,6 @@ class Trainer:
                 module.train(modes[name])
         return self.dist.broadcast_object(metrics)
 
-    def _update_best(self, metrics: Mapping[str, float], ctx: StepContext) -> bool:
-        name, best = self._monitor, self._best
-        if name is None or not metrics:
-            return False
-        if name not in metrics:
-            raise ConfigError(f"selection metric '{name}' is not among the validation metrics {sorted(metrics)}")
-        value = metrics[name]
-        better = best["value"] is None or (value > best["value"] if best["mode"] == "max" else value < best["value"])
-        if better and math.isfinite(value):
-            best.update(value=value, global_epoch=ctx.global_epoch)
-            return True
-        return False
-
     # -- checkpoints -------------------------------------------------------------------
     def _save(self, method: Method, ctx: StepContext, optimizer: Any, scaler: Any, improved: bool) -> None:
         if self.run_dir is None:
@@ -309,24 +304,12 @@ class Trainer:
                         "global_epoch": ctx.global_epoch, "step": ctx.step, "sampler_epoch": ctx.global_epoch,
                         "phase_done": ctx.phase_done}
             ckpt = make_checkpoint(networks=method.networks(), method_state=method.state_dict(), progress=progress,
-                                   best=self._best, meta=self.meta, optimizer=optimizer, grad_scaler=scaler,
+                                   best=dataclasses.asdict(self._best), meta=self.meta, optimizer=optimizer, grad_scaler=scaler,
                                    rng=rng, train_config=to_dict(self.config))
             save_checkpoint(ckpt, self.run_dir / LAST)
             if improved:
                 save_checkpoint(ckpt, self.run_dir / BEST)
         self.dist.barrier()
-
-    def _load_resume(self, resume: bool | str | Path) -> dict[str, Any] | None:
-        if resume is False:
-            return None
-        if resume is True:
-            if self.run_dir is None:
-                raise ConfigError("resume=True needs a run directory")
-            if not (self.run_dir / LAST).is_file():
-                log.info("%s: no %s yet, starting from scratch", self.run_dir, LAST)
-                return None
-            resume = self.run_dir / LAST
-        return load_checkpoint(resume, map_location=self.dist.device)
 
     def _restore(self, state: dict[str, Any], method: Method, networks: dict,
                  ctx: StepContext) -> dict[str, Any] | None:
@@ -341,11 +324,7 @@ class Trainer:
         method.load_state_dict(state["method"])
         ctx.phase_index, ctx.epoch, ctx.global_epoch = index, progress["epoch"], progress["global_epoch"]
         ctx.step, ctx.phase_done = progress["step"], progress["phase_done"]
-        if state["best"].get("metric") == self._best["metric"]:
-            self._best.update(value=state["best"]["value"], global_epoch=state["best"]["global_epoch"])
-        else:
-            log.warning("selection metric changed from %r to %r: best epoch forgotten",
-                        state["best"].get("metric"), self._best["metric"])
+        self._best.restore(state["best"])
         log.info("resuming at phase '%s', epoch %d (step %d)", progress["phase"], ctx.epoch, ctx.step)
         rng = state.get("rng") or []
         if len(rng) == self.dist.world_size:
@@ -354,5 +333,6 @@ class Trainer:
                     len(rng), self.dist.world_size)
         seed_everything(self.config.seed + self.dist.rank + ctx.global_epoch)
         return None
+
 
 __all__ = ["BEST", "LAST", "FitResult", "TrainConfig", "Trainer"]
