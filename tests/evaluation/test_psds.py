@@ -310,6 +310,22 @@ def test_detections_over_all_levels_match_brute_force(values):
         assert set(zip(first[alive], end[alive])) == runs
 
 
+@pytest.mark.parametrize("cttc", [None, 0.3])
+def test_blocks_and_chunks_do_not_change_the_counts(cttc, monkeypatch):
+    from audioadapt.evaluation import intersection
+
+    scores, gt, _ = _informative_set(seed=4, n_clips=9)
+    packed = pack_inputs(scores, TS, ["a", "b", "c"], gt)
+    ref = intersection.statistics_curve(packed, 0.5, 0.5, cttc)
+    assert sum(len(st.levels) for st in ref) > 100
+    for block, chunk in [(30, 7), (100, 50)]:  # one sequence per block (shorter than a clip); a few
+        monkeypatch.setattr(intersection, "_BLOCK_FRAMES", block)
+        monkeypatch.setattr(intersection, "_CHUNK", chunk)
+        for st, st_ref in zip(intersection.statistics_curve(packed, 0.5, 0.5, cttc), ref):
+            for field in ("levels", "tps", "fps", "cts"):
+                np.testing.assert_array_equal(getattr(st, field), getattr(st_ref, field))
+
+
 # -- plotting and speed ----------------------------------------------------------------------
 def test_plot_writes_png(tmp_path):
     scores, gt, durations = _informative_set(seed=1, n_clips=6)

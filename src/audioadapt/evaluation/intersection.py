@@ -23,7 +23,7 @@ scores are all ``>= score[t]``. It exists for levels ``u`` with
 ``max(neighbour scores) < u <= score[t]``, so its contribution enters at its
 birth level and leaves at its death level. There are at most as many such
 intervals as frames, and they are all found with vectorised nearest-smaller
-searches.
+searches. Sequences are processed in blocks to bound the memory.
 """
 
 from __future__ import annotations
@@ -208,18 +208,18 @@ def _nearest_smaller(x: np.ndarray, step: int) -> np.ndarray:
     return p
 
 
-def component_intervals(P: PackedInput):
-    """All detections over all levels.
+def component_intervals(P: PackedInput, lo: int = 0, hi: int | None = None):
+    """All detections over all levels, in positions ``lo..hi`` (both sentinels).
 
     Returns
     -------
-    levels: (level,) the distinct scores, ascending.
+    levels: (level,) the distinct scores of the block, ascending.
     q, first, end: (detection,) sequence and frame range (end exclusive).
     birth, death: (detection,) indices into ``levels``: the detection exists
         for levels ``levels[death] < u <= levels[birth]``; ``death = -1``
         means it never merges into a larger one.
     """
-    x = P.x
+    x = P.x[lo:(len(P.x) - 1 if hi is None else hi) + 1]
     frames = np.flatnonzero(x > -np.inf)
     levels, inverse = np.unique(x[frames], return_inverse=True)
     rank = np.full(len(x), -1, dtype=np.int64)
@@ -228,9 +228,21 @@ def component_intervals(P: PackedInput):
     right = _nearest_smaller(x, 1)[frames]
     _, first = np.unique(left * len(x) + right, return_index=True)
     left, right, rep = left[first], right[first], frames[first]
-    q = P.seq_of[rep]
     death = np.maximum(rank[left - 1], rank[right])
-    return levels, q, left - P.seq_start[q], right - P.seq_start[q], rank[rep], death
+    q = P.seq_of[rep + lo]
+    start = P.seq_start[q] - lo
+    return levels, q, left - start, right - start, rank[rep], death
+
+
+def _blocks(P: PackedInput, size: int):
+    """Position ranges ``(lo, hi)`` of whole sequences, about ``size`` positions each."""
+    sentinels = np.append(P.seq_start - 1, len(P.x) - 1)
+    lo = 0
+    while lo < len(P.x) - 1:
+        at = np.searchsorted(sentinels, lo)  # lo is a sentinel
+        last = max(np.searchsorted(sentinels, lo + size, side="right") - 1, at + 1)
+        yield int(lo), int(sentinels[last])
+        lo = int(sentinels[last])
 
 
 def threshold_intervals(P: PackedInput, thresholds: np.ndarray):
@@ -274,8 +286,28 @@ class IntervalCriteria:
     pair_overlap: np.ndarray
 
 
+#: Detections judged at once; bounds the memory of the (detection, event) pairs.
+_CHUNK = 1 << 17
+
+
 def interval_criteria(P: PackedInput, q, first, end, dtc: float, cttc: float | None) -> IntervalCriteria:
     """Apply the DTC (and CTTC if given) to detections ``(seq, first, end)``."""
+    parts = [
+        _criteria_chunk(P, q[i:i + _CHUNK], first[i:i + _CHUNK], end[i:i + _CHUNK], dtc, cttc)
+        for i in range(0, max(len(q), 1), _CHUNK)
+    ]
+    if len(parts) == 1:
+        return parts[0]
+    return IntervalCriteria(
+        relevant=np.concatenate([c.relevant for c in parts]),
+        cross=None if cttc is None else np.concatenate([c.cross for c in parts]),
+        pair_det=np.concatenate([c.pair_det + i * _CHUNK for i, c in enumerate(parts)]),
+        pair_gt=np.concatenate([c.pair_gt for c in parts]),
+        pair_overlap=np.concatenate([c.pair_overlap for c in parts]),
+    )
+
+
+def _criteria_chunk(P: PackedInput, q, first, end, dtc: float, cttc: float | None) -> IntervalCriteria:
     K = P.num_classes
     clip, cls = q // K, q % K
     on = P.ts[P.ts_start[clip] + first]
@@ -292,9 +324,11 @@ def interval_criteria(P: PackedInput, q, first, end, dtc: float, cttc: float | N
         other = P.gt_cls[g2] != cls[d2]
         d2, g2 = d2[other], g2[other]
         ov2 = _overlap(on[d2], off[d2], P.gt_on[g2], P.gt_off[g2]) * ~relevant[d2]
-        total = np.bincount(d2 * K + P.gt_cls[g2], ov2, minlength=n * K).reshape(n, K)
-        has_other = np.bincount(d2 * K + P.gt_cls[g2], minlength=n * K).reshape(n, K) > 0
-        cross = (np.round(total, TIME_DECIMALS) >= np.round(cttc * length, TIME_DECIMALS)[:, None]) & has_other
+        pair_key, group = np.unique(d2 * K + P.gt_cls[g2], return_inverse=True)  # (detection, other class)
+        total = np.round(np.bincount(group, ov2, minlength=len(pair_key)), TIME_DECIMALS)
+        hit = total >= np.round(cttc * length, TIME_DECIMALS)[pair_key // K]
+        cross = np.zeros((n, K), dtype=bool)
+        cross.reshape(-1)[pair_key[hit]] = True
     return IntervalCriteria(relevant, cross, det, gt, ov)
 
 
@@ -325,22 +359,53 @@ class ClassStatistics:
     cts: np.ndarray | None
 
 
+#: Frames whose detections are counted at once in :func:`statistics_curve`.
+_BLOCK_FRAMES = 1 << 18
+
+
 def statistics_curve(P: PackedInput, dtc: float, gtc: float, cttc: float | None) -> list[ClassStatistics]:
     """Intersection-based counts of every class at every distinct score."""
     K = P.num_classes
-    levels, q, first, end, birth, death = component_intervals(P)
+    n_col = 2 + (K if cttc is not None else 0)  # columns: tp, fp, cross-triggers with each class
+    parts = [_count_changes(P, lo, hi, dtc, gtc, cttc, n_col) for lo, hi in _blocks(P, _BLOCK_FRAMES)]
+    cls, level, col, net = (np.concatenate(v) for v in zip(*parts))
+    # a level counts for a class when some count of one of its clips changes there
+    levels, rank = np.unique(level, return_inverse=True)
+    n_lv = len(levels)
+    rows, row_of = np.unique(cls.astype(np.int64) * n_lv + rank, return_inverse=True)
+    table = np.zeros((len(rows), n_col), dtype=np.int64)
+    np.add.at(table, (row_of, col), net)
+    bounds = np.searchsorted(rows // n_lv, np.arange(K + 1))
+    out = []
+    for k in range(K):
+        lo, hi = bounds[k], bounds[k + 1]
+        acc = np.concatenate([np.cumsum(table[lo:hi][::-1], axis=0)[::-1], np.zeros((1, n_col), np.int64)])
+        lv = np.append(levels[rows[lo:hi] % n_lv], np.inf)
+        out.append(ClassStatistics(lv, acc[:, 0], acc[:, 1], acc[:, 2:] if cttc is not None else None))
+    return out
+
+
+def _count_changes(P: PackedInput, lo: int, hi: int, dtc: float, gtc: float, cttc: float | None, n_col: int):
+    """Net count changes ``(class, level, column, delta)`` of the sequences in positions ``lo..hi``.
+
+    Only (clip, class, level) where some count changes are kept, as
+    sed_scores_eval's per-clip change points.
+    """
+    K = P.num_classes
+    levels, q, first, end, birth, death = component_intervals(P, lo, hi)
     n_lv = len(levels)
     crit = interval_criteria(P, q, first, end, dtc, cttc)
     dies = death >= 0
-    # sparse count changes (sequence, level, column, delta); columns: tp, fp, ct with each class
     seq_e, lv_e, col_e, val_e = [], [], [], []
 
     def emit(det: np.ndarray, col, sign: int) -> None:
-        seq_e.extend([q[det], q[det[dies[det]]]])
-        lv_e.extend([birth[det], death[det[dies[det]]]])
+        """``det`` changes ``col`` by ``sign`` at its birth and back at its death."""
+        gone = det[dies[det]]
+        seq_e.extend([q[det], q[gone]])
+        lv_e.extend([birth[det], death[gone]])
         col = np.broadcast_to(col, det.shape)
         col_e.extend([col, col[dies[det]]])
-        val_e.extend([np.full(len(det), sign), np.full(int(dies[det].sum()), -sign)])
+        val_e.extend([np.full(len(det), sign), np.full(len(gone), -sign)])
 
     emit(np.flatnonzero(~crit.relevant), 1, 1)
     if crit.cross is not None:
@@ -370,24 +435,13 @@ def statistics_curve(P: PackedInput, dtc: float, gtc: float, cttc: float | None)
     col_e.append(np.zeros(int(nz.sum()), dtype=np.int64))
     val_e.append((hit - prev)[nz])
 
-    n_col = 2 + (K if cttc is not None else 0)
-    seq_lv = np.concatenate(seq_e) * n_lv + np.concatenate(lv_e)
+    seq0 = int(P.seq_of[lo])
+    seq_lv = (np.concatenate(seq_e) - seq0) * n_lv + np.concatenate(lv_e)
     key, net = _sum_by_key(seq_lv * n_col + np.concatenate(col_e), np.concatenate(val_e))
     key, net = key[net != 0], net[net != 0]
-    # a level counts for a class when some count of one of its clips changes there
     seq_lv = key // n_col
-    cls_lv = (seq_lv // n_lv) % K * n_lv + seq_lv % n_lv
-    rows, row_of = np.unique(cls_lv, return_inverse=True)
-    table = np.zeros((len(rows), n_col), dtype=np.int64)
-    np.add.at(table, (row_of, key % n_col), net)
-    bounds = np.searchsorted(rows // n_lv, np.arange(K + 1))
-    out = []
-    for k in range(K):
-        lo, hi = bounds[k], bounds[k + 1]
-        acc = np.concatenate([np.cumsum(table[lo:hi][::-1], axis=0)[::-1], np.zeros((1, n_col), np.int64)])
-        lv = np.append(levels[rows[lo:hi] % n_lv], np.inf)
-        out.append(ClassStatistics(lv, acc[:, 0], acc[:, 1], acc[:, 2:] if cttc is not None else None))
-    return out
+    cls = ((seq_lv // n_lv + seq0) % K).astype(np.int32)
+    return cls, levels[seq_lv % n_lv], (key % n_col).astype(np.int32), net.astype(np.int32)
 
 
 def statistics_at(P: PackedInput, thresholds: np.ndarray, dtc: float, gtc: float, cttc: float | None):
