@@ -3,6 +3,8 @@
 * :mod:`~audioadapt.evaluation.decoding`: median filter + threshold -> events;
 * :mod:`~audioadapt.evaluation.sed_metrics`: event/segment/clip F1 in numpy,
   equal to sed_eval (and sed_scores_eval) on the DCASE settings;
+* :mod:`~audioadapt.evaluation.psds`: PSDS (DCASE scenarios 1 and 2) and
+  intersection-based F1 from frame scores, equal to sed_scores_eval;
 * :mod:`~audioadapt.evaluation.report`: JSON + Markdown reports;
 * :mod:`~audioadapt.evaluation.api`: ``evaluate_sed_files`` and friends.
 """
@@ -18,6 +20,16 @@ from audioadapt.evaluation.decoding import (
     median_filter_scores,
     postprocess_scores,
 )
+from audioadapt.evaluation.psds import (
+    PSDS1,
+    PSDS2,
+    IntersectionF1Config,
+    PsdsConfig,
+    PsdsResult,
+    intersection_f1,
+    plot_psd_roc,
+    psds,
+)
 from audioadapt.evaluation.report import Report, Table, fscore_table, package_versions, write_report
 from audioadapt.evaluation.sed_metrics import (
     FScoreResult,
@@ -32,6 +44,11 @@ from audioadapt.evaluation.sed_metrics import (
 __all__ = [
     "DecodeConfig",
     "FScoreResult",
+    "IntersectionF1Config",
+    "PSDS1",
+    "PSDS2",
+    "PsdsConfig",
+    "PsdsResult",
     "Report",
     "SedEvaluation",
     "SedMetricConfig",
@@ -45,6 +62,9 @@ __all__ = [
     "event_based_metrics",
     "events_to_tags",
     "fscore_table",
+    "intersection_f1",
+    "plot_psd_roc",
+    "psds",
     "frame_boundaries",
     "median_filter_scores",
     "package_versions",
