@@ -64,7 +64,8 @@ def test_defaults_follow_the_sed_features():
 def test_layout_is_read_back_by_the_dcase_readers(tiny):
     root, info, _ = tiny
     classes = info.classes
-    strong = read_strong_tsv(root / LAYOUT.tsv("synthetic"), classes=classes, audio_dir=root / LAYOUT.audio("synthetic"))
+    strong = read_strong_tsv(root / LAYOUT.tsv("synthetic"), classes=classes,
+                             audio_dir=root / LAYOUT.audio("synthetic"))
     weak = read_weak_tsv(root / LAYOUT.tsv("weak"), classes=classes, audio_dir=root / LAYOUT.audio("weak"))
     unlabeled = read_unlabeled_tsv(root / LAYOUT.tsv("unlabeled"), audio_dir=root / LAYOUT.audio("unlabeled"))
     validation = read_strong_tsv(root / LAYOUT.tsv("validation"), classes=classes,

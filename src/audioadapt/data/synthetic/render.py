@@ -99,14 +99,18 @@ def _event_audio(rng: np.random.Generator, ctx: SplitContext, label: str) -> np.
 def _background(rng: np.random.Generator, ctx: SplitContext) -> np.ndarray:
     n = ctx.num_samples
     if ctx.backgrounds is not None:
-        pieces, total = [], 0
-        while total < n and len(pieces) < _MAX_BACKGROUND_PIECES:
+        pieces, total, drawn = [], 0, 0
+        while total < n and drawn < _MAX_BACKGROUND_PIECES:
+            drawn += 1
             piece = load_item(ctx.backgrounds[int(rng.integers(len(ctx.backgrounds)))], ctx.sample_rate)
-            pieces.append(piece)
-            total += piece.size
-        background = fill_background(rng, pieces, n, ctx.sample_rate, ctx.scene)
-        if rms(background) > 0:
-            return background
+            level = rms(piece)
+            if level > 0:  # equal levels, so joins do not step in loudness
+                pieces.append(piece / level)
+                total += piece.size
+        if pieces:
+            background = fill_background(rng, pieces, n, ctx.sample_rate, ctx.scene)
+            if rms(background) > 0:
+                return background
     return make_noise(rng, n, ctx.sample_rate, ctx.domain.noise)
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audioadapt.data.event_bank import BankItem, assign_groups, read_bank
+from audioadapt.data.manifest import Event
 from audioadapt.data.soundscape import SceneConfig, plan_clips, time_grid
 from audioadapt.data.synthetic.domain import ChannelConfig, DomainConfig, NoiseConfig, blend_domains
 from audioadapt.data.synthetic.sizes import SIZE_PRESETS, SizeOverrides, SplitSizes
@@ -240,10 +241,10 @@ def _prepare_root(root: Path, overwrite: bool) -> None:
     from audioadapt.data.dcase import DcaseLayout
 
     layout = DcaseLayout()
-    ours = [root / layout.dataset_json, root / "audio", root / "metadata"]
-    existing = [p for p in ours if p.exists()]
+    tops = sorted({Path(path).parts[0] for path in vars(layout).values()})  # audio, dataset.json, metadata
+    existing = [root / top for top in tops if (root / top).exists()]
     if existing and not overwrite:
-        raise DataError("output folder already holds a dataset (audio/, metadata/ or dataset.json); "
+        raise DataError(f"output folder already holds a dataset ({', '.join(tops)}); "
                         "choose another folder or overwrite it", root)
     for path in existing:
         if path.is_dir():
@@ -256,6 +257,18 @@ def _prepare_root(root: Path, overwrite: bool) -> None:
 def _filenames(split: str, count: int) -> list[str]:
     width = max(5, len(str(max(count - 1, 0))))
     return [f"{split}_{i:0{width}d}.wav" for i in range(count)]
+
+
+def _write_metadata(root: Path, results: Mapping[str, Mapping[str, tuple[Event, ...]]], seconds: float) -> None:
+    """The four label files and the validation durations, in the DESED layout."""
+    from audioadapt.data import dcase
+
+    layout = dcase.DcaseLayout()
+    dcase.write_strong_tsv(root / layout.tsv("synthetic"), results["synthetic"])
+    dcase.write_weak_tsv(root / layout.tsv("weak"), {f: {e.label for e in evs} for f, evs in results["weak"].items()})
+    dcase.write_unlabeled_tsv(root / layout.tsv("unlabeled"), list(results["unlabeled"]))
+    dcase.write_strong_tsv(root / layout.tsv("validation"), results["validation"])
+    dcase.write_durations_tsv(root / layout.validation_durations_tsv, {f: seconds for f in results["validation"]})
 
 
 # --------------------------------------------------------------------------- generation
@@ -293,12 +306,12 @@ def generate_sed_dataset(
     from tqdm import tqdm
 
     from audioadapt import __version__
-    from audioadapt.data import dcase
     from audioadapt.config.load import to_dict
+    from audioadapt.data.dcase import DcaseLayout
 
     cfg = cfg or SedSynthConfig()
     root = Path(out_dir)
-    layout = dcase.DcaseLayout()
+    layout = DcaseLayout()
     sizes = cfg.split_sizes().as_dict()
     real = cfg.effective_real_domain()
     ev_items = read_bank(events, require_labels=True) if events is not None else None
@@ -335,26 +348,19 @@ def generate_sed_dataset(
         )
         (root / layout.audio(split)).mkdir(parents=True, exist_ok=True)
         plans = plan_clips(plan_stream(cfg.seed, SPLIT_KEYS[split]), count, classes, cfg.scene)
-        jobs.extend(ClipJob(split, i, name, plan) for i, (name, plan) in enumerate(zip(_filenames(split, count), plans)))
+        names = _filenames(split, count)
+        jobs.extend(ClipJob(split, i, name, plan) for i, (name, plan) in enumerate(zip(names, plans)))
 
     workers = available_workers() if workers is None else max(1, int(workers))
-    results: dict[str, dict[str, tuple]] = {split: {} for split in sizes}
+    results: dict[str, dict[str, tuple[Event, ...]]] = {split: {} for split in sizes}
     with tqdm(total=len(jobs), desc="synth sed", unit="clip", disable=not progress) as bar:
         for job, clip_events in run_jobs(contexts, jobs, workers):
             results[job.split][job.filename] = clip_events
             bar.update(1)
 
-    dcase.write_strong_tsv(root / layout.tsv("synthetic"), results["synthetic"])
-    dcase.write_weak_tsv(root / layout.tsv("weak"),
-                         {f: sorted({e.label for e in evs}) for f, evs in results["weak"].items()})
-    dcase.write_unlabeled_tsv(root / layout.tsv("unlabeled"), list(results["unlabeled"]))
-    dcase.write_strong_tsv(root / layout.tsv("validation"), results["validation"])
     seconds = grid.samples_to_seconds(num_samples)
-    dcase.write_durations_tsv(root / layout.validation_durations_tsv, {f: seconds for f in results["validation"]})
-
+    _write_metadata(root, results, seconds)
     n_events = {split: sum(len(v) for v in clips.values()) for split, clips in results.items()}
-    per_class = {split: dict(sorted(Counter(e.label for v in clips.values() for e in v).items()))
-                 for split, clips in results.items()}
     info = {
         "generator": "audioadapt synth sed",
         "generator_version": GENERATOR_VERSION,
@@ -365,7 +371,8 @@ def generate_sed_dataset(
         "clip_seconds": seconds,
         "sizes": sizes,
         "events": n_events,
-        "events_per_class": per_class,
+        "events_per_class": {split: dict(sorted(Counter(e.label for v in clips.values() for e in v).items()))
+                             for split, clips in results.items()},
         "empty_clips": {split: sum(1 for v in clips.values() if not v) for split, clips in results.items()},
         "domains": {"synthetic": ["synthetic"], "real": ["weak", "unlabeled", "validation"]},
         "event_source": "procedural" if events is None else str(events),
