@@ -6,6 +6,8 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from audioadapt.data.soundscape import (
     ClipPlan,
@@ -186,3 +188,20 @@ def test_mix_is_deterministic_per_generator():
 def test_invalid_scene_settings_are_config_errors(changes):
     with pytest.raises(ConfigError):
         SceneConfig(**changes)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    lengths=st.lists(st.floats(0.01, 5.0), min_size=0, max_size=6),
+    labels=st.lists(st.sampled_from("ab"), min_size=6, max_size=6),
+    clip_seconds=st.floats(1.0, 4.0),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_annotations_always_fit_the_clip(lengths, labels, clip_seconds, seed):
+    events = [EventAudio(lab, _tone(length)) for length, lab in zip(lengths, labels)]
+    _, scape = _mix(events, seed=seed % 1000, seconds=clip_seconds)
+    clip = int(clip_seconds * SR) / SR
+    assert len(scape.events) <= len(events)
+    for ev in scape.events:
+        assert 0.0 <= ev.onset < ev.offset <= clip + 1e-9
+        assert ev.offset - ev.onset >= min(CFG.min_event_seconds, clip) - 1e-3

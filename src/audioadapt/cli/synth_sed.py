@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("out", type=Path, metavar="OUT", help="dataset root to create")
-    p.add_argument("--size", choices=sorted(SIZE_PRESETS), help="clips per split (default: the config's size)")
+    p.add_argument("--size", choices=list(SIZE_PRESETS), help="clips per split (default: the config's size)")
     p.add_argument("--seed", type=int, help="dataset seed (default: the config's seed)")
     p.add_argument("--workers", type=int, help="processes rendering clips (default: all available cores)")
     p.add_argument("--events", type=Path, metavar="DIR_OR_MANIFEST", help="bank of isolated event recordings")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy import signal
@@ -90,6 +92,10 @@ def test_blend_domains_interpolates_and_switches():
     assert half.pitch_semitones == pytest.approx(-1.0)
     assert half.noise.brown == pytest.approx(0.5) and half.noise.pink == pytest.approx(0.5)
     assert half.source_shift().pitch == pytest.approx(2 ** (-1 / 12))
+    same_noise = dataclasses.replace(shifted, noise=clean.noise)
+    assert blend_domains(clean, same_noise, 1.5).channel.reverb == pytest.approx(1.2)  # extrapolates
+    with pytest.raises(ConfigError):  # the pink weight (1 -> 0) would fall below zero
+        blend_domains(clean, shifted, 1.5)
     with pytest.raises(ConfigError):
         blend_domains(clean, shifted, -0.1)
 

@@ -214,7 +214,7 @@ def test_config_from_yaml_and_overrides(tmp_path):
 
 @pytest.mark.parametrize(
     "changes",
-    [{"size": "huge"}, {"seed": -1}, {"gap": -0.5}, {"group_split": (0.0, 0.5, 0.5)},
+    [{"size": "huge"}, {"seed": -1}, {"gap": -0.5}, {"gap": 1.5}, {"group_split": (0.0, 0.5, 0.5)},
      {"sizes": SizeOverrides(weak=-1)}],
 )
 def test_invalid_settings_are_config_errors(changes):

@@ -157,8 +157,9 @@ def blend_domains(base: DomainConfig, target: DomainConfig, amount: float) -> Do
     """Move ``amount`` of the way from ``base`` to ``target`` (0 = ``base``, 1 = ``target``).
 
     Numbers and number tuples are interpolated linearly; anything else switches
-    at ``amount >= 0.5``. Amounts above 1 extrapolate (a wider gap), clipped to
-    valid values by each config's own checks.
+    at ``amount >= 0.5``. Amounts above 1 extrapolate; each config's own checks
+    then reject a value that leaves its range (e.g. a noise weight below 0).
+    Works on any pair of dataclass instances of one type, not only domains.
     """
     if amount < 0:
         raise ConfigError(f"amount must be >= 0, got {amount}")

@@ -92,7 +92,7 @@ class SedSynthConfig:
         SED features.
     gap: how far the real domain moves from the synthetic one:
         ``blend_domains(synthetic_domain, real_domain, gap)``; 0 makes both
-        domains alike, 1 uses ``real_domain`` as given.
+        domains alike, 1 (the most) uses ``real_domain`` as given.
     synthetic_domain, real_domain: the two recording domains (each effect
         strength 0 turns that effect off).
     scene: clip composition.
@@ -120,8 +120,8 @@ class SedSynthConfig:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
         if self.sample_rate <= 0 or self.clip_seconds <= 0:
             raise ConfigError("sample_rate and clip_seconds must be positive")
-        if self.gap < 0:
-            raise ConfigError(f"gap must be >= 0, got {self.gap}")
+        if not 0 <= self.gap <= 1:
+            raise ConfigError(f"gap must be in [0, 1], got {self.gap}")
         if min(self.group_split) < 0 or self.group_split[0] <= 0 or self.group_split[1] <= 0:
             raise ConfigError(f"group_split needs positive synthetic and real shares, got {self.group_split}")
 
@@ -131,10 +131,7 @@ class SedSynthConfig:
 
     def effective_real_domain(self) -> DomainConfig:
         """The real domain after applying ``gap``."""
-        try:
-            return blend_domains(self.synthetic_domain, self.real_domain, self.gap)
-        except ValueError as exc:
-            raise ConfigError(f"gap={self.gap} gives an invalid real domain: {exc}") from None
+        return blend_domains(self.synthetic_domain, self.real_domain, self.gap)
 
 
 @dataclass(frozen=True)

@@ -141,8 +141,8 @@ def _syllables(rng, sr, n, shift):
     pos = 0
     while pos < n - int(0.08 * sr):
         length = min(n - pos, int(rng.uniform(0.12, 0.3) / shift.tempo * sr))
-        t = np.arange(length) / sr
-        f0 = f0_base * rng.uniform(0.85, 1.2) * (1.0 + 0.1 * np.sin(np.pi * t / t[-1] if length > 1 else t))
+        contour = np.sin(np.pi * np.linspace(0.0, 1.0, length))  # rise-fall intonation
+        f0 = f0_base * rng.uniform(0.85, 1.2) * (1.0 + 0.1 * contour)
         phase = np.cumsum(f0) / sr
         pulses = np.diff(np.floor(phase), prepend=0.0)  # one impulse per glottal period
         formants = [
