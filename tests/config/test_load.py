@@ -119,3 +119,18 @@ def test_extends_loop_is_detected(tmp_path):
     b.write_text(f"extends: {a}\n")
     with pytest.raises(ConfigError, match="loops"):
         load_preset_dict(a)
+
+
+@dataclass(frozen=True)
+class WithCustomDefault:
+    train: Inner = field(default_factory=lambda: Inner(lr=0.5, kind="sgd"))
+
+
+def test_partial_nested_mapping_merges_into_the_field_default():
+    cfg = from_dict(WithCustomDefault, {"train": {"betas": [0.1, 0.2]}})
+    # untouched keys keep the field's own default, not Inner's class defaults
+    assert cfg.train == Inner(lr=0.5, betas=(0.1, 0.2), kind="sgd")
+    cfg = apply_overrides(WithCustomDefault(), ["train.lr=0.25"])
+    assert cfg.train == Inner(lr=0.25, kind="sgd")
+    with pytest.raises(ConfigError, match="train.bets"):
+        from_dict(WithCustomDefault, {"train": {"bets": [0.1, 0.2]}})

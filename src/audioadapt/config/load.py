@@ -122,6 +122,21 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
+def _field_default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return None
+
+
+def _check_keys(cls: type, data: Mapping[str, Any], where: str) -> None:
+    fields = {f.name for f in dataclasses.fields(cls) if f.init}
+    for key in data:
+        if key not in fields:
+            raise ConfigError(f"unknown config key '{where}.{key}'.{_nearest(key, fields)}")
+
+
 def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> T:
     """Build the dataclass ``cls`` from a mapping, rejecting unknown keys.
 
@@ -131,14 +146,20 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> 
     data = dict(data or {})
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = get_type_hints(cls)
-    unknown = [k for k in data if k not in fields]
-    if unknown:
-        key = unknown[0]
-        full = f"{where}.{key}" if where else key
-        raise ConfigError(f"unknown config key '{full}'.{_nearest(key, fields)}")
+    for key in data:
+        if key not in fields:
+            full = f"{where}.{key}" if where else key
+            raise ConfigError(f"unknown config key '{full}'.{_nearest(key, fields)}")
     kwargs = {}
     for name, value in data.items():
         full = f"{where}.{name}" if where else name
+        default = _field_default(fields[name])
+        if isinstance(value, Mapping) and dataclasses.is_dataclass(default) and not isinstance(default, type):
+            # A partial mapping changes only the keys it names: merge it into
+            # the field's own default instance, which may differ from the
+            # nested class's defaults.
+            _check_keys(type(default), value, full)
+            value = _merge(to_dict(default), value)
         kwargs[name] = _coerce(value, hints[name], full)
     try:
         obj = cls(**kwargs)

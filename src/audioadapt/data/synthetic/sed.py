@@ -153,34 +153,16 @@ class SedDatasetInfo:
     events: dict[str, int]
 
 
-def _merge(base: dict, changes: Mapping) -> dict:
-    out = dict(base)
-    for key, value in changes.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def load_sed_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> SedSynthConfig:
     """Settings from an optional YAML file and ``key.path=value`` overrides.
 
     The YAML changes only what it names: a nested setting such as
     ``real_domain.channel.reverb`` keeps every other real-domain value of
-    :data:`REAL_DOMAIN` (a nested mapping is merged into the default, not
-    rebuilt from the nested class's defaults). Unknown keys are errors.
+    :data:`REAL_DOMAIN`. Unknown keys are errors.
     """
-    from audioadapt.config.load import apply_overrides, from_dict, load_preset_dict, to_dict
+    from audioadapt.config.load import load_config
 
-    cfg = SedSynthConfig()
-    if path is not None:
-        data = load_preset_dict(path)
-        try:
-            cfg = from_dict(SedSynthConfig, _merge(to_dict(cfg), data))
-        except ConfigError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
-    return apply_overrides(cfg, overrides)
+    return load_config(SedSynthConfig, path, overrides)
 
 
 # --------------------------------------------------------------------------- banks
