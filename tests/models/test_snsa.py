@@ -168,6 +168,7 @@ def test_freeze_conv_fixes_weights_and_batchnorm_statistics(n_frozen):
         if i < n_frozen:
             assert changed == [], f"frozen layer {i} changed: {changed}"
             assert not any(p.requires_grad for p in enc.conv[i].parameters())
+            assert all(p.grad is None for p in enc.conv[i].parameters())
             assert not enc.conv[i].training
         else:
             assert len(changed) == len([k for k in names if "num_batches" not in k])

@@ -278,7 +278,8 @@ class SnsaEncoder(nn.Module):
         Frozen layers get ``requires_grad = False`` and, when they have
         BatchNorm, keep it in eval mode (running statistics fixed) whatever
         :meth:`train` is called with. ``n = 0`` unfreezes everything; the
-        paper freezes 2 (the whole front end).
+        paper freezes 2 (the whole front end). The setting is not part of
+        the state dict: call it again after building a model to resume.
         """
         if not 0 <= n <= len(self.conv):
             raise ConfigError(f"can freeze 0 to {len(self.conv)} conv layers, got {n}")
@@ -322,7 +323,7 @@ class SnsaEncoder(nn.Module):
 
     def _blstm(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         lengths = None
-        if mask is not None and self.cfg.pack_padded:
+        if mask is not None and self.cfg.pack_padded and not bool(mask.all()):
             lengths = mask.sum(dim=1)
             prefix = torch.arange(mask.shape[1], device=mask.device).unsqueeze(0) < lengths.unsqueeze(1)
             if not torch.equal(prefix, mask):
@@ -376,4 +377,12 @@ class SnsaEncoder(nn.Module):
         return self.encode(features, frame_mask).feature
 
 
-__all__ = ["ConvType", "SNSA_CONV2D", "SelfAttentionPooling", "SnsaConfig", "SnsaConvLayer", "SnsaEncoder", "SnsaOutput"]
+__all__ = [
+    "ConvType",
+    "SNSA_CONV2D",
+    "SelfAttentionPooling",
+    "SnsaConfig",
+    "SnsaConvLayer",
+    "SnsaEncoder",
+    "SnsaOutput",
+]
