@@ -5,6 +5,8 @@
   equal to sed_eval (and sed_scores_eval) on the DCASE settings;
 * :mod:`~audioadapt.evaluation.psds`: PSDS (DCASE scenarios 1 and 2) and
   intersection-based F1 from frame scores, equal to sed_scores_eval;
+* :mod:`~audioadapt.evaluation.ser_metrics`: UA, WA, per-class recall and
+  confusion matrices for speech emotion recognition;
 * :mod:`~audioadapt.evaluation.report`: JSON + Markdown reports;
 * :mod:`~audioadapt.evaluation.api`: ``evaluate_sed_files`` and friends.
 """
@@ -31,6 +33,13 @@ from audioadapt.evaluation.psds import (
     psds,
 )
 from audioadapt.evaluation.report import Report, Table, fscore_table, package_versions, write_report
+from audioadapt.evaluation.ser_metrics import (
+    SerAggregate,
+    SerMetrics,
+    aggregate_runs,
+    plot_confusion_matrix,
+    ser_metrics,
+)
 from audioadapt.evaluation.sed_metrics import (
     FScoreResult,
     SedMetricConfig,
@@ -52,7 +61,10 @@ __all__ = [
     "Report",
     "SedEvaluation",
     "SedMetricConfig",
+    "SerAggregate",
+    "SerMetrics",
     "Table",
+    "aggregate_runs",
     "clip_metrics",
     "clip_metrics_from_probabilities",
     "decode_batch",
@@ -63,6 +75,7 @@ __all__ = [
     "events_to_tags",
     "fscore_table",
     "intersection_f1",
+    "plot_confusion_matrix",
     "plot_psd_roc",
     "psds",
     "frame_boundaries",
@@ -70,5 +83,6 @@ __all__ = [
     "package_versions",
     "postprocess_scores",
     "segment_based_metrics",
+    "ser_metrics",
     "write_report",
 ]
