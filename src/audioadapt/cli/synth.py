@@ -10,6 +10,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ssub = p.add_subparsers(dest="synth_command", metavar="KIND")
     ssub.required = True
     # `synth sed` is registered by audioadapt.cli.synth_sed
-    from audioadapt.cli import synth_sed
+    from audioadapt.cli import synth_sed, synth_ser
 
     synth_sed.register(ssub)
+    synth_ser.register(ssub)
