@@ -9,7 +9,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sed", help="sound event detection: demo, evaluate")
     ssub = p.add_subparsers(dest="sed_command", metavar="ACTION")
     ssub.required = True
-    from audioadapt.cli import sed_demo, sed_evaluate
+    from audioadapt.cli import sed_demo, sed_evaluate, sed_train
 
     sed_demo.register(ssub)
     sed_evaluate.register(ssub)
+    sed_train.register(ssub)

@@ -1,8 +1,9 @@
-"""``audioadapt sed evaluate``: event, segment and clip F1 of a predictions TSV.
+"""``audioadapt sed evaluate``: event, segment and clip F1 of a predictions TSV or of a trained run.
 
 The handler first resolves *where* the inputs are (:class:`EvaluateInputs`),
-then evaluates and reports; another input form (e.g. a run directory that
-holds its own predictions) only needs another resolver.
+then evaluates and reports. A run directory (``RUN_DIR``) is resolved by
+:func:`audioadapt.api.sed.evaluate_sed_run`, which predicts with the run's
+checkpoint and writes the report into the run directory.
 """
 
 from __future__ import annotations
@@ -34,8 +35,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "segment-based F1 (1 s) and clip-level F1. Prints the per-class table; --out also writes JSON "
         "and a Markdown table beside it.",
     )
-    p.add_argument("--pred", required=True, type=Path, metavar="PRED.tsv", help="predicted events")
-    p.add_argument("--ref", required=True, type=Path, metavar="REF.tsv", help="reference events")
+    p.add_argument("run_dir", nargs="?", type=Path, metavar="RUN_DIR",
+                   help="a training run to evaluate (instead of --pred/--ref); writes eval_<split>.json/.md there")
+    p.add_argument("--split", default="validation", choices=("validation", "synthetic_valid"),
+                   help="with RUN_DIR: the split to evaluate (default: validation)")
+    p.add_argument("--data", type=Path, metavar="ROOT", help="with RUN_DIR: dataset root (default: the run's)")
+    p.add_argument("--checkpoint", default="best", metavar="best|last|PATH",
+                   help="with RUN_DIR: checkpoint to evaluate (default: best)")
+    p.add_argument("--pred", type=Path, metavar="PRED.tsv", help="predicted events")
+    p.add_argument("--ref", type=Path, metavar="REF.tsv", help="reference events")
     p.add_argument("--durations", type=Path, metavar="D.tsv",
                    help="clip durations (filename duration) for the segment metric; default: last event offset")
     p.add_argument("--out", type=Path, metavar="RESULTS.json", help="write results JSON (and RESULTS.md)")
@@ -61,7 +69,32 @@ def _inputs_from_files(args: argparse.Namespace) -> EvaluateInputs:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from audioadapt.errors import ConfigError
+
+    file_options = {"--pred": args.pred, "--ref": args.ref, "--durations": args.durations, "--out": args.out,
+                    "--classes": args.classes, "--extra-pred-files": args.extra_pred_files}
+    run_options = {"--split": args.split != "validation", "--data": args.data, "--checkpoint": args.checkpoint != "best"}
+    if args.run_dir is not None:
+        given = [name for name, value in file_options.items() if value is not None]
+        if given:
+            raise ConfigError(f"{', '.join(given)} cannot be combined with RUN_DIR")
+        return evaluate_run(args)
+    given = [name for name, value in run_options.items() if value not in (None, False)]
+    if given:
+        raise ConfigError(f"{', '.join(given)} only apply to RUN_DIR")
+    if args.pred is None or args.ref is None:
+        raise ConfigError("give RUN_DIR, or both --pred PRED.tsv and --ref REF.tsv")
     return evaluate_inputs(_inputs_from_files(args))
+
+
+def evaluate_run(args: argparse.Namespace) -> int:
+    """Predict with a run's checkpoint, print the Markdown table and write the report into the run."""
+    from audioadapt.api.sed import evaluate_sed_run
+
+    evaluation = evaluate_sed_run(args.run_dir, split=args.split, data_root=args.data, checkpoint=args.checkpoint)
+    print(evaluation.to_markdown(), end="")
+    print(f"\nwrote {args.run_dir / f'eval_{args.split}.json'} and {args.run_dir / f'eval_{args.split}.md'}")
+    return 0
 
 
 def evaluate_inputs(inputs: EvaluateInputs) -> int:

@@ -1,0 +1,1 @@
+"""Thin Python API over the library: one call per user-level task."""

@@ -1,0 +1,203 @@
+"""Train and evaluate the SED system in two calls.
+
+>>> from audioadapt.api.sed import train_sed, evaluate_sed_run
+>>> result = train_sed("sed_demo", ["train.epochs=5"], data_root="data/small", run_dir="runs/demo")
+>>> evaluation = evaluate_sed_run("runs/demo")          # writes eval_validation.json / .md
+
+A run directory holds, besides the Trainer's files (``config.yaml``,
+``versions.json``, ``train.log``, ``metrics.csv``, ``last.pt``, ``best.pt``):
+``data.json`` (dataset root, class list, clip counts actually used, the
+internal valid file names), ``pseudo_labels.json`` (tri-training) and, after
+evaluation, ``eval_<split>.json``, ``eval_<split>.md`` and
+``predictions_<split>.tsv``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from audioadapt import __version__
+from audioadapt.config.load import from_dict, to_dict
+from audioadapt.config.sed import SedExperimentConfig, load_sed_config, override_sed_config
+from audioadapt.errors import ConfigError, DataError
+from audioadapt.evaluation.api import SedEvaluation
+from audioadapt.features.normalization import Normalizer
+from audioadapt.training.loop import FitResult
+from audioadapt.training.method import Method
+
+log = logging.getLogger(__name__)
+
+DATA_FILE = "data.json"
+
+
+def _resolve_config(preset_or_config: str | Path | SedExperimentConfig,
+                    overrides: Iterable[str]) -> tuple[SedExperimentConfig, str]:
+    if isinstance(preset_or_config, SedExperimentConfig):
+        return override_sed_config(preset_or_config, overrides), "sed"
+    return load_sed_config(preset_or_config, overrides), Path(str(preset_or_config)).stem
+
+
+def build_normalizer(cfg: SedExperimentConfig, data: Any) -> Normalizer:
+    """The configured normaliser, fitted on the training sources' features if its kind needs it."""
+    normalizer = Normalizer(cfg.normalizer, cfg.features.n_mels)
+    if normalizer.requires_fit:
+        def items() -> Iterator[np.ndarray]:
+            for name in data.train.source_names:
+                ds = data.source(name)
+                for i in range(len(ds)):
+                    yield ds.features[i]
+
+        normalizer.fit(items())
+    return normalizer
+
+
+def build_method(cfg: SedExperimentConfig, model: Any, normalizer: Normalizer, data: Any) -> Method:
+    """The :class:`~audioadapt.training.method.Method` of ``cfg.method.kind``."""
+    if cfg.method.kind == "mean_teacher":
+        from audioadapt.training.sed_mean_teacher import SedMeanTeacherMethod
+
+        return SedMeanTeacherMethod(cfg, model, normalizer, data)
+    from audioadapt.training.sed_tri_adv import SedTriAdvMethod
+
+    return SedTriAdvMethod(cfg, model, normalizer, data)
+
+
+def checkpoint_meta(cfg: SedExperimentConfig, classes: Iterable[str], normalizer: Normalizer,
+                    data_root: str | Path) -> dict[str, Any]:
+    """What every checkpoint of a SED run carries to be used on its own."""
+    return {
+        "model_config": to_dict(cfg.model),
+        "feature_config": to_dict(cfg.features),
+        "normalizer": normalizer.state_dict(),
+        "classes": list(classes),
+        "audioadapt_version": __version__,
+        "method": cfg.method.kind,
+        "experiment_config": to_dict(cfg),
+        "data_root": str(Path(data_root).resolve()),
+    }
+
+
+def _data_root(data_root: str | Path | None, run_dir: Path) -> Path:
+    if data_root is not None:
+        return Path(data_root)
+    saved = run_dir / DATA_FILE
+    if saved.is_file():
+        return Path(json.loads(saved.read_text(encoding="utf-8"))["root"])
+    raise ConfigError(f"no dataset root given and {saved} does not exist (pass data_root / --data)")
+
+
+def train_sed(preset_or_config: str | Path | SedExperimentConfig, overrides: Iterable[str] = (),
+              data_root: str | Path | None = None, run_dir: str | Path | None = None,
+              resume: bool = False) -> FitResult:
+    """Train one SED system.
+
+    Parameters
+    ----------
+    preset_or_config: a preset name (``sed_baseline``, ..., ``sed_demo``), a
+        YAML path, or a :class:`SedExperimentConfig`.
+    overrides: dotted ``key.path=value`` changes (checked like a preset).
+    data_root: the dataset root (DESED 2019 layout); on resume it defaults to
+        the one recorded in the run directory.
+    run_dir: where the run is written; default ``runs/<preset>-<timestamp>``.
+    resume: continue the run in ``run_dir`` from its ``last.pt`` (the Trainer
+        repeats only the epoch that was cut short).
+    """
+    from audioadapt.models.sed_model import SedModel
+    from audioadapt.training.distributed import init_distributed
+    from audioadapt.training.experiment import default_run_name, start_experiment
+    from audioadapt.training.loop import Trainer
+    from audioadapt.training.sed_data import SedDataModule
+
+    cfg, name = _resolve_config(preset_or_config, overrides)
+    run_dir = Path(run_dir) if run_dir is not None else Path("runs") / f"{name}-{default_run_name()}"
+    root = _data_root(data_root, run_dir) if resume else data_root
+    if root is None:
+        raise ConfigError("train_sed needs data_root (the dataset root)")
+    dist = init_distributed(cfg.train.device)
+    with start_experiment(run_dir, cfg, seed=cfg.train.seed, deterministic=cfg.train.deterministic,
+                          resume=resume, rank=dist.rank):
+        data = SedDataModule(root, cfg).setup(dist)
+        if dist.is_main:
+            (run_dir / DATA_FILE).write_text(json.dumps(data.summary(), indent=1) + "\n", encoding="utf-8")
+        normalizer = build_normalizer(cfg, data)
+        model = SedModel(cfg.model, cfg.features.n_mels, len(data.classes))
+        method = build_method(cfg, model, normalizer, data)
+        trainer = Trainer(cfg.train, run_dir, meta=checkpoint_meta(cfg, data.classes, normalizer, root), dist=dist)
+        result = trainer.fit(method, resume=resume)
+    log.info("run %s done; best %s = %s at epoch %s", run_dir, result.best.get("metric"),
+             result.best.get("value"), result.best.get("global_epoch"))
+    return result
+
+
+def _checkpoint_path(run_dir: Path, checkpoint: str | Path) -> Path:
+    from audioadapt.training.checkpoint import BEST, LAST
+
+    if checkpoint == "best":
+        return run_dir / BEST if (run_dir / BEST).is_file() else run_dir / LAST
+    if checkpoint == "last":
+        return run_dir / LAST
+    return Path(checkpoint)
+
+
+def evaluate_sed_run(run_dir: str | Path, split: str = "validation", data_root: str | Path | None = None,
+                     checkpoint: str | Path = "best", write: bool = True) -> SedEvaluation:
+    """Evaluate a trained run on a strongly labelled split; writes JSON + Markdown + predictions.
+
+    Parameters
+    ----------
+    run_dir: the run directory.
+    split: ``"validation"`` (the real-domain strong split; PSDS1/2 included
+        when ``psds.enabled``) or ``"synthetic_valid"`` (the internal held-out
+        synthetic clips).
+    data_root: dataset root; default: the one the run was trained on.
+    checkpoint: ``"best"`` (``best.pt``, else ``last.pt``), ``"last"`` or a path.
+    write: write ``eval_<split>.json``, ``eval_<split>.md`` and
+        ``predictions_<split>.tsv`` into ``run_dir``.
+    """
+    from audioadapt.data.dcase import write_strong_tsv
+    from audioadapt.evaluation.report import write_report
+    from audioadapt.training.checkpoint import load_checkpoint
+    from audioadapt.training.distributed import resolve_device
+    from audioadapt.training.sed_data import SedDataModule
+    from audioadapt.training.sed_mean_teacher import TEACHER_PREFIX
+    from audioadapt.training.sed_predict import evaluate_scores, load_model, predict_scores
+
+    run_dir = Path(run_dir)
+    path = _checkpoint_path(run_dir, checkpoint)
+    ckpt = load_checkpoint(path)
+    meta = ckpt["meta"]
+    if "experiment_config" not in meta:
+        raise DataError("not a checkpoint of a SED run (no experiment_config in its meta)", path)
+    cfg = from_dict(SedExperimentConfig, meta["experiment_config"])
+    root = Path(data_root) if data_root is not None else Path(meta["data_root"])
+    mt = cfg.method.kind == "mean_teacher" and cfg.method.mean_teacher.predict == "teacher"
+    model, normalizer = load_model(ckpt, TEACHER_PREFIX if mt else "")
+    device = resolve_device(cfg.train.device)
+    model.to(device)
+    normalizer.to(device)
+    data = SedDataModule(root, dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, classes=tuple(meta["classes"]))))
+    if split == "synthetic_valid":
+        data.setup()
+    dataset, durations = data.eval_dataset(split)
+    p = cfg.method.predict
+    scores = predict_scores(model, normalizer, dataset, p.heads, p.batch_size, device)
+    inputs = {"run_dir": str(run_dir), "checkpoint": str(path), "global_epoch": ckpt["progress"]["global_epoch"],
+              "data_root": str(root), "clips": len(dataset), "predict_heads": list(p.heads)}
+    evaluation, events = evaluate_scores(scores, dataset, data.grid, cfg.decode, cfg.metrics, durations,
+                                         cfg.psds.scenarios if cfg.psds.enabled else None, inputs)
+    if write:
+        json_path, md_path = write_report(evaluation.report(), run_dir / f"eval_{split}.json")
+        write_strong_tsv(run_dir / f"predictions_{split}.tsv", {r.filename: events.get(r.filename, [])
+                                                                 for r in dataset.records})
+        log.info("wrote %s and %s", json_path, md_path)
+    return evaluation
+
+
+__all__ = ["DATA_FILE", "build_method", "build_normalizer", "checkpoint_meta", "evaluate_sed_run", "train_sed"]

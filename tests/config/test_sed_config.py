@@ -1,0 +1,123 @@
+"""The SED experiment configuration: presets, derived model fields, keys that would have no effect."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from audioadapt.config import from_dict, list_presets, to_dict
+from audioadapt.config.load import load_preset_dict
+from audioadapt.config.sed import SedExperimentConfig, leaf_items, load_sed_config, override_sed_config
+from audioadapt.errors import ConfigError
+
+#: Preset -> (method kind, adversarial mode, tri-training): Park et al.'s Table 1 and the 2019 baseline.
+ROWS = {
+    "sed_baseline": ("tri_adv", "none", False),
+    "sed_adv_whole": ("tri_adv", "whole", False),
+    "sed_adv_time": ("tri_adv", "time", False),
+    "sed_tri_training": ("tri_adv", "none", True),
+    "sed_adv_whole_tri_training": ("tri_adv", "whole", True),
+    "sed_adv_time_tri_training": ("tri_adv", "time", True),
+    "sed_mean_teacher": ("mean_teacher", "none", False),
+    "sed_demo": ("tri_adv", "time", True),
+}
+
+
+def test_the_shipped_sed_presets_are_the_expected_ones():
+    assert set(list_presets("sed_")) == set(ROWS) | {"sed_base"}
+
+
+@pytest.mark.parametrize("name", sorted(ROWS))
+def test_every_preset_loads_as_its_table_row(name):
+    cfg = load_sed_config(name)
+    m = cfg.method
+    assert (m.kind, m.adversarial, m.tri_training) == ROWS[name]
+    assert cfg.model.domain.mode == m.adversarial
+    assert cfg.model.heads == (("f1", "f2", "ft") if m.tri_training else ("ft",))
+    assert m.predict.heads == ("ft",)
+
+
+@pytest.mark.parametrize("name", sorted(list_presets("sed_")))
+def test_no_preset_key_is_unused(name):
+    tree = load_preset_dict(name)
+    cfg = from_dict(SedExperimentConfig, tree)  # unknown keys would raise here
+    inactive = cfg.inactive_keys()
+    for key in leaf_items(tree):
+        hits = [p for p in inactive if key == p or key.startswith(p + ".")]
+        assert not hits, f"{name}: '{key}' has no effect ({inactive[hits[0]]})"
+
+
+def test_a_key_without_effect_is_rejected(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump({"extends": "sed_baseline", "method": {"orthogonality": {"weight": 0.5}}}))
+    with pytest.raises(ConfigError, match=r"mine.yaml.*method.orthogonality.weight.*no tri-training"):
+        load_sed_config(path)
+    with pytest.raises(ConfigError, match=r"overrides.*method.grl_weight.end.*adversarial is none"):
+        load_sed_config("sed_tri_training", ["method.grl_weight.end=0.5"])
+    with pytest.raises(ConfigError, match="method.mean_teacher"):
+        load_sed_config("sed_adv_time", ["method.mean_teacher.ema_decay=0.99"])
+    with pytest.raises(ConfigError, match="psds.scenarios"):
+        load_sed_config("sed_adv_time", ["psds.enabled=false", "psds.scenarios.psds1.dtc=0.5"])
+    assert load_sed_config("sed_adv_time", ["psds.scenarios.psds1.dtc=0.5"]).psds.scenarios["psds1"].dtc == 0.5
+    # restating the value the run uses anyway changes nothing and is accepted (a resolved config.yaml does it)
+    assert load_sed_config("sed_baseline", ["method.orthogonality.weight=1.0", "model.heads=[ft]"]).method.tri_training is False
+
+
+def test_a_resolved_config_file_loads_as_a_preset(tmp_path):
+    from audioadapt.config import save_config
+
+    cfg = load_sed_config("sed_tri_training", ["train.epochs=3"])
+    assert load_sed_config(save_config(cfg, tmp_path / "config.yaml")) == cfg
+
+
+def test_preset_keys_that_only_an_override_disables_are_logged(caplog):
+    with caplog.at_level("WARNING", logger="audioadapt.config.sed"):
+        cfg = load_sed_config("sed_demo", ["method.tri_training=false"])
+    assert cfg.model.heads == ("ft",)
+    assert "'method.phase2_epochs' is ignored after the overrides" in caplog.text
+
+
+def test_model_heads_and_domain_follow_the_method_switches():
+    cfg = load_sed_config("sed_adv_time_tri_training", ["method.adversarial=whole", "method.tri_training=false"])
+    assert (cfg.model.domain.mode, cfg.model.heads) == ("whole", ("ft",))
+    back = override_sed_config(cfg, ["method.tri_training=true"])
+    assert back.model.heads == ("f1", "f2", "ft")
+    for override in ("model.heads=[ft]", "model.domain.mode=none"):
+        with pytest.raises(ConfigError, match="follows method"):
+            load_sed_config("sed_adv_time_tri_training", [override])
+    assert load_sed_config("sed_adv_time", ["model.domain.hidden=[64]"]).model.domain.hidden == (64,)
+
+
+def test_inconsistent_switches_are_errors():
+    with pytest.raises(ConfigError, match="unlabeled must be 0 without a domain classifier"):
+        load_sed_config("sed_adv_time", ["method.adversarial=none"])
+    with pytest.raises(ConfigError, match="mean_teacher.*needs"):
+        load_sed_config("sed_adv_time", ["method.kind=mean_teacher"])
+    with pytest.raises(ConfigError, match=r"predict.heads \['f1'\]"):
+        load_sed_config("sed_baseline", ["method.predict.heads=[f1]"])
+    with pytest.raises(ConfigError, match="unknown sources"):
+        load_sed_config("sed_adv_time", ["sampler.phase1.batch_sizes.strong=4"])
+    with pytest.raises(ConfigError, match="synthetic must be positive"):
+        load_sed_config("sed_adv_time", ["sampler.phase1.batch_sizes.synthetic=0"])
+    assert load_sed_config("sed_tri_training", ["method.predict.heads=[f1,f2,ft]"]).method.predict.heads == (
+        "f1", "f2", "ft")
+
+
+def test_defaults_epochs_and_sources():
+    cfg = load_sed_config("sed_adv_time_tri_training", ["train.epochs=7"])
+    assert cfg.phase2_epochs() == 7
+    assert load_sed_config("sed_adv_time_tri_training", ["method.phase2_epochs=3"]).phase2_epochs() == 3
+    assert load_sed_config("sed_baseline").needed_sources() == ("synthetic", "weak")
+    assert load_sed_config("sed_adv_whole").needed_sources() == ("synthetic", "weak", "unlabeled")
+    assert load_sed_config("sed_tri_training").needed_sources() == ("synthetic", "weak", "unlabeled")
+    assert load_sed_config("sed_mean_teacher").method.synthetic_clip_loss is False
+    base = load_sed_config("sed_base")
+    assert (base.features.hop_length, base.features.n_mels, base.train.lr) == (345, 128, 1e-3)
+    assert base.sampler.phase1.batch_sizes == {"synthetic": 16, "weak": 16, "unlabeled": 32}
+
+
+@pytest.mark.parametrize("name", sorted(ROWS))
+def test_resolved_config_round_trips_through_yaml(name):
+    cfg = load_sed_config(name)
+    again = from_dict(SedExperimentConfig, yaml.safe_load(yaml.safe_dump(to_dict(cfg))))
+    assert again == cfg
