@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="dataset size: tiny 32+32 utterances, small 768+384, medium 5600+1600 "
                    "(default: the config's size)")
     p.add_argument("--seed", type=int, help="dataset seed (default: the config's seed)")
-    p.add_argument("--workers", type=int, help="processes rendering utterances (default: all available cores)")
+    p.add_argument("--workers", type=int,
+                   help="processes rendering utterances (default: the available cores, one per 64 utterances)")
     p.add_argument("--config", metavar="YAML", help="generator settings (SerSynthConfig fields)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting (repeatable)")

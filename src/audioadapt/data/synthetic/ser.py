@@ -4,7 +4,7 @@
 generic CSV-manifest layout read by
 :func:`~audioadapt.data.corpora.csv_manifest.prepare_csv`::
 
-    OUT/dataset.json                 settings, counts, speakers, measured cues
+    OUT/dataset.json                 settings, counts, speakers, mean cues per emotion
     OUT/<domain>/manifest.csv        path,label,speaker,gender,seconds
     OUT/<domain>/audio/<id>.wav      16-bit mono WAV
 
@@ -43,8 +43,9 @@ is drawn per utterance.
 microphone from ``(domain key, 2, k)``; utterance ``i`` draws from
 ``SeedSequence(seed, spawn_key=(domain key, 1, i))`` (split into independent
 plan, voice and background streams). The files are byte-identical for a
-seed and settings, whatever ``workers`` is, and an utterance does not
-depend on how many others the dataset holds.
+seed and settings, whatever ``workers`` is, and an utterance depends only on
+the seed, the settings, its index, speaker and emotion, never on the other
+utterances.
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ _BANDWIDTHS = (80.0, 100.0, 140.0, 250.0, 300.0)  # F1..F5 bandwidths in Hz
 _UPPER_FORMANTS = (3500.0, 4500.0)  # F4, F5 of the reference vocal tract
 _TONES = ((0.0, 0.0, 0.0), (-1.0, 0.0, 1.0), (1.0, 0.0, -1.0), (1.0, 1.0, 1.0), (-1.0, -1.0, -1.0))
 _RAMP_SECONDS = 0.012
+_UTTERANCES_PER_WORKER = 64
 
 
 def _check_range(name: str, lo_hi: tuple[float, float], minimum: float = 0.0) -> None:
@@ -288,7 +290,7 @@ class VariationConfig:
     range_spread, tempo_spread: log-normal spread of the pitch range and rate.
     """
 
-    intensity: tuple[float, float] = (0.5, 1.0)
+    intensity: tuple[float, float] = (0.6, 1.0)
     pitch_st: float = 1.0
     energy_db: float = 1.5
     tilt_db: float = 1.0
@@ -373,8 +375,8 @@ TARGET_DOMAIN = SerDomainConfig(
         pause_seconds=(0.1, 0.3),
         declination_st=0.5,
         accent_st=1.5,
-        tone_st=2.5,
-        expressiveness=0.8,
+        tone_st=2.0,
+        expressiveness=0.9,
     ),
     recording=DomainConfig(
         channel=ChannelConfig(reverb=0.5, coloration=0.8),
@@ -884,8 +886,8 @@ def generate_ser_dataset(
     ----------
     out_dir: the dataset root (created if needed).
     cfg: settings; ``SerSynthConfig()`` when ``None``.
-    workers: processes rendering utterances; ``None`` uses every available
-        core. The files do not depend on it.
+    workers: processes rendering utterances; ``None`` uses the available
+        cores, at most one per 64 utterances. The files do not depend on it.
     progress: show a progress bar.
     overwrite: replace an existing dataset in ``out_dir``.
 
@@ -923,7 +925,9 @@ def generate_ser_dataset(
                     index = (k * per_class + rep) * len(EMOTIONS) + e
                     jobs.append(_Job(role, index, f"{dom.name}_{index:0{width}d}", voice, emotion))
 
-    workers = available_workers() if workers is None else max(1, int(workers))
+    if workers is None:  # a process pool only pays off for larger datasets
+        workers = min(available_workers(), max(1, len(jobs) // _UTTERANCES_PER_WORKER))
+    workers = max(1, int(workers))
     rows: dict[str, list[tuple[_Job, dict[str, float]]]] = {role: [] for role in domains}
     with tqdm(total=len(jobs), desc="synth ser", unit="utt", disable=not progress) as bar:
         for job, cues in zip(jobs, _run_jobs(contexts, jobs, workers)):
