@@ -18,12 +18,18 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from audioadapt.data.synthetic.noise import NOISE_KINDS, NoiseConfig, harmonic_sum, make_noise, rms
 from audioadapt.errors import ConfigError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+#: Any config dataclass instance (:func:`blend_domains` works on each).
+_Config = TypeVar("_Config", bound="DataclassInstance")
 
 
 def _check_range(name: str, lo_hi: tuple[float, float], minimum: float = 0.0) -> None:
@@ -153,7 +159,7 @@ def _lerp(a: Any, b: Any, t: float) -> Any:
     return b if t >= 0.5 else a
 
 
-def blend_domains(base: DomainConfig, target: DomainConfig, amount: float) -> DomainConfig:
+def blend_domains(base: _Config, target: _Config, amount: float) -> _Config:
     """Move ``amount`` of the way from ``base`` to ``target`` (0 = ``base``, 1 = ``target``).
 
     Numbers and number tuples are interpolated linearly; anything else switches
