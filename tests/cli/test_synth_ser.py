@@ -10,7 +10,7 @@ import pytest
 
 from audioadapt.cli.main import build_parser, main
 from audioadapt.data.corpora import load_corpus
-from audioadapt.data.synthetic.ser import SER_SIZE_PRESETS
+from audioadapt.data.synthetic.sizes import SER_SIZE_PRESETS
 from audioadapt.data.utterances import EMOTIONS
 
 FAST = ["--set", "sizes.source_speakers=1", "--set", "sizes.source_per_class=1", "--set", "sizes.target_speakers=1",
@@ -43,7 +43,7 @@ def test_yaml_config_file(tmp_path):
     "extra, message",
     [
         (["--set", "target.recording.snr=3"], "unknown config key"),
-        (["--size", "huge"], "size 'huge'"),
+        (["--set", "size=huge"], "size 'huge'"),
         (["--set", "gap=-1"], "gap"),
         (["--workers", "0"], "--workers"),
         (["--config", "/nonexistent/ser.yaml"], "no preset or config file"),
@@ -61,6 +61,15 @@ def test_refuses_to_overwrite_without_the_flag(tmp_path, capsys):
     assert main(["synth", "ser", str(out), *FAST]) == 2
     assert "already holds a dataset" in capsys.readouterr().err
     assert main(["synth", "ser", str(out), *FAST, "--overwrite"]) == 0
+
+
+def test_size_choices_come_from_the_presets():
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["synth", "ser", "out", "--size", "huge"])
+    for name in SER_SIZE_PRESETS:
+        args = parser.parse_args(["synth", "ser", "out", "--size", name])
+        assert args.size == name and args.workers is None and args.seed is None
 
 
 def test_help_names_every_size_with_its_counts():

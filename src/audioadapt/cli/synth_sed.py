@@ -23,6 +23,7 @@ Domain knobs go through --config YAML and --set key=value, e.g.
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from audioadapt.cli.synth import add_output_arguments, add_settings_arguments
     from audioadapt.data.synthetic.sizes import SIZE_PRESETS
 
     p = sub.add_parser(
@@ -31,32 +32,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("out", type=Path, metavar="OUT", help="dataset root to create")
-    p.add_argument("--size", choices=list(SIZE_PRESETS), help="clips per split (default: the config's size)")
-    p.add_argument("--seed", type=int, help="dataset seed (default: the config's seed)")
-    p.add_argument("--workers", type=int, help="processes rendering clips (default: all available cores)")
+    add_output_arguments(p, SIZE_PRESETS, size_help="clips per split (default: the config's size)",
+                         workers_help="processes rendering clips (default: all available cores)")
     p.add_argument("--events", type=Path, metavar="DIR_OR_MANIFEST", help="bank of isolated event recordings")
     p.add_argument("--backgrounds", type=Path, metavar="DIR_OR_MANIFEST", help="bank of background recordings")
-    p.add_argument("--config", metavar="YAML", help="generator settings (SedSynthConfig fields)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one setting (repeatable)")
-    p.add_argument("--overwrite", action="store_true", help="replace a dataset already in OUT")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
+    add_settings_arguments(p, config_class="SedSynthConfig")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
+    from audioadapt.cli.synth import synth_overrides
     from audioadapt.data.synthetic.sed import generate_sed_dataset, load_sed_config
-    from audioadapt.errors import ConfigError
 
-    overrides = list(args.overrides)
-    if args.size is not None:
-        overrides.append(f"size={args.size}")
-    if args.seed is not None:
-        overrides.append(f"seed={args.seed}")
-    if args.workers is not None and args.workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
-    cfg = load_sed_config(args.config, overrides)
+    cfg = load_sed_config(args.config, synth_overrides(args))
     info = generate_sed_dataset(
         args.out,
         cfg,

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from audioadapt.data.synthetic.sizes import SerSizes
 
 _DESCRIPTION = """\
 Write two procedural speech-emotion corpora (angry, happy, sad, neutral) under
@@ -19,41 +23,38 @@ YAML and --set key=value, e.g.
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    # The size names are spelled out rather than imported: the generator
-    # module pulls in numpy, and building the parser must stay light.
+    from audioadapt.cli.synth import add_output_arguments, add_settings_arguments
+    from audioadapt.data.synthetic.sizes import SER_SIZE_PRESETS
+
     p = sub.add_parser(
         "ser",
         help="cross-language speech emotion dataset (two CSV-manifest corpora)",
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("out", type=Path, metavar="OUT", help="dataset root to create")
-    p.add_argument("--size", metavar="{tiny,small,medium}",
-                   help="dataset size: tiny 32+32 utterances, small 768+384, medium 5600+1600 "
-                   "(default: the config's size)")
-    p.add_argument("--seed", type=int, help="dataset seed (default: the config's seed)")
-    p.add_argument("--workers", type=int,
-                   help="processes rendering utterances (default: the available cores, one per 64 utterances)")
-    p.add_argument("--config", metavar="YAML", help="generator settings (SerSynthConfig fields)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one setting (repeatable)")
-    p.add_argument("--overwrite", action="store_true", help="replace a dataset already in OUT")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
+    add_output_arguments(
+        p, SER_SIZE_PRESETS, size_help=f"dataset size: {_size_counts(SER_SIZE_PRESETS)} (default: the config's size)",
+        workers_help="processes rendering utterances (default: the available cores, one per 64 utterances)",
+    )
+    add_settings_arguments(p, config_class="SerSynthConfig")
     p.set_defaults(func=_run)
 
 
-def _run(args: argparse.Namespace) -> int:
-    from audioadapt.data.synthetic.ser import generate_ser_dataset, load_ser_config
-    from audioadapt.errors import ConfigError
+def _size_counts(presets: Mapping[str, SerSizes]) -> str:
+    """``tiny 32+32 utterances, small ...``: source+target utterances of each size preset."""
+    from audioadapt.data.utterances import EMOTIONS
 
-    overrides = list(args.overrides)
-    if args.size is not None:
-        overrides.append(f"size={args.size}")
-    if args.seed is not None:
-        overrides.append(f"seed={args.seed}")
-    if args.workers is not None and args.workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
-    cfg = load_ser_config(args.config, overrides)
+    counts = [f"{name} {s.source_speakers * s.source_per_class * len(EMOTIONS)}"
+              f"+{s.target_speakers * s.target_per_class * len(EMOTIONS)}" for name, s in presets.items()]
+    counts[0] += " utterances"
+    return ", ".join(counts)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from audioadapt.cli.synth import synth_overrides
+    from audioadapt.data.synthetic.ser import generate_ser_dataset, load_ser_config
+
+    cfg = load_ser_config(args.config, synth_overrides(args))
     info = generate_ser_dataset(args.out, cfg, workers=args.workers, progress=args.progress,
                                 overwrite=args.overwrite)
     parts = ", ".join(f"{role} {info.utterances[role]} ({info.seconds[role] / 60:.1f} min) in {path.parent}"
