@@ -341,16 +341,6 @@ class SerSynthConfig:
         return self.source, self.effective_target()
 
 
-def _merge(base: dict, changes: Mapping) -> dict:
-    out = dict(base)
-    for key, value in changes.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def load_ser_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> SerSynthConfig:
     """Settings from an optional YAML file and ``key.path=value`` overrides.
 
@@ -358,15 +348,9 @@ def load_ser_config(path: str | Path | None = None, overrides: Sequence[str] = (
     ``target: {recording: {snr_db: [0, 10]}}`` keeps every other target
     value); unknown keys are errors.
     """
-    from audioadapt.config.load import apply_overrides, from_dict, load_preset_dict, to_dict
+    from audioadapt.config.load import load_config
 
-    cfg = SerSynthConfig()
-    if path is not None:
-        try:
-            cfg = from_dict(SerSynthConfig, _merge(to_dict(cfg), load_preset_dict(path)))
-        except ConfigError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
-    return apply_overrides(cfg, overrides)
+    return load_config(SerSynthConfig, path, overrides)
 
 
 __all__ = [
