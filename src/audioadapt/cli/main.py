@@ -16,7 +16,7 @@ from audioadapt import __version__
 from audioadapt.errors import AudioadaptError
 
 #: Command groups, in the order ``--help`` lists them.
-_GROUPS = ("synth", "sed", "config_cmd")
+_GROUPS = ("synth", "sed", "ser", "config_cmd")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,325 @@
+"""Train, evaluate and apply the cross-lingual SER systems in one call each.
+
+>>> from audioadapt.api.ser import train_ser, evaluate_ser_run, predict_ser
+>>> result = train_ser("ser_demo", source="data/synth", target="data/synth", run_dir="runs/demo")
+>>> metrics = evaluate_ser_run("runs/demo")              # {"test": SerMetrics, ...}; writes reports
+>>> rows = predict_ser("runs/demo", ["clip.wav", "folder/"])
+
+A run directory holds, besides the Trainer's files (``config.yaml``,
+``versions.json``, ``train.log``, ``metrics.csv``, ``last.pt``, ``best.pt``
+when the source has a validation part): ``data.json`` (corpora, the target
+split with its class counts and ids, the source validation ids, utterance
+counts) and, after evaluation, per target side (``test``, and ``validation``
+for EMO-DB's speaker 16) ``eval_<side>.json``, ``eval_<side>.md``,
+``confusion_<side>.png`` and ``predictions_<side>.csv``.
+
+``last.pt`` is the result of every method: the stage-1 epoch selected on the
+source validation UA for ``snsa_f``, the last stage-2 epoch otherwise.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import logging
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from audioadapt import __version__
+from audioadapt.api.sed import DATA_FILE
+from audioadapt.config.load import apply_overrides, from_dict, to_dict
+from audioadapt.config.ser import SerCorpusConfig, SerExperimentConfig, load_ser_config, with_corpora
+from audioadapt.errors import ConfigError, DataError
+from audioadapt.features.normalization import Normalizer
+from audioadapt.training.loop import FitResult
+
+log = logging.getLogger(__name__)
+
+#: Audio file extensions collected from folders by :func:`collect_audio`.
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
+#: Extensions of list files (one audio path per line) accepted by :func:`collect_audio`.
+LIST_EXTENSIONS = (".txt", ".lst", ".list")
+
+
+# -- configuration ------------------------------------------------------------------
+def _absolute(corpus: SerCorpusConfig) -> SerCorpusConfig:
+    return corpus if not corpus.given else dataclasses.replace(corpus, root=os.path.abspath(str(corpus.root)))
+
+
+def resolve_ser_config(preset_or_config: str | Path | SerExperimentConfig, overrides: Iterable[str] = (),
+                       source: str | Path | SerCorpusConfig | None = None,
+                       target: str | Path | SerCorpusConfig | None = None,
+                       saved: Path | None = None) -> tuple[SerExperimentConfig, str]:
+    """The run's configuration and a name for its default run directory.
+
+    Corpora missing from the preset and the arguments are taken from the
+    ``saved`` config (a resumed run's ``config.yaml``); roots become absolute.
+    """
+    if isinstance(preset_or_config, SerExperimentConfig):
+        cfg, name = apply_overrides(preset_or_config, list(overrides)), "ser"
+    else:
+        cfg, name = load_ser_config(preset_or_config, overrides), Path(str(preset_or_config)).stem
+    if saved is not None and saved.is_file() and (source is None or target is None):
+        previous = load_ser_config(saved)
+        source = source if source is not None or cfg.source.given else previous.source
+        target = target if target is not None or cfg.target.given else previous.target
+    cfg = with_corpora(cfg, source, target)
+    return dataclasses.replace(cfg, source=_absolute(cfg.source), target=_absolute(cfg.target)), name
+
+
+def build_normalizer(cfg: SerExperimentConfig, data: Any) -> Normalizer:
+    """The configured normaliser, fitted on the stage-1 source training features if its kind needs it.
+
+    With ``stage2.init_from`` it is the stage-1 checkpoint's (same settings required).
+    """
+    from audioadapt.training.ser_nnpm import load_stage1_checkpoint
+
+    normalizer = Normalizer(cfg.normalizer, cfg.features.n_mels)
+    if not cfg.runs_stage1:
+        normalizer.load_state_dict(load_stage1_checkpoint(str(cfg.stage2.init_from))[1]["meta"]["normalizer"])
+    elif normalizer.requires_fit:
+        ds = data.source_train
+        normalizer.fit(ds.features[i] for i in range(len(ds)))
+    return normalizer
+
+
+def checkpoint_meta(cfg: SerExperimentConfig, normalizer: Normalizer, classes: Sequence[str]) -> dict[str, Any]:
+    """What every checkpoint of a SER run carries to be used on its own."""
+    return {
+        "model_config": to_dict(cfg.model),
+        "feature_config": to_dict(cfg.features),
+        "dataset_config": to_dict(cfg.dataset),
+        "normalizer": normalizer.state_dict(),
+        "classes": list(classes),
+        "audioadapt_version": __version__,
+        "method": cfg.method.kind,
+        "mask_padding": cfg.method.mask_padding,
+        "predict_batch_size": cfg.method.predict_batch_size,
+        "experiment_config": to_dict(cfg),
+    }
+
+
+# -- training ---------------------------------------------------------------------------
+def train_ser(preset_or_config: str | Path | SerExperimentConfig, overrides: Iterable[str] = (), *,
+              source: str | Path | SerCorpusConfig | None = None,
+              target: str | Path | SerCorpusConfig | None = None, run_dir: str | Path | None = None,
+              resume: bool = False) -> FitResult:
+    """Train one SER system (``snsa_f``, ``nnpm``, ``snsa_wo_sl``, ``snsa_wo_hl`` or ``dann``).
+
+    Parameters
+    ----------
+    preset_or_config: a preset name (``ser_nnpm``, ..., ``ser_demo``), a YAML
+        path, or a :class:`SerExperimentConfig`.
+    overrides: dotted ``key.path=value`` changes (checked like a preset).
+    source, target: ``CORPUS:PATH`` (``iemocap:/data/IEMOCAP_full_release``,
+        ``csv:/x/manifest.csv``, ...) or a folder written by ``audioadapt synth
+        ser``; on resume they default to the run's.
+    run_dir: where the run is written; default ``runs/<preset>-<timestamp>``.
+    resume: continue the run in ``run_dir`` from its ``last.pt``.
+    """
+    from audioadapt.models.ser_model import SerModel
+    from audioadapt.training.distributed import init_distributed
+    from audioadapt.training.experiment import CONFIG_FILE, default_run_name, start_experiment
+    from audioadapt.training.loop import Trainer
+    from audioadapt.training.ser_data import SerDataModule
+    from audioadapt.training.ser_nnpm import SerNnpmMethod
+
+    if resume and run_dir is None:
+        raise ConfigError("resume needs the run directory to continue")
+    saved = Path(run_dir) / CONFIG_FILE if resume and run_dir is not None else None
+    cfg, name = resolve_ser_config(preset_or_config, overrides, source, target, saved)
+    for role in ("source", "target"):
+        if not getattr(cfg, role).given:
+            raise ConfigError(f"no {role} corpus: give --{role} CORPUS:PATH (or {role}.corpus and {role}.root)")
+    run_dir = Path(run_dir) if run_dir is not None else Path("runs") / f"{name}-{default_run_name()}"
+    dist = init_distributed(cfg.train.device)
+    with start_experiment(run_dir, cfg, seed=cfg.train.seed, deterministic=cfg.train.deterministic,
+                          resume=resume, rank=dist.rank):
+        data = SerDataModule(cfg).setup(dist)
+        if dist.is_main:
+            (run_dir / DATA_FILE).write_text(json.dumps(data.summary(), indent=1) + "\n", encoding="utf-8")
+        normalizer = build_normalizer(cfg, data)
+        model = SerModel(cfg.model, cfg.features.n_mels)
+        method = SerNnpmMethod(cfg, model, normalizer, data)
+        trainer = Trainer(cfg.train, run_dir, meta=checkpoint_meta(cfg, normalizer, data.classes), dist=dist)
+        result = trainer.fit(method, resume=resume)
+    log.info("run %s (%s) done", run_dir, cfg.method.kind)
+    return result
+
+
+# -- evaluation ---------------------------------------------------------------------------
+def checkpoint_path(run_dir: str | Path, checkpoint: str | Path = "last") -> Path:
+    """``last`` (the run's result), ``best`` (the selected stage-1 epoch) or a path."""
+    from audioadapt.training.checkpoint import BEST, LAST
+
+    run_dir = Path(run_dir)
+    if checkpoint == "last":
+        return run_dir / LAST
+    if checkpoint == "best":
+        return run_dir / BEST
+    return Path(checkpoint)
+
+
+def _load_run(run_dir: str | Path, checkpoint: str | Path) -> tuple[dict[str, Any], SerExperimentConfig, Path]:
+    from audioadapt.training.checkpoint import load_checkpoint
+
+    path = checkpoint_path(run_dir, checkpoint)
+    ckpt = load_checkpoint(path)
+    meta = ckpt["meta"]
+    if "experiment_config" not in meta or "dataset_config" not in meta:
+        raise DataError("not a checkpoint of a SER run (no experiment_config in its meta)", path)
+    return ckpt, from_dict(SerExperimentConfig, meta["experiment_config"]), path
+
+
+def _write_predictions(path: Path, dataset: Any, pred: Any, classes: Sequence[str]) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        memory = pred.memory_labels is not None
+        writer.writerow(["utt_id", "path", "true", "predicted", *classes, *(["memory"] if memory else [])])
+        for i, utt in enumerate(dataset.utterances):
+            row = [utt.utt_id, str(utt.path), utt.label or "", classes[pred.labels[i]],
+                   *(f"{p:.6f}" for p in pred.probabilities[i])]
+            if memory:
+                row.append(classes[pred.memory_labels[i]])
+            writer.writerow(row)
+
+
+def evaluate_ser_run(run_dir: str | Path, checkpoint: str | Path = "last", write: bool = True,
+                     target: str | Path | SerCorpusConfig | None = None) -> dict[str, Any]:
+    """Score a trained run on the target test side (and EMO-DB's validation side, reported only).
+
+    The target corpus and its split are the run's (``target`` points to the
+    same corpus elsewhere, e.g. after moving it). Returns ``{side: SerMetrics}``. With ``write``, each side gets
+    ``eval_<side>.json`` / ``.md`` (UA, WA, per-class recall, confusion
+    matrix, and the nearest-memory-slot predictor's UA, WA and agreement with
+    the head when the run has a memory), ``confusion_<side>.png`` and
+    ``predictions_<side>.csv`` in ``run_dir``. Utterances without a label in
+    the shared set are predicted but not scored.
+    """
+    from audioadapt.evaluation.report import write_report
+    from audioadapt.evaluation.ser_metrics import plot_confusion_matrix, ser_metrics
+    from audioadapt.training.distributed import resolve_device
+    from audioadapt.training.ser_data import SerDataModule
+    from audioadapt.training.ser_predict import load_memory, load_ser_model, predict_dataset
+
+    run_dir = Path(run_dir)
+    ckpt, cfg, path = _load_run(run_dir, checkpoint)
+    cfg = dataclasses.replace(cfg, target=_absolute(with_corpora(cfg, target=target).target))
+    classes = tuple(ckpt["meta"]["classes"])
+    device = resolve_device(cfg.train.device)
+    model, normalizer = load_ser_model(ckpt)
+    model.to(device)
+    normalizer.to(device)
+    memory = load_memory(ckpt)
+    data = SerDataModule(cfg).setup(source=False)
+    results: dict[str, Any] = {}
+    for side, dataset in (("test", data.target_test), ("validation", data.target_validation)):
+        if dataset is None:
+            continue
+        pred = predict_dataset(model, normalizer, dataset, cfg.method.predict_batch_size, device, memory=memory,
+                               mask_padding=cfg.method.mask_padding)
+        known = dataset.labels >= 0
+        if not known.any():
+            raise DataError(f"no target {side} utterance has an emotion label to score", cfg.target.root)
+        metrics = ser_metrics(dataset.labels[known], pred.labels[known], classes,
+                              probabilities=pred.probabilities[known])
+        results[side] = metrics
+        if not write:
+            continue
+        inputs = {"run_dir": str(run_dir), "checkpoint": str(path), "method": cfg.method.kind,
+                  "global_epoch": ckpt["progress"]["global_epoch"], "side": side, "target": cfg.target.describe(),
+                  "protocol": data.split.protocol if data.split else None,
+                  "split_method": data.split.method if data.split else None,
+                  "utterances": len(dataset), "scored": int(known.sum())}
+        report = metrics.report(settings={"classes": list(classes), "dataset": to_dict(cfg.dataset)},
+                                inputs=inputs)
+        if pred.memory_labels is not None:
+            mem = ser_metrics(dataset.labels[known], pred.memory_labels[known], classes)
+            report.add_entry("memory_predictor_ua", mem.ua)
+            report.add_entry("memory_predictor_wa", mem.wa)
+            report.add_entry("memory_head_agreement", pred.memory_agreement)
+            report.results["memory_predictor"] = mem.to_dict()
+        write_report(report, run_dir / f"eval_{side}.json")
+        plot_confusion_matrix(metrics, run_dir / f"confusion_{side}.png",
+                              title=f"{cfg.method.kind}, target {side}: UA {100 * metrics.ua:.2f} %, "
+                                    f"WA {100 * metrics.wa:.2f} %")
+        _write_predictions(run_dir / f"predictions_{side}.csv", dataset, pred, classes)
+        log.info("%s: UA %.4f WA %.4f on %d utterances", side, metrics.ua, metrics.wa, metrics.n_utterances)
+    return results
+
+
+# -- prediction ---------------------------------------------------------------------------------
+def _read_list(path: Path) -> Iterator[Path]:
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        item = Path(text) if Path(text).is_absolute() else path.parent / text
+        if not item.is_file():
+            raise DataError(f"listed audio file {text!r} does not exist", path, number)
+        yield item
+
+
+def collect_audio(inputs: Iterable[str | Path]) -> list[Path]:
+    """Audio files from files, folders (searched recursively, sorted) and list files (one path per line)."""
+    out: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+            if not found:
+                raise DataError(f"no audio file ({', '.join(AUDIO_EXTENSIONS)}) in this folder", path)
+            out += found
+        elif path.is_file() and path.suffix.lower() in LIST_EXTENSIONS:
+            out += list(_read_list(path))
+        elif path.is_file():
+            out.append(path)
+        else:
+            raise DataError("no such audio file, folder or list", path)
+    if not out:
+        raise DataError("no audio file to predict")
+    return out
+
+
+def predict_ser(run_dir: str | Path, audio: Iterable[str | Path], checkpoint: str | Path = "last",
+                batch_size: int | None = None) -> list[dict[str, Any]]:
+    """Emotion of audio files with a trained run: one row per file.
+
+    Each row holds ``path``, ``label`` (the head's class), one probability
+    per class and, when the run has a memory, ``memory_label`` (the label of
+    the nearest memory slot).
+    """
+    from audioadapt.training.distributed import resolve_device
+    from audioadapt.training.ser_predict import predict_files
+
+    ckpt, cfg, _ = _load_run(run_dir, checkpoint)
+    classes = tuple(ckpt["meta"]["classes"])
+    paths = collect_audio(audio)
+    pred = predict_files(ckpt, paths, batch_size=batch_size, device=resolve_device(cfg.train.device))
+    rows = []
+    for i, path in enumerate(paths):
+        row: dict[str, Any] = {"path": str(path), "label": classes[int(pred.labels[i])]}
+        row.update({c: float(p) for c, p in zip(classes, np.asarray(pred.probabilities[i]))})
+        if pred.memory_labels is not None:
+            row["memory_label"] = classes[int(pred.memory_labels[i])]
+        rows.append(row)
+    return rows
+
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "LIST_EXTENSIONS",
+    "build_normalizer",
+    "checkpoint_meta",
+    "checkpoint_path",
+    "collect_audio",
+    "evaluate_ser_run",
+    "predict_ser",
+    "resolve_ser_config",
+    "train_ser",
+]

@@ -1,0 +1,516 @@
+"""The configuration of a whole cross-lingual SER experiment (NNPM, its ablations and DANN).
+
+:class:`SerExperimentConfig` nests the configuration dataclasses of the
+building blocks; every default lives in the block that uses it (and the
+speech features in the ``ser_features`` preset) and is only referenced here.
+The choices the NNPM paper leaves open (tagged [D] in the SER method notes)
+are fields with the notes' defaults; the reconstructed equations ([R]) are
+implemented by the blocks:
+
+==========================  ======================================================
+setting                     default (tag)
+==========================  ======================================================
+features                    16 kHz, Hann 400, FFT 512, hop 160, 80 mels,
+                            ``log(x + 1e-6)`` ([P] + [D], ``ser_features`` preset)
+normalizer                  per-utterance mean/variance over valid frames ([D])
+dataset.crop_seconds        7.5 s: random crop in training, first 7.5 s at test ([P]/[D])
+model                       SNSA conv1d 80->128->128, BLSTM 2x88, ``d_a`` 64, FC(4) ([D])
+memory                      one slot per source utterance, rate 0 -> 0.4 weighting
+                            the old slot (MMCL convention) ([R]/[D])
+pseudo_multilabel           threshold 0.9 ([P]), empty sets keep the negative term ([D])
+losses                      delta 1, r 0.01, y_neg -1, lambda 1 ([D])
+stage1                      Adam, lr 1e-3, 50 epochs, 32 source utterances per step,
+                            model selected on the source validation UA ([D])
+stage2                      Adam, lr 1e-4, 50 epochs ([P]), 32 source + 32 target per
+                            step ([D]), first 2 conv layers frozen ([P]), last epoch
+source_validation           IEMOCAP Session 5 (speakers Ses05F, Ses05M) ([D])
+protocol                    the paper's split ([P]; see :mod:`audioadapt.data.protocols`)
+method.mask_padding         padded frames never reach the BLSTM or the attention ([D])
+==========================  ======================================================
+
+``method.kind`` picks the system: ``snsa_f`` (stage 1 only), ``nnpm``,
+``snsa_wo_sl`` (no source loss in stage 2), ``snsa_wo_hl`` (eq. 6 over all
+slots instead of hard-negative mining) and ``dann`` (source CE + domain BCE
+through a gradient reversal layer, the adversarial baseline of the paper's
+Table 2). ``losses.target_loss`` and ``losses.source_loss`` follow the kind;
+settings that the chosen kind would ignore (e.g. ``memory`` for ``dann``,
+``stage2`` for ``snsa_f``) are rejected unless they keep their default, so no
+setting is ever a silent no-op. ``train.epochs`` and ``train.lr`` are replaced
+by ``stage1`` / ``stage2`` and rejected as well.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from audioadapt.adaptation.memory import MemoryConfig
+from audioadapt.adaptation.nnpm_losses import NnpmLossConfig
+from audioadapt.adaptation.pseudo_multilabel import PseudoMultilabelConfig
+from audioadapt.adaptation.schedules import ScheduleConfig
+from audioadapt.config.load import apply_overrides, from_dict, load_preset_dict, to_dict
+from audioadapt.data.protocols import ProtocolConfig
+from audioadapt.data.ser_dataset import SerDatasetConfig
+from audioadapt.errors import ConfigError
+from audioadapt.features.config import FeatureConfig
+from audioadapt.features.normalization import NormalizerConfig
+from audioadapt.models.ser_model import SerModelConfig
+from audioadapt.training.loop import TrainConfig
+from audioadapt.training.sed_data import SedCacheConfig
+
+MethodKind = Literal["snsa_f", "nnpm", "snsa_wo_sl", "snsa_wo_hl", "dann"]
+METHOD_KINDS: tuple[str, ...] = ("snsa_f", "nnpm", "snsa_wo_sl", "snsa_wo_hl", "dann")
+#: Kinds whose stage 2 uses the memory bank and pseudo multilabels.
+MEMORY_KINDS: tuple[str, ...] = ("nnpm", "snsa_wo_sl", "snsa_wo_hl")
+#: ``(losses.target_loss, losses.source_loss)`` of each memory kind (notes section 7).
+LOSS_SWITCHES: Mapping[str, tuple[str, bool]] = {
+    "nnpm": ("hard_negative", True),
+    "snsa_wo_sl": ("hard_negative", False),
+    "snsa_wo_hl": ("mse_all", True),
+}
+
+
+def loss_switches(kind: str) -> tuple[str, bool]:
+    """``(losses.target_loss, losses.source_loss)`` of a method kind (the defaults for kinds without memory)."""
+    default = NnpmLossConfig()
+    return LOSS_SWITCHES.get(kind, (default.target_loss, default.source_loss))
+
+
+#: Corpus names besides the loaders of :mod:`audioadapt.data.corpora`: a folder
+#: written by ``audioadapt synth ser`` (the domain is the side's role).
+GENERATED = "generated"
+#: The preset holding the speech-feature defaults.
+FEATURE_PRESET = "ser_features"
+
+
+def _known_corpora() -> tuple[str, ...]:
+    from audioadapt.data.corpora import CORPORA
+
+    return tuple(CORPORA) + (GENERATED,)
+
+
+@dataclass(frozen=True)
+class SerCorpusConfig:
+    """Where one side's utterances come from.
+
+    Attributes
+    ----------
+    corpus: a loader of :mod:`audioadapt.data.corpora` (``iemocap``, ``emodb``,
+        ``shemo``, ``urdu``, ``ekorpus``, ``csv``) or ``generated`` (a dataset
+        folder of ``audioadapt synth ser``, whose domain is the side's role).
+        ``None`` until given (``--source`` / ``--target``).
+    root: the corpus folder, the CSV manifest, or the generated dataset folder.
+    on_error: ``raise`` at the first bad metadata row or missing audio file,
+        or ``skip`` it (the counts in ``data.json`` record what was used).
+    """
+
+    corpus: str | None = None
+    root: str | None = None
+    on_error: Literal["raise", "skip"] = "raise"
+
+    def __post_init__(self) -> None:
+        if (self.corpus is None) != (self.root is None):
+            raise ConfigError(f"a corpus needs both a name and a root, got corpus={self.corpus!r}, root={self.root!r}")
+        if self.corpus is not None:
+            name = self.corpus.strip().lower()
+            if name not in _known_corpora():
+                raise ConfigError(f"unknown corpus {self.corpus!r}; known: {', '.join(_known_corpora())}")
+            object.__setattr__(self, "corpus", name)
+
+    @property
+    def given(self) -> bool:
+        return self.corpus is not None
+
+    def describe(self) -> str:
+        return f"{self.corpus}:{self.root}" if self.given else "(not given)"
+
+
+def parse_corpus_spec(text: str) -> SerCorpusConfig:
+    """``CORPUS:PATH`` (e.g. ``emodb:/data/emodb``, ``csv:/x/manifest.csv``) or a generated dataset folder.
+
+    A bare path is a generated dataset when it holds ``dataset.json``, else a
+    CSV manifest (a ``.csv`` file or a folder holding ``manifest.csv``).
+    """
+    text = text.strip()
+    if not text:
+        raise ConfigError("empty corpus specification; expected CORPUS:PATH or a dataset folder")
+    name, sep, path = text.partition(":")
+    if sep and name.strip().lower() in _known_corpora():
+        if not path:
+            raise ConfigError(f"corpus specification {text!r} has no path after ':'")
+        return SerCorpusConfig(name.strip().lower(), path)
+    if sep and len(name) > 1 and not Path(text).exists() and "/" not in name and "\\" not in name:
+        raise ConfigError(f"unknown corpus {name!r} in {text!r}; known: {', '.join(_known_corpora())}")
+    root = Path(text)
+    if (root / "dataset.json").is_file():
+        return SerCorpusConfig(GENERATED, text)
+    if root.suffix.lower() == ".csv" or (root / "manifest.csv").is_file():
+        return SerCorpusConfig("csv", text)
+    raise ConfigError(f"cannot tell which corpus {text!r} is: give CORPUS:PATH with CORPUS one of "
+                      f"{', '.join(_known_corpora())}, or a folder written by 'audioadapt synth ser'")
+
+
+@dataclass(frozen=True)
+class SourceValidationConfig:
+    """The held-out source part that selects the stage-1 model (notes section 10, [D]).
+
+    Stage 1 trains on the rest of the source corpus and keeps the epoch with
+    the best source-validation UA; stage 2 uses **every** source utterance
+    (memory slots and source batches) and keeps its last epoch. Target labels
+    never select anything.
+
+    Attributes
+    ----------
+    kind: ``speakers`` (hold out ``speakers``), ``stratified`` (a random
+        ``fraction`` with the class proportions of the corpus) or ``none``
+        (no selection: stage 1 keeps its last epoch).
+    speakers: held-out source speakers; default IEMOCAP Session 5.
+    fraction: share of the source utterances of ``stratified``.
+    random_state: seed of ``stratified``.
+    """
+
+    kind: Literal["none", "speakers", "stratified"] = "speakers"
+    speakers: tuple[str, ...] = ("Ses05F", "Ses05M")
+    fraction: float = 0.2
+    random_state: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("none", "speakers", "stratified"):
+            raise ConfigError(f"source_validation.kind must be none, speakers or stratified, got {self.kind!r}")
+        if self.kind == "speakers" and not self.speakers:
+            raise ConfigError("source_validation.kind 'speakers' needs source_validation.speakers")
+        if not 0.0 < self.fraction < 1.0:
+            raise ConfigError(f"source_validation.fraction must lie in (0, 1), got {self.fraction}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.kind != "none"
+
+
+def _check_positive(where: str, **values: float) -> None:
+    for name, value in values.items():
+        if not value > 0:
+            raise ConfigError(f"{where}.{name} must be positive, got {value}")
+
+
+@dataclass(frozen=True)
+class SerStage1Config:
+    """Stage 1: supervised source training (Adam).
+
+    Attributes
+    ----------
+    epochs: passes over the source training part (notes: at most 50, with
+        source-validation selection).
+    lr: Adam learning rate.
+    batch_size: source utterances per step.
+    """
+
+    epochs: int = 50
+    lr: float = 1e-3
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0:
+            raise ConfigError(f"stage1.epochs must be >= 0, got {self.epochs}")
+        _check_positive("stage1", lr=self.lr, batch_size=self.batch_size)
+
+
+@dataclass(frozen=True)
+class SerStage2Config:
+    """Stage 2: adaptation (NNPM, its ablations, DANN), Adam.
+
+    An epoch is one pass over the whole source set; the target loader is
+    reshuffled at every epoch and cycled when it runs out. The last epoch is
+    the result.
+
+    Attributes
+    ----------
+    epochs: stage-2 epochs (paper: 50; the memory rate reaches its end over them).
+    lr: Adam learning rate.
+    source_batch_size, target_batch_size: utterances of each side per step.
+    freeze_conv: the first N conv layers stay frozen (paper: 2, the whole
+        front end; Table 3 varies it over 0, 1, 2).
+    init_from: start from this stage-1 checkpoint (a ``.pt`` file or a run
+        directory, e.g. of an ``snsa_f`` run) instead of running stage 1 in
+        this run; its model and feature settings must match.
+    """
+
+    epochs: int = 50
+    lr: float = 1e-4
+    source_batch_size: int = 32
+    target_batch_size: int = 32
+    freeze_conv: int = 2
+    init_from: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0 or self.freeze_conv < 0:
+            raise ConfigError(f"stage2.epochs and stage2.freeze_conv must be >= 0, got {self.epochs}, "
+                              f"{self.freeze_conv}")
+        _check_positive("stage2", lr=self.lr, source_batch_size=self.source_batch_size,
+                        target_batch_size=self.target_batch_size)
+
+
+@dataclass(frozen=True)
+class SerDannConfig:
+    """The DANN baseline's stage 2: ``L = L_s + weight * L_d`` with a GRL before D.
+
+    Attributes
+    ----------
+    grl_weight: gradient-reversal coefficient over the stage-2 progress
+        (Ganin & Lempitsky's sigmoid ramp to 1, updated every step).
+    domain_weight: weight of the domain loss for D's own update.
+    """
+
+    grl_weight: ScheduleConfig = field(default_factory=ScheduleConfig)
+    domain_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.domain_weight) and self.domain_weight >= 0):
+            raise ConfigError(f"dann.domain_weight must be finite and >= 0, got {self.domain_weight}")
+
+
+@dataclass(frozen=True)
+class SerMethodConfig:
+    """Which system trains, and how the networks see the data.
+
+    Attributes
+    ----------
+    kind: ``snsa_f``, ``nnpm``, ``snsa_wo_sl``, ``snsa_wo_hl`` or ``dann``
+        (see the module docstring).
+    mask_padding: padded frames (short utterances in a batch) are masked:
+        the BLSTM runs on packed sequences and the attention gives them no
+        weight, so an utterance is encoded as if it were alone. False feeds
+        the zero padding like the paper's fixed 7.5 s input.
+    predict_batch_size: utterances per inference batch (memory
+        initialisation, source validation, prediction).
+    """
+
+    kind: MethodKind = "nnpm"
+    mask_padding: bool = True
+    predict_batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        if self.kind not in METHOD_KINDS:
+            raise ConfigError(f"method.kind must be one of {list(METHOD_KINDS)}, got {self.kind!r}")
+        _check_positive("method", predict_batch_size=self.predict_batch_size)
+
+    @property
+    def uses_memory(self) -> bool:
+        return self.kind in MEMORY_KINDS
+
+    @property
+    def has_stage2(self) -> bool:
+        return self.kind != "snsa_f"
+
+
+def _feature_preset() -> dict[str, Any]:
+    return load_preset_dict(FEATURE_PRESET)
+
+
+def default_ser_features() -> FeatureConfig:
+    """The speech features of the ``ser_features`` preset (their one home)."""
+    return from_dict(FeatureConfig, _feature_preset()["features"], "features")
+
+
+def default_ser_normalizer() -> NormalizerConfig:
+    """The per-utterance normaliser of the ``ser_features`` preset."""
+    return from_dict(NormalizerConfig, _feature_preset()["normalizer"], "normalizer")
+
+
+@dataclass(frozen=True)
+class SerExperimentConfig:
+    """Everything one SER training run and its evaluation use.
+
+    Attributes
+    ----------
+    source, target: the two corpora (labels of the target are used only to
+        split it by ``protocol`` and to score the test side).
+    source_validation: the held-out source part of stage-1 selection.
+    protocol: how the target corpus is split into adaptation and test sides.
+    features: log-mel front end (whole utterances are cached).
+    normalizer: feature normalisation (stored in every checkpoint).
+    dataset: crop length and positions, padding.
+    cache: where the feature caches are built (default ``<corpus root>/cache``).
+    model: the SNSA network (and D for ``dann``: ``model.domain.mode`` must be
+        ``whole`` or ``time`` then, ``none`` otherwise).
+    memory, pseudo_multilabel, losses: NNPM (eqs. 3-9); ``losses.target_loss``
+        and ``losses.source_loss`` follow ``method.kind``.
+    dann: the DANN baseline.
+    stage1, stage2: optimisation of the two stages.
+    train: the Trainer's bookkeeping (device, seed, logs, AMP, workers).
+    method: the system and the inference batch size.
+    """
+
+    source: SerCorpusConfig = field(default_factory=SerCorpusConfig)
+    target: SerCorpusConfig = field(default_factory=SerCorpusConfig)
+    source_validation: SourceValidationConfig = field(default_factory=SourceValidationConfig)
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    features: FeatureConfig = field(default_factory=default_ser_features)
+    normalizer: NormalizerConfig = field(default_factory=default_ser_normalizer)
+    dataset: SerDatasetConfig = field(default_factory=SerDatasetConfig)
+    cache: SedCacheConfig = field(default_factory=SedCacheConfig)
+    model: SerModelConfig = field(default_factory=SerModelConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    pseudo_multilabel: PseudoMultilabelConfig = field(default_factory=PseudoMultilabelConfig)
+    losses: NnpmLossConfig = field(default_factory=NnpmLossConfig)
+    dann: SerDannConfig = field(default_factory=SerDannConfig)
+    stage1: SerStage1Config = field(default_factory=SerStage1Config)
+    stage2: SerStage2Config = field(default_factory=SerStage2Config)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    method: SerMethodConfig = field(default_factory=SerMethodConfig)
+
+    def __post_init__(self) -> None:
+        kind = self.method.kind
+        # Derived from the kind (load_ser_config rejects contradicting explicit values).
+        target_loss, source_loss = loss_switches(kind)
+        object.__setattr__(self, "losses", dataclasses.replace(self.losses, target_loss=target_loss,
+                                                               source_loss=source_loss))
+        domain = self.model.domain.mode
+        if kind == "dann" and domain == "none":
+            raise ConfigError("method.kind 'dann' needs a domain classifier: set model.domain.mode to whole "
+                              "(one logit per utterance) or time (one per BLSTM frame)")
+        if kind != "dann" and domain != "none":
+            raise ConfigError(f"model.domain.mode {domain!r} is only used by method.kind 'dann' (got {kind!r})")
+        n_conv = len(self.model.encoder.conv_channels)
+        if self.method.has_stage2 and self.stage2.freeze_conv > n_conv:
+            raise ConfigError(f"stage2.freeze_conv={self.stage2.freeze_conv} but the encoder has {n_conv} conv layers")
+        ignored = self.ignored_settings()
+        if ignored:
+            listed = "; ".join(f"'{k}' ({why})" for k, why in ignored.items())
+            raise ConfigError(f"setting(s) that would have no effect with method.kind '{kind}': {listed}")
+
+    # -- derived ------------------------------------------------------------------
+    @property
+    def runs_stage1(self) -> bool:
+        """True when this run trains stage 1 itself (no ``stage2.init_from``)."""
+        return not (self.method.has_stage2 and self.stage2.init_from is not None)
+
+    def inactive_keys(self) -> dict[str, str]:
+        """Dotted keys this run ignores, with the reason."""
+        kind = self.method.kind
+        out = {"train.epochs": "stage1.epochs and stage2.epochs set the epochs",
+               "train.lr": "stage1.lr and stage2.lr set the learning rates"}
+        if not self.method.has_stage2:
+            out["stage2"] = "snsa_f has no stage 2"
+        if not self.method.uses_memory:
+            for key in ("memory", "pseudo_multilabel", "losses"):
+                out[key] = f"{kind} uses no memory bank"
+        elif self.losses.target_loss == "mse_all":
+            for key in ("losses.delta", "losses.hard_negative_ratio", "losses.negative_target"):
+                out[key] = "snsa_wo_hl has no hard-negative mining"
+        if kind != "dann":
+            out["dann"] = "only method.kind 'dann' trains a domain classifier"
+        # With stage2.init_from, stage1 and source_validation are not used either; a
+        # preset's values for them are common, so they are only logged by the method.
+        return out
+
+    def ignored_settings(self) -> dict[str, str]:
+        """The inactive keys whose value differs from the default (they would change nothing)."""
+        out = {}
+        for key, why in self.inactive_keys().items():
+            if to_dict(_get(self, key)) != to_dict(_default_of(key)):
+                out[key] = why
+        return out
+
+
+def _get(obj: Any, key: str) -> Any:
+    for part in key.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _default_of(key: str) -> Any:
+    """The default value of a dotted key of :class:`SerExperimentConfig` (without building one)."""
+    head, _, rest = key.partition(".")
+    f = {x.name: x for x in dataclasses.fields(SerExperimentConfig)}[head]
+    value = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default  # type: ignore[misc]
+    return _get(value, rest) if rest else value
+
+
+def _explicit_switches(tree: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """``losses.target_loss`` / ``losses.source_loss`` as a preset or the overrides give them."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    losses = tree.get("losses")
+    if isinstance(losses, Mapping):
+        out.update({k: losses[k] for k in _SWITCH_KEYS if k in losses})
+    for text in overrides:
+        key, _, raw = text.partition("=")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            continue  # apply_overrides reports it
+        key = key.strip()
+        if key == "losses" and isinstance(value, Mapping):
+            out.update({k: value[k] for k in _SWITCH_KEYS if k in value})
+        elif key.startswith("losses.") and key[len("losses."):] in _SWITCH_KEYS:
+            out[key[len("losses."):]] = value
+    return out
+
+
+_SWITCH_KEYS = ("target_loss", "source_loss")
+
+
+def load_ser_config(preset: str | Path | None = None, overrides: Iterable[str] = ()) -> SerExperimentConfig:
+    """Build a :class:`SerExperimentConfig` from a preset (name or YAML path) and dotted overrides.
+
+    Unknown keys, bad values and settings the chosen ``method.kind`` would
+    ignore are :class:`~audioadapt.errors.ConfigError`, and so is a
+    ``losses.target_loss`` / ``losses.source_loss`` that contradicts the kind
+    (choose ``snsa_wo_sl`` / ``snsa_wo_hl`` instead).
+    """
+    overrides = list(overrides)
+    tree = load_preset_dict(preset) if preset is not None else {}
+    where = str(preset) if preset is not None else ""
+    try:
+        cfg = from_dict(SerExperimentConfig, tree)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}" if where else str(exc)) from exc
+    try:
+        cfg = apply_overrides(cfg, overrides)
+    except ConfigError as exc:
+        raise ConfigError(f"overrides: {exc}") from exc
+    derived = dict(zip(_SWITCH_KEYS, loss_switches(cfg.method.kind)))
+    for key, value in _explicit_switches(tree, overrides).items():
+        if value != derived[key]:
+            raise ConfigError(f"losses.{key}={value!r} contradicts method.kind '{cfg.method.kind}' (which sets "
+                              f"{derived[key]!r}); choose the method kind instead")
+    return cfg
+
+
+def with_corpora(cfg: SerExperimentConfig, source: str | Path | SerCorpusConfig | None = None,
+                 target: str | Path | SerCorpusConfig | None = None) -> SerExperimentConfig:
+    """``cfg`` with the source and/or target corpus replaced (``CORPUS:PATH`` text, a folder, or a config)."""
+    changes = {}
+    for name, value in (("source", source), ("target", target)):
+        if value is not None:
+            changes[name] = value if isinstance(value, SerCorpusConfig) else parse_corpus_spec(str(value))
+    return dataclasses.replace(cfg, **changes) if changes else cfg
+
+
+__all__ = [
+    "FEATURE_PRESET",
+    "GENERATED",
+    "LOSS_SWITCHES",
+    "MEMORY_KINDS",
+    "METHOD_KINDS",
+    "MethodKind",
+    "SerCorpusConfig",
+    "SerDannConfig",
+    "SerExperimentConfig",
+    "SerMethodConfig",
+    "SerStage1Config",
+    "SerStage2Config",
+    "SourceValidationConfig",
+    "default_ser_features",
+    "default_ser_normalizer",
+    "load_ser_config",
+    "loss_switches",
+    "parse_corpus_spec",
+    "with_corpora",
+]

@@ -1,0 +1,94 @@
+"""``audioadapt ser train / evaluate / predict`` end to end on a tiny generated dataset."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from audioadapt.cli.main import main
+from audioadapt.config.ser import load_ser_config
+
+#: Shrinks ser_demo to seconds (as the training tests do).
+SMALL = ["features.n_mels=32", "model.encoder.conv_channels=[16,16]", "model.encoder.lstm_hidden=16",
+         "model.encoder.attention_dim=16", "dataset.crop_seconds=3.0", "stage1.epochs=3", "stage1.batch_size=8",
+         "stage2.epochs=1", "stage2.source_batch_size=8", "stage2.target_batch_size=8", "train.device=cpu",
+         "train.progress_bar=false", "train.tensorboard=false", "cache.num_workers=0", "cache.progress=false"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    from audioadapt.data.synthetic.ser import SerSynthConfig, generate_ser_dataset
+
+    root = tmp_path_factory.getbasetemp() / "ser_tiny_dataset"
+    if not (root / "dataset.json").is_file():
+        generate_ser_dataset(root, SerSynthConfig(size="tiny", seed=5), workers=1, progress=False, overwrite=True)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_train_evaluate_predict(tiny, tmp_path, capsys):
+    run = tmp_path / "run"
+    # options between the preset and the overrides, as in the usage line
+    code = main(["ser", "train", "ser_demo", "--source", str(tiny), "--target", f"generated:{tiny}",
+                 "--out", str(run), *SMALL])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "stage 1 selected epoch" in out and f"audioadapt ser evaluate {run}" in out
+    cfg = load_ser_config(run / "config.yaml")
+    assert (cfg.source.corpus, cfg.target.corpus, cfg.source.root) == ("generated", "generated", str(tiny))
+    rows = (run / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 1 + 3 + 1 and rows[-1].startswith("stage2,1,4,")
+
+    assert main(["ser", "evaluate", str(run)]) == 0
+    printed = capsys.readouterr().out
+    assert "# target test" in printed and "| ua |" in printed and "### Confusion matrix" in printed
+    saved = json.loads((run / "eval_test.json").read_text())
+    assert saved["inputs"]["utterances"] == 11 and (run / "confusion_test.png").is_file()
+    # the same target read through its manifest elsewhere gives the same split and scores
+    assert main(["ser", "evaluate", str(run), "--target", f"csv:{tiny / 'target' / 'manifest.csv'}"]) == 0
+    again = json.loads((run / "eval_test.json").read_text())
+    assert again["entries"] == saved["entries"] and again["inputs"]["target"].startswith("csv:")
+    capsys.readouterr()
+
+    audio = tiny / "target" / "audio"
+    listing = tmp_path / "files.txt"
+    listing.write_text("# two files\n" + "\n".join(str(p) for p in sorted(audio.glob("*.wav"))[:2]) + "\n")
+    assert main(["ser", "predict", str(run), str(listing), str(audio / "target_00005.wav")]) == 0
+    table = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [Path(r["path"]).name for r in table] == ["target_00000.wav", "target_00001.wav", "target_00005.wav"]
+    for r in table:
+        probs = [float(r[c]) for c in ("angry", "happy", "sad", "neutral")]
+        assert abs(sum(probs) - 1) < 1e-4
+        assert r["label"] == ("angry", "happy", "sad", "neutral")[probs.index(max(probs))]
+        assert r["memory_label"] in ("angry", "happy", "sad", "neutral")
+    out_json = tmp_path / "pred.json"
+    assert main(["ser", "predict", str(run), str(audio), "--out", str(out_json)]) == 0
+    assert len(json.loads(out_json.read_text())) == 32
+
+    # resume a finished run, corpora from the run: nothing left to do, still a clean exit
+    assert main(["ser", "train", "ser_demo", "--out", str(run), "--resume", *SMALL]) == 0
+
+
+def test_user_errors_exit_with_a_message(tiny, tmp_path, capsys):
+    assert main(["ser", "train", "ser_nnpm", "--source", "ravdess:/x", "--target", str(tiny)]) == 2
+    assert "unknown corpus 'ravdess'" in capsys.readouterr().err
+    assert main(["ser", "train", "ser_nnpm", "--target", str(tiny), "--out", str(tmp_path / "r"), *SMALL]) == 2
+    assert "no source corpus: give --source" in capsys.readouterr().err and not (tmp_path / "r").exists()
+    assert main(["ser", "train", "ser_nnpm", "--resume", "--source", str(tiny), "--target", str(tiny)]) == 2
+    assert "--resume needs --out" in capsys.readouterr().err
+    assert main(["ser", "predict", str(tmp_path / "nothing"), str(tiny / "target" / "audio")]) == 2
+    assert "no such checkpoint" in capsys.readouterr().err
+    assert main(["ser", "train", "ser_nnpm", "--source", str(tiny), "--target", str(tiny), "memory.rate_end=2"]) == 2
+    assert "rate_end" in capsys.readouterr().err

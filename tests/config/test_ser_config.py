@@ -1,0 +1,149 @@
+"""SER experiment configuration: presets, paper values, derived switches, rejected no-op settings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from audioadapt.config.load import list_presets, load_preset_dict, save_config
+from audioadapt.config.ser import (
+    METHOD_KINDS,
+    SerCorpusConfig,
+    SerExperimentConfig,
+    load_ser_config,
+    parse_corpus_spec,
+    with_corpora,
+)
+from audioadapt.errors import ConfigError
+
+#: Presets that train a system (ser_features only holds the front end).
+TRAIN_PRESETS = [p for p in list_presets("ser_") if p != "ser_features"]
+
+
+def test_every_ser_preset_is_shipped_and_loads():
+    expected = {"ser_base", "ser_nnpm", "ser_snsa_f", "ser_snsa_wo_sl", "ser_snsa_wo_hl", "ser_dann", "ser_demo"}
+    assert expected <= set(TRAIN_PRESETS)
+    for name in TRAIN_PRESETS:
+        cfg = load_ser_config(name)
+        assert cfg.method.kind in METHOD_KINDS
+    # the kind presets name their kind
+    for kind in ("nnpm", "snsa_f", "snsa_wo_sl", "snsa_wo_hl", "dann"):
+        assert load_ser_config(f"ser_{kind}").method.kind == kind
+
+
+@pytest.mark.parametrize("name", ["ser_nnpm", "ser_snsa_f", "ser_snsa_wo_sl", "ser_snsa_wo_hl", "ser_dann"])
+def test_paper_presets_hold_the_papers_settings(name):
+    cfg = load_ser_config(name)
+    f = cfg.features
+    geometry = (f.sample_rate, f.win_length, f.window, f.n_fft, f.hop_length, f.n_mels)
+    assert geometry == (16000, 400, "hann", 512, 160, 80)
+    assert f.log == "log" and f.log_offset == pytest.approx(1e-6) and f.clip_seconds is None
+    assert cfg.normalizer.kind == "instance_meanstd"
+    assert cfg.dataset.crop_seconds == 7.5 and cfg.dataset.train_crop == "random" and cfg.dataset.eval_crop == "start"
+    assert (cfg.stage1.lr, cfg.stage1.batch_size, cfg.stage1.epochs) == (1e-3, 32, 50)
+    s2 = cfg.stage2
+    assert (s2.lr, s2.epochs, s2.source_batch_size, s2.target_batch_size, s2.freeze_conv) == (1e-4, 50, 32, 32, 2)
+    assert (cfg.memory.rate_start, cfg.memory.rate_end) == (0.0, 0.4)
+    assert cfg.pseudo_multilabel.threshold == 0.9
+    assert cfg.source_validation.kind == "speakers" and set(cfg.source_validation.speakers) == {"Ses05F", "Ses05M"}
+    assert cfg.protocol.protocol == "paper"
+    assert cfg.model.encoder.lstm_layers == 2 and cfg.model.encoder.dropout == 0.5
+
+
+def test_defaults_without_a_preset_are_the_speech_features_and_the_notes_choices():
+    cfg = SerExperimentConfig()
+    front = load_preset_dict("ser_features")
+    assert cfg.features.sample_rate == front["features"]["sample_rate"] == 16000
+    assert cfg.normalizer.kind == front["normalizer"]["kind"]
+    assert cfg.method.kind == "nnpm" and cfg.method.mask_padding
+    l = cfg.losses
+    assert (l.delta, l.hard_negative_ratio, l.negative_target, l.target_weight) == (1.0, 0.01, -1.0, 1.0)
+    assert cfg.pseudo_multilabel.empty_policy == "negatives_only" and cfg.memory.rate_weights == "old"
+
+
+@pytest.mark.parametrize("kind, target_loss, source_loss", [
+    ("nnpm", "hard_negative", True), ("snsa_wo_sl", "hard_negative", False), ("snsa_wo_hl", "mse_all", True)])
+def test_loss_switches_follow_the_kind_from_any_preset(kind, target_loss, source_loss):
+    for preset in ("ser_nnpm", "ser_snsa_wo_sl", "ser_snsa_wo_hl"):
+        cfg = load_ser_config(preset, [f"method.kind={kind}"])
+        assert (cfg.losses.target_loss, cfg.losses.source_loss) == (target_loss, source_loss)
+
+
+def test_contradicting_loss_switches_are_rejected():
+    with pytest.raises(ConfigError, match="contradicts method.kind 'nnpm'"):
+        load_ser_config("ser_nnpm", ["losses.source_loss=false"])
+    with pytest.raises(ConfigError, match="target_loss"):
+        load_ser_config("ser_snsa_wo_sl", ["losses={target_loss: mse_all}"])
+    # restating the kind's own value is fine
+    assert load_ser_config("ser_snsa_wo_hl", ["losses.target_loss=mse_all"]).losses.target_loss == "mse_all"
+
+
+@pytest.mark.parametrize("preset, override, key", [
+    ("ser_snsa_f", "stage2.freeze_conv=1", "stage2"),
+    ("ser_snsa_f", "memory.rate_end=0.3", "memory"),
+    ("ser_dann", "pseudo_multilabel.threshold=0.8", "pseudo_multilabel"),
+    ("ser_nnpm", "dann.domain_weight=0.5", "dann"),
+    ("ser_snsa_wo_hl", "losses.hard_negative_ratio=0.05", "losses.hard_negative_ratio"),
+    ("ser_nnpm", "train.epochs=3", "train.epochs"),
+    ("ser_nnpm", "train.lr=0.1", "train.lr"),
+])
+def test_settings_the_kind_ignores_are_rejected(preset, override, key):
+    with pytest.raises(ConfigError, match=f"'{key}'"):
+        load_ser_config(preset, [override])
+
+
+def test_init_from_skips_stage1():
+    cfg = load_ser_config("ser_demo", ["stage2.init_from=/x/best.pt"])
+    assert not cfg.runs_stage1 and cfg.stage2.init_from == "/x/best.pt"
+    assert load_ser_config("ser_demo").runs_stage1
+
+
+def test_domain_classifier_only_with_dann():
+    with pytest.raises(ConfigError, match="needs a domain classifier"):
+        load_ser_config("ser_nnpm", ["method.kind=dann"])
+    with pytest.raises(ConfigError, match="only used by method.kind 'dann'"):
+        load_ser_config("ser_dann", ["method.kind=nnpm"])
+    assert load_ser_config("ser_dann", ["method.kind=nnpm", "model.domain.mode=none"]).method.kind == "nnpm"
+    assert load_ser_config("ser_dann", ["model.domain.mode=time"]).model.domain.mode == "time"
+
+
+def test_bad_values_and_keys_are_config_errors():
+    for override in ("method.kind=mmcl", "stage2.freeze_conv=3", "stage1.lr=0", "source_validation.fraction=1.5",
+                     "stage2.target_batch_size=0", "memroy.rate_end=0.3"):
+        with pytest.raises(ConfigError):
+            load_ser_config("ser_nnpm", [override])
+    with pytest.raises(ConfigError, match="Did you mean 'memory'"):
+        load_ser_config("ser_nnpm", ["memroy.rate_end=0.3"])
+
+
+def test_corpus_specs(tmp_path):
+    assert parse_corpus_spec("emodb:/data/emodb") == SerCorpusConfig("emodb", "/data/emodb")
+    assert parse_corpus_spec("IEMOCAP:/d/IEMOCAP_full_release").corpus == "iemocap"
+    assert parse_corpus_spec("csv:/x/manifest.csv") == SerCorpusConfig("csv", "/x/manifest.csv")
+    generated = tmp_path / "synth"
+    generated.mkdir()
+    (generated / "dataset.json").write_text(json.dumps({"domains": {}}))
+    assert parse_corpus_spec(str(generated)) == SerCorpusConfig("generated", str(generated))
+    manifest = tmp_path / "m" / "manifest.csv"
+    manifest.parent.mkdir()
+    manifest.write_text("path,label\n")
+    assert parse_corpus_spec(str(manifest.parent)).corpus == "csv"
+    assert parse_corpus_spec(str(manifest)).corpus == "csv"
+    with pytest.raises(ConfigError, match="unknown corpus 'ravdess'"):
+        parse_corpus_spec("ravdess:/data/ravdess")
+    with pytest.raises(ConfigError, match="cannot tell which corpus"):
+        parse_corpus_spec(str(tmp_path / "nothing"))
+    with pytest.raises(ConfigError, match="no path"):
+        parse_corpus_spec("emodb:")
+    with pytest.raises(ConfigError, match="both a name and a root"):
+        SerCorpusConfig("emodb", None)
+
+
+def test_with_corpora_and_round_trip_through_the_saved_yaml(tmp_path):
+    cfg = with_corpora(load_ser_config("ser_demo"), source="iemocap:/s", target=SerCorpusConfig("urdu", "/t"))
+    assert (cfg.source.corpus, cfg.source.root, cfg.target.corpus) == ("iemocap", "/s", "urdu")
+    path = save_config(cfg, tmp_path / "config.yaml")
+    assert load_ser_config(path) == cfg
+    wo_hl = load_ser_config("ser_snsa_wo_hl")
+    assert load_ser_config(save_config(wo_hl, tmp_path / "wo_hl.yaml")) == wo_hl

@@ -1,0 +1,156 @@
+"""SER data module on a tiny generated dataset; the paired stage-2 loader; source validation parts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from audioadapt.config.ser import SerCorpusConfig, SourceValidationConfig, load_ser_config
+from audioadapt.data.utterances import EMOTIONS, Utterance
+from audioadapt.errors import ConfigError, DataError
+from audioadapt.training.ser_data import (
+    PairedLoader,
+    SerDataModule,
+    load_side,
+    source_validation_split,
+    strip_labels,
+)
+
+SMALL = ["features.n_mels=32", "dataset.crop_seconds=3.0", "dataset.pad_to_crop=false", "cache.num_workers=0",
+         "cache.progress=false", "stage1.batch_size=8", "stage2.source_batch_size=8", "stage2.target_batch_size=8"]
+
+
+def tiny_ser_dataset(tmp_path_factory) -> Path:
+    """The tiny generated SER dataset of this test session (generated on first use)."""
+    from audioadapt.data.synthetic.ser import SerSynthConfig, generate_ser_dataset
+
+    root = tmp_path_factory.getbasetemp() / "ser_tiny_dataset"
+    if not (root / "dataset.json").is_file():
+        generate_ser_dataset(root, SerSynthConfig(size="tiny", seed=5), workers=1, progress=False, overwrite=True)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return tiny_ser_dataset(tmp_path_factory)
+
+
+def config(tiny: Path, *extra: str):
+    return load_ser_config("ser_nnpm", [*SMALL, "source.corpus=generated", f"source.root={tiny}",
+                                        "target.corpus=generated", f"target.root={tiny}", *extra])
+
+
+def test_setup_splits_the_target_and_strips_adaptation_labels(tiny):
+    data = SerDataModule(config(tiny, "source_validation.speakers=[source_spk02]")).setup()
+    # paper protocol on a non-EMO-DB target: stratified, ceil(0.33 * 32) = 11 test utterances
+    assert data.sizes() == {"source_slots": 32, "source_train": 24, "source_valid": 8, "target_adapt": 21,
+                            "target_test": 11}
+    assert {u.speaker for u in data.source_valid.utterances} == {"source_spk02"}
+    assert "source_spk02" not in {u.speaker for u in data.source_train.utterances}
+    assert all(u.label is None and u.native_label is None and not u.extra for u in data.target_adapt.utterances)
+    assert (data.target_adapt.labels == -1).all() and all(data.target_adapt[i].label == -1 for i in range(3))
+    assert (data.target_test.labels >= 0).all()
+    adapt_ids = {u.utt_id for u in data.target_adapt.utterances}
+    assert adapt_ids.isdisjoint(u.utt_id for u in data.target_test.utterances)
+    # slot i of the memory is source item i, with its label
+    assert [data.source_slots[i].index for i in range(4)] == [0, 1, 2, 3]
+    assert data.source_slots.labels.tolist() == data.source_slots_eval.labels.tolist()
+    summary = json.loads(json.dumps(data.summary()))
+    assert summary["target_split"]["class_counts"]["test"] == {"angry": 3, "happy": 3, "sad": 3, "neutral": 2}
+    assert summary["source_validation"]["ids"] == [u.utt_id for u in data.source_valid.utterances]
+    assert summary["loaded"] == {"target": 32, "source": 32} and summary["features_skipped"]["source"] == 0
+
+
+def test_caches_are_shared_and_target_only_setup(tiny):
+    cfg = config(tiny, "source_validation.kind=none", "protocol.protocol=transductive")
+    first = SerDataModule(cfg).setup()
+    caches = sorted(p.name for p in (tiny / "cache").iterdir() if not p.name.startswith("."))
+    again = SerDataModule(cfg).setup(source=False)
+    assert sorted(p.name for p in (tiny / "cache").iterdir() if not p.name.startswith(".")) == caches
+    assert again.source_slots is None and len(again.target_test) == 32 and first.source_valid is None
+    assert torch.equal(again.target_test[5].features, first.target_test[5].features)
+
+
+def test_stage2_loader_pairs_every_source_batch_with_a_full_target_batch(tiny):
+    data = SerDataModule(config(tiny, "source_validation.kind=none")).setup()
+    loader = data.stage2_loader()
+    assert len(loader) == 4
+    loader.set_epoch(0)
+    batches = list(loader)
+    assert len(batches) == 4 and all(b.target.size == 8 for b in batches)
+    slots = torch.cat([b.source.index for b in batches]).sort().values
+    assert slots.tolist() == list(range(32))  # one pass over every source utterance (every memory slot)
+    assert all((b.target.label == -1).all() and (b.source.label >= 0).all() for b in batches)
+    assert all((b.source.domain == 0).all() and (b.target.domain == 1).all() for b in batches)
+
+
+class _Numbers(torch.utils.data.Dataset):
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
+def _loader(n: int, batch: int, seed: int) -> DataLoader:
+    sampler = torch.utils.data.DistributedSampler(_Numbers(n), num_replicas=1, rank=0, shuffle=True, seed=seed)
+    return DataLoader(_Numbers(n), batch_size=batch, sampler=sampler, drop_last=True)
+
+
+def test_paired_loader_cycles_the_target_and_depends_only_on_the_epoch():
+    paired = PairedLoader(_loader(10, 2, 0), _loader(4, 2, 2))
+    assert len(paired) == 5 and paired.cycles == 3
+    paired.set_epoch(3)
+    first = [(s.tolist(), t.tolist()) for s, t in ((b.source, b.target) for b in paired)]
+    targets = [t for _, t in first]
+    assert sorted(sum(targets[:2], [])) == [0, 1, 2, 3]  # each pass over the target is a permutation
+    assert sorted(sum(targets[2:4], [])) == [0, 1, 2, 3]
+    assert targets[:2] != targets[2:4]  # a new order on every pass
+    paired.set_epoch(3)
+    assert [(b.source.tolist(), b.target.tolist()) for b in paired] == first
+    paired.set_epoch(4)
+    assert [(b.source.tolist(), b.target.tolist()) for b in paired] != first
+    with pytest.raises(DataError, match="no batch"):
+        PairedLoader(_loader(10, 2, 0), _loader(1, 2, 1))
+
+
+def _utts(speakers: list[str]) -> list[Utterance]:
+    return [Utterance(Path(f"/x/{i}.wav"), EMOTIONS[i % 4], s, "c", f"u{i:02d}") for i, s in enumerate(speakers)]
+
+
+def test_source_validation_parts():
+    utts = _utts(["a", "b", "c", "a", "b", "c", "a", "b"] * 2)
+    train, valid = source_validation_split(utts, SourceValidationConfig(kind="speakers", speakers=("c",)))
+    assert {utts[i].speaker for i in valid} == {"c"} and "c" not in {utts[i].speaker for i in train}
+    assert sorted(train + valid) == list(range(16))
+    train, valid = source_validation_split(utts, SourceValidationConfig(kind="stratified", fraction=0.25))
+    assert len(valid) == 4 and sorted({utts[i].label for i in valid}) == sorted(EMOTIONS)
+    assert source_validation_split(utts, SourceValidationConfig(kind="none")) == (list(range(16)), [])
+    with pytest.raises(DataError, match=r"\['Ses05F', 'Ses05M'\] are not in the source"):
+        source_validation_split(utts, SourceValidationConfig())
+    with pytest.raises(DataError, match="no source utterance"):
+        source_validation_split(_utts(["a"] * 4), SourceValidationConfig(kind="speakers", speakers=("a",)))
+
+
+def test_strip_labels_keeps_identity_only():
+    u = Utterance(Path("/x/1.wav"), "sad", "s1", "c", "u1", "female", "T", {"emotion7": "sadness"})
+    (stripped,) = strip_labels([u])
+    assert (stripped.label, stripped.native_label, dict(stripped.extra)) == (None, None, {})
+    assert (stripped.key, stripped.path, stripped.speaker) == (u.key, u.path, u.speaker)
+
+
+def test_missing_corpora_and_foreign_folders(tiny, tmp_path):
+    with pytest.raises(ConfigError, match="no source corpus: give --source"):
+        load_side(SerCorpusConfig(), "source")
+    (tmp_path / "dataset.json").write_text(json.dumps({"domains": {"source": {"manifest": "s/manifest.csv"}}}))
+    with pytest.raises(DataError, match="no domain 'target'"):
+        load_side(SerCorpusConfig("generated", str(tmp_path)), "target")
+    target = load_side(SerCorpusConfig("csv", str(tiny / "target" / "manifest.csv")), "target")
+    assert len(target) == 32 and target == sorted(target, key=lambda u: u.key)

@@ -1,0 +1,351 @@
+"""The SER method on in-memory features: step order, frozen layers, ablation heads, selection, resume.
+
+The data module is filled with random log-mel-like arrays (a class-dependent
+offset makes the source learnable), so every run takes about a second.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from audioadapt.adaptation.memory import MemoryBank
+from audioadapt.api.ser import checkpoint_meta
+from audioadapt.config.ser import load_ser_config
+from audioadapt.data.ser_dataset import SOURCE_DOMAIN, TARGET_DOMAIN, SerDataset
+from audioadapt.data.utterances import EMOTIONS, Utterance
+from audioadapt.errors import CheckpointError
+from audioadapt.features.normalization import Normalizer
+from audioadapt.models.ser_model import SerModel
+from audioadapt.training.checkpoint import load_checkpoint
+from audioadapt.training.loop import Trainer
+from audioadapt.training.ser_data import SerDataModule, strip_labels
+from audioadapt.training.ser_nnpm import STAGE2, SerNnpmMethod, concat_batches
+from audioadapt.training.ser_predict import encode_dataset
+
+N_MELS = 8
+TINY = ["features.n_mels=8", "model.encoder.conv_channels=[8,8]", "model.encoder.lstm_hidden=8",
+        "model.encoder.lstm_layers=1", "model.encoder.attention_dim=8", "model.encoder.dropout=0.0",
+        "dataset.crop_seconds=0.5", "dataset.pad_to_crop=false", "source_validation.kind=none",
+        "stage1.epochs=2", "stage1.lr=1e-2", "stage1.batch_size=4", "train.device=cpu", "train.progress_bar=false",
+        "train.tensorboard=false", "train.log_every=1", "method.predict_batch_size=8"]
+STAGE2_TINY = ["stage2.epochs=2", "stage2.lr=1e-2", "stage2.source_batch_size=4", "stage2.target_batch_size=4"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_config(preset: str, *extra: str):
+    overrides = TINY + ([] if preset == "ser_snsa_f" else STAGE2_TINY)
+    return load_ser_config(preset, [*overrides, *extra])
+
+
+def _utterances(corpus: str, n: int) -> list[Utterance]:
+    return [Utterance(Path(f"/nowhere/{corpus}_{i:03d}.wav"), EMOTIONS[i % 4], f"{corpus}_spk{i % 3}", corpus,
+                      f"{corpus}_{i:03d}") for i in range(n)]
+
+
+def _features(utts: list[Utterance], rng: np.random.Generator, offset: float) -> list[np.ndarray]:
+    out = []
+    for u in utts:
+        x = rng.normal(size=(int(rng.integers(30, 70)), N_MELS)).astype(np.float32)
+        x[:, EMOTIONS.index(u.label)] += 2.0  # the class shows in one mel bin
+        out.append(x + offset)
+    return out
+
+
+def fake_data(cfg, n_source: int = 16, n_target: int = 12, n_valid: int = 0, seed: int = 0) -> SerDataModule:
+    """A data module over random in-memory features (no audio, no cache)."""
+    rng = np.random.default_rng(seed)
+    data = SerDataModule(cfg)
+    src = _utterances("src", n_source)
+    feats = _features(src, rng, 0.0)
+    common = dict(features_config=cfg.features, config=cfg.dataset, domain=SOURCE_DOMAIN)
+    data.source_slots = SerDataset(src, feats, train=True, **common)
+    data.source_slots_eval = SerDataset(src, feats, train=False, **common)
+    data.source_train = SerDataset(src[n_valid:], feats[n_valid:], train=True, **common)
+    data.source_valid = SerDataset(src[:n_valid], feats[:n_valid], train=False, **common) if n_valid else None
+    tgt = _utterances("tgt", n_target)
+    data.target_adapt = SerDataset(strip_labels(tgt), _features(tgt, rng, 1.0), cfg.features, cfg.dataset,
+                                   train=True, domain=TARGET_DOMAIN, use_labels=False)
+    return data
+
+
+def build(cfg, data: SerDataModule, cls=SerNnpmMethod, seed: int = 0) -> SerNnpmMethod:
+    torch.manual_seed(seed)
+    model = SerModel(cfg.model, cfg.features.n_mels)
+    return cls(cfg, model, Normalizer(cfg.normalizer, cfg.features.n_mels), data)
+
+
+def state(method: SerNnpmMethod) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in method.model.state_dict().items()}
+
+
+class StageProbe(SerNnpmMethod):
+    """Keeps the model (and memory) as stage 2 begins."""
+
+    at_stage2: dict[str, torch.Tensor] | None = None
+    memory_at_stage2: torch.Tensor | None = None
+
+    def on_phase_start(self, phase, ctx):
+        super().on_phase_start(phase, ctx)
+        if phase.name == STAGE2:
+            self.at_stage2 = state(self)
+            if self.memory is not None:
+                self.memory_at_stage2 = self.memory.features.clone()
+
+
+class RecordingMemory(MemoryBank):
+    """A memory bank that records every read and write with what surrounds it."""
+
+    def __init__(self, bank: MemoryBank, method: SerNnpmMethod):
+        super().__init__(bank.num_slots, bank.dim, bank.num_classes, bank.cfg)
+        self.load_state_dict(bank.state_dict())
+        self.method = method
+        self.events: list[dict] = []
+
+    def similarity(self, f_hat):
+        self.events.append({"op": "read", "memory": self.features.clone(), "params": state(self.method)})
+        return super().similarity(f_hat)
+
+    def write(self, indices, features, rate):
+        before = self.features.clone()
+        self.events.append({"op": "write", "grad": torch.is_grad_enabled(), "requires_grad": features.requires_grad,
+                            "params": state(self.method), "indices": indices.clone(), "rate": rate})
+        super().write(indices, features, rate)
+        self.events[-1]["after"] = self.features.clone()
+        self.events[-1]["changed"] = (self.features != before).any(dim=1).nonzero().flatten().tolist()
+
+
+def test_stage2_reads_the_memory_before_the_step_and_writes_after_it_without_gradient():
+    cfg = tiny_config("ser_nnpm")
+    method = build(cfg, fake_data(cfg), StageProbe)
+    recorder = RecordingMemory(method.memory, method)
+    method.memory = recorder
+    result = Trainer(cfg.train).fit(method)
+    events = recorder.events
+    steps = 2 * 4  # 2 epochs of 16 source utterances in batches of 4
+    assert [e["op"] for e in events] == ["read", "write"] * steps
+    reads, writes = events[::2], events[1::2]
+    assert torch.equal(reads[0]["memory"], method.memory_at_stage2)  # the first read sees the initialised memory
+    for k, (read, write) in enumerate(zip(reads, writes)):
+        # pseudo labels and losses came from the memory before this step's write ...
+        assert not torch.equal(read["memory"], write["after"])
+        if k + 1 < steps:
+            assert torch.equal(reads[k + 1]["memory"], write["after"])
+        # ... the optimizer step came between the read and the write ...
+        assert any(not torch.equal(read["params"][n], write["params"][n]) for n in read["params"])
+        # ... and the write is of detached features, without gradient, to the batch's slots only
+        assert not write["grad"] and not write["requires_grad"]
+        assert sorted(write["changed"]) == sorted(set(write["indices"].tolist()))
+    # the rate follows epoch / epochs of stage 2 (0 -> 0.4): 0 in the first epoch, 0.2 in the second
+    assert [w["rate"] for w in writes] == [0.0] * 4 + [pytest.approx(0.2)] * 4
+    rows = [r for r in result.history if r["phase"] == "stage2"]
+    for key in ("train/pml_empty_fraction", "train/pml_mean_size", "train/memory_head_agreement",
+                "train/target_loss", "train/source_ce", "train/memory_rate"):
+        assert len(rows) == 2 and all(np.isfinite(r[key]) for r in rows), key
+
+
+@pytest.mark.parametrize("freeze", [0, 1, 2])
+def test_frozen_conv_layers_are_unchanged_by_stage2(freeze):
+    cfg = tiny_config("ser_nnpm", f"stage2.freeze_conv={freeze}")
+    method = build(cfg, fake_data(cfg), StageProbe)
+    Trainer(cfg.train).fit(method)
+    before, after = method.at_stage2, state(method)
+    for layer in range(2):
+        keys = [k for k in before if k.startswith(f"encoder.conv.{layer}.")]
+        same = all(torch.equal(before[k], after[k]) for k in keys)
+        assert same == (layer < freeze), (layer, freeze)
+    assert not torch.equal(before["encoder.lstm.0.weight_hh_l0"], after["encoder.lstm.0.weight_hh_l0"])
+
+
+def test_snsa_wo_sl_keeps_its_head_and_adapts_the_encoder():
+    cfg = tiny_config("ser_snsa_wo_sl")
+    method = build(cfg, fake_data(cfg), StageProbe)
+    result = Trainer(cfg.train).fit(method)
+    before, after = method.at_stage2, state(method)
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("head."))
+    assert not torch.equal(before["encoder.lstm.0.weight_ih_l0"], after["encoder.lstm.0.weight_ih_l0"])
+    assert not torch.equal(method.memory_at_stage2, method.memory.features)  # source features were written
+    rows = [r for r in result.history if r["phase"] == "stage2"]
+    assert rows and all("train/source_ce" not in r for r in rows)
+
+
+def test_snsa_wo_hl_trains_on_every_slot():
+    cfg = tiny_config("ser_snsa_wo_hl")
+    method = build(cfg, fake_data(cfg), StageProbe)
+    result = Trainer(cfg.train).fit(method)
+    rows = [r for r in result.history if r["phase"] == "stage2"]
+    # eq. 6 with 0/1 targets over all 16 slots is at most 4 (|s - y| <= 2) and far from the -1 targets' range
+    assert all(0 <= r["train/target_loss"] <= 4 for r in rows)
+    assert method.cfg.losses.target_loss == "mse_all"
+
+
+def test_memory_is_filled_by_one_pass_of_the_stage1_model():
+    cfg = tiny_config("ser_nnpm")
+    data = fake_data(cfg)
+    snapshots = {}
+
+    class Keep(StageProbe):
+        def on_phase_end(self, phase, ctx):
+            if phase.name == "stage1":
+                snapshots["model"] = state(self)
+            super().on_phase_end(phase, ctx)
+
+    method = build(cfg, data, Keep)
+    Trainer(cfg.train).fit(method)
+    reference = SerModel(cfg.model, N_MELS)
+    reference.load_state_dict(snapshots["model"])
+    feats, _ = encode_dataset(reference, method.normalizer, data.source_slots_eval, 8)
+    expected = torch.nn.functional.normalize(feats, dim=1)
+    assert torch.allclose(method.memory_at_stage2, expected, atol=1e-6)
+    assert method.memory.labels.tolist() == data.source_slots.labels.tolist()
+
+
+def test_stage1_keeps_the_epoch_with_the_best_source_validation_ua():
+    cfg = tiny_config("ser_snsa_f", "stage1.epochs=4")
+    data = fake_data(cfg, n_source=24, n_valid=8)
+    epochs = []
+
+    class Record(SerNnpmMethod):
+        def validate(self, ctx):
+            metrics = super().validate(ctx)
+            epochs.append((metrics["selection"], state(self)))
+            return metrics
+
+    method = build(cfg, data, Record)
+    result = Trainer(cfg.train).fit(method)
+    assert method.selection_metric == "selection" and len(epochs) == 4
+    best = max(range(4), key=lambda i: (epochs[i][0], -i))  # the first epoch with the highest UA
+    final = state(method)
+    assert all(torch.equal(final[k], epochs[best][1][k]) for k in final)
+    assert result.best["global_epoch"] == best + 1
+    assert [r["val/source_ua"] for r in result.history] == [e[0] for e in epochs]
+
+
+def test_dann_trains_the_domain_classifier_behind_a_ramping_grl():
+    cfg = tiny_config("ser_dann", "model.domain.hidden=[8]", "stage2.freeze_conv=0")
+    method = build(cfg, fake_data(cfg), StageProbe)
+    result = Trainer(cfg.train).fit(method)
+    before, after = method.at_stage2, state(method)
+    for prefix in ("domain.", "head.", "encoder.conv."):
+        assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith(prefix)), prefix
+    rows = [r for r in result.history if r["phase"] == "stage2"]
+    alphas = [r["train/grl_weight"] for r in rows]
+    assert 0 < alphas[0] < alphas[1] <= 1 and all(np.isfinite(r["train/domain"]) for r in rows)
+    assert method.memory is None and "memory" not in method.state_dict()
+
+
+def test_concat_batches_pads_the_shorter_batch():
+    cfg = tiny_config("ser_dann")
+    data = fake_data(cfg)
+    a = data.source_slots_eval.collate([data.source_slots_eval[i] for i in range(3)])
+    b = data.target_adapt.collate([data.target_adapt[i] for i in range(2)])
+    both = concat_batches(a, b)
+    assert both.size == 5 and both.features.shape[1] == max(a.features.shape[1], b.features.shape[1])
+    assert both.domain.tolist() == [SOURCE_DOMAIN] * 3 + [TARGET_DOMAIN] * 2
+    assert torch.equal(both.features[3, : b.features.shape[1]], b.features[0])
+    assert both.label[3:].tolist() == [-1, -1]
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_checkpoint_holds_the_memory_and_a_resumed_run_ends_identical(tmp_path):
+    cfg = tiny_config("ser_nnpm", "stage2.epochs=3")
+    data = fake_data(cfg)
+    full = build(cfg, data)
+    Trainer(cfg.train, tmp_path / "full").fit(full)
+
+    class Stop(SerNnpmMethod):
+        def on_epoch_start(self, ctx):
+            if ctx.phase.name == STAGE2 and ctx.epoch == 1:
+                raise Interrupt
+
+    with pytest.raises(Interrupt):
+        Trainer(cfg.train, tmp_path / "cut").fit(build(cfg, data, Stop))
+    saved = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)
+    assert saved["progress"]["phase"] == STAGE2 and saved["method"]["kind"] == "nnpm"
+    assert saved["method"]["stage"] == STAGE2
+    assert saved["method"]["memory"]["features"].shape == (16, cfg.model.encoder.output_dim)
+    resumed = build(cfg, data, seed=123)  # other initial weights: all must come from the checkpoint
+    Trainer(cfg.train, tmp_path / "cut").fit(resumed, resume=True)
+    a, b = state(full), state(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert torch.equal(full.memory.features, resumed.memory.features)
+    ckpt = load_checkpoint(tmp_path / "full" / "last.pt")
+    assert torch.equal(ckpt["method"]["memory"]["features"], full.memory.features)
+    assert ckpt["method"]["memory"]["labels"].tolist() == data.source_slots.labels.tolist()
+
+
+def test_a_checkpoint_of_another_method_or_source_set_is_refused(tmp_path):
+    cfg = tiny_config("ser_nnpm")
+    data = fake_data(cfg)
+    method = build(cfg, data)
+    Trainer(cfg.train, tmp_path / "run").fit(method)
+    saved = load_checkpoint(tmp_path / "run" / "last.pt")
+    other = build(cfg, fake_data(cfg, n_source=20))
+    with pytest.raises(CheckpointError, match="memory"):
+        other.load_state_dict(saved["method"])
+    dann_cfg = tiny_config("ser_dann")
+    with pytest.raises(CheckpointError, match="method 'nnpm'"):
+        build(dann_cfg, fake_data(dann_cfg)).load_state_dict(saved["method"])
+
+
+def test_stage2_from_a_stage1_checkpoint(tmp_path):
+    s1_cfg = tiny_config("ser_snsa_f")
+    snsa_f = build(s1_cfg, fake_data(s1_cfg))
+    meta = checkpoint_meta(s1_cfg, snsa_f.normalizer, EMOTIONS)
+    Trainer(s1_cfg.train, tmp_path / "snsa_f", meta=meta).fit(snsa_f)
+    stage1 = load_checkpoint(tmp_path / "snsa_f" / "last.pt")["networks"]
+    cfg = tiny_config("ser_nnpm", f"stage2.init_from={tmp_path / 'snsa_f'}")
+    method = build(cfg, fake_data(cfg), StageProbe, seed=7)
+    assert [p.name for p in method.phases(cfg.train)] == [STAGE2]
+    Trainer(cfg.train).fit(method)
+    start = method.at_stage2
+    for net in ("encoder", "head"):
+        for k, v in stage1[net].items():
+            assert torch.equal(start[f"{net}.{k}"], v)
+    assert method.memory.initialized
+    bigger = tiny_config("ser_nnpm", "model.encoder.lstm_hidden=12", f"stage2.init_from={tmp_path / 'snsa_f'}")
+    with pytest.raises(CheckpointError, match="model_config"):
+        Trainer(bigger.train).fit(build(bigger, fake_data(bigger)))
+    minmax = tiny_config("ser_nnpm", "normalizer.kind=instance_minmax", f"stage2.init_from={tmp_path / 'snsa_f'}")
+    with pytest.raises(CheckpointError, match="normaliser settings"):
+        Trainer(minmax.train).fit(build(minmax, fake_data(minmax)))
+    Trainer(s1_cfg.train, tmp_path / "no_meta").fit(build(s1_cfg, fake_data(s1_cfg)))
+    bare = tiny_config("ser_nnpm", f"stage2.init_from={tmp_path / 'no_meta' / 'last.pt'}")
+    with pytest.raises(CheckpointError, match="not a checkpoint of a SER run"):
+        Trainer(bare.train).fit(build(bare, fake_data(bare)))
+
+
+def test_target_batches_carry_no_labels():
+    cfg = tiny_config("ser_nnpm")
+    data = fake_data(cfg)
+    seen = []
+
+    class Look(SerNnpmMethod):
+        def training_step(self, batch, ctx):
+            if ctx.phase.name == STAGE2:
+                seen.append(batch.target.label.clone())
+            return super().training_step(batch, ctx)
+
+    Trainer(cfg.train).fit(build(cfg, data, Look))
+    assert seen and all((labels == -1).all() for labels in seen)
+    assert all(u.label is None for u in data.target_adapt.utterances)
+
+
+def test_no_stage2_state_before_stage2_and_the_kind_is_checked():
+    cfg = tiny_config("ser_snsa_f")
+    method = build(cfg, fake_data(cfg))
+    assert [p.name for p in method.phases(cfg.train)] == ["stage1"]
+    assert method.memory is None and method.selection_metric is None
