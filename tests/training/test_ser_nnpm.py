@@ -210,25 +210,29 @@ def test_memory_is_filled_by_one_pass_of_the_stage1_model():
     assert method.memory.labels.tolist() == data.source_slots.labels.tolist()
 
 
-def test_stage1_keeps_the_epoch_with_the_best_source_validation_ua():
-    cfg = tiny_config("ser_snsa_f", "stage1.epochs=4")
+@pytest.mark.parametrize("monitor", [[], ["train.monitor=source_wa", "train.monitor_mode=min"]])
+def test_stage1_keeps_the_epoch_the_trainer_selects(monitor):
+    cfg = tiny_config("ser_snsa_f", "stage1.epochs=4", "stage1.lr=3e-2", *monitor)
     data = fake_data(cfg, n_source=24, n_valid=8)
     epochs = []
 
     class Record(SerNnpmMethod):
         def validate(self, ctx):
             metrics = super().validate(ctx)
-            epochs.append((metrics["selection"], state(self)))
+            epochs.append((metrics, state(self)))
             return metrics
 
     method = build(cfg, data, Record)
     result = Trainer(cfg.train).fit(method)
     assert method.selection_metric == "selection" and len(epochs) == 4
-    best = max(range(4), key=lambda i: (epochs[i][0], -i))  # the first epoch with the highest UA
+    if monitor:  # the first epoch with the lowest source WA
+        best = min(range(4), key=lambda i: (epochs[i][0]["source_wa"], i))
+    else:  # the first epoch with the highest source UA
+        best = max(range(4), key=lambda i: (epochs[i][0]["selection"], -i))
     final = state(method)
     assert all(torch.equal(final[k], epochs[best][1][k]) for k in final)
     assert result.best["global_epoch"] == best + 1
-    assert [r["val/source_ua"] for r in result.history] == [e[0] for e in epochs]
+    assert [r["val/source_ua"] for r in result.history] == [e[0]["source_ua"] for e in epochs]
 
 
 def test_dann_trains_the_domain_classifier_behind_a_ramping_grl():

@@ -39,6 +39,7 @@ the head. No target label is ever read: the adaptation side carries none.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -195,12 +196,18 @@ class SerNnpmMethod(Method):
         ds = self.data.source_valid
         pred = predict_dataset(self.model, self.normalizer, ds, self.cfg.method.predict_batch_size, ctx.device,
                                mask_padding=self.cfg.method.mask_padding)
-        metrics = ser_metrics(ds.labels, pred.labels, self.data.classes)
-        if self._best is None or metrics.ua > self._best["value"]:
-            self._best = {"value": metrics.ua, "epoch": ctx.epoch,
+        result = ser_metrics(ds.labels, pred.labels, self.data.classes)
+        metrics = {"source_ua": result.ua, "source_wa": result.wa, "selection": result.ua}
+        # the same choice as the Trainer's best.pt (train.monitor may name another key)
+        key = ctx.config.monitor or self.selection_metric or "selection"
+        mode = ctx.config.monitor_mode or self.selection_mode
+        value = metrics.get(key, math.nan)
+        better = self._best is None or (value > self._best["value"] if mode == "max" else value < self._best["value"])
+        if math.isfinite(value) and better:
+            self._best = {"value": value, "epoch": ctx.epoch,
                           "weights": {n: {k: v.detach().clone() for k, v in m.state_dict().items()}
                                       for n, m in self.networks().items()}}
-        return {"source_ua": metrics.ua, "source_wa": metrics.wa, "selection": metrics.ua}
+        return metrics
 
     def on_phase_end(self, phase: PhaseSpec, ctx: StepContext) -> None:
         if phase.name != STAGE1:
@@ -208,8 +215,8 @@ class SerNnpmMethod(Method):
         if self._best is not None:  # rank 0 validated; the others receive its weights
             for name, module in self.networks().items():
                 module.load_state_dict(self._best["weights"][name])
-            log.info("stage 1: keeping epoch %d (source validation UA %.4f)", self._best["epoch"],
-                     self._best["value"])
+            log.info("stage 1: keeping epoch %d (source validation %s %.4f)", self._best["epoch"],
+                     ctx.config.monitor or "UA", self._best["value"])
             self._best = None
         if self.selection_metric is not None:
             broadcast_networks(self.networks(), ctx.dist)
