@@ -22,6 +22,8 @@ from audioadapt.training.checkpoint import load_checkpoint
 from audioadapt.training.ser_nnpm import STAGE1, SerNnpmMethod
 from audioadapt.training.ser_predict import predict_dataset
 
+from .test_ser_data import tiny_ser_dataset
+
 #: ser_base (an NNPM run) trains in test_evaluate_and_predict_a_run.
 PRESETS = [p for p in list_presets("ser_") if p not in ("ser_features", "ser_base")]
 #: Shrinks any preset to seconds: 32 mels, a 16-unit SNSA, 3 s crops, 10 + 2 epochs of 8 + 8 utterances.
@@ -32,16 +34,6 @@ TINY = ["features.n_mels=32", "model.encoder.conv_channels=[16,16]", "model.enco
         "train.progress_bar=false", "train.tensorboard=false", "train.log_every=1", "cache.num_workers=0",
         "cache.progress=false", "protocol.protocol=transductive"]
 STAGE2 = ["stage2.epochs=2", "stage2.lr=1e-3", "stage2.source_batch_size=8", "stage2.target_batch_size=8"]
-
-
-def tiny_ser_dataset(tmp_path_factory) -> Path:
-    """The tiny generated SER dataset of this test session (generated on first use)."""
-    from audioadapt.data.synthetic.ser import SerSynthConfig, generate_ser_dataset
-
-    root = tmp_path_factory.getbasetemp() / "ser_tiny_dataset"
-    if not (root / "dataset.json").is_file():
-        generate_ser_dataset(root, SerSynthConfig(size="tiny", seed=5), workers=1, progress=False, overwrite=True)
-    return root
 
 
 @pytest.fixture(scope="module")

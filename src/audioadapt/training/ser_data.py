@@ -285,8 +285,8 @@ class SerDataModule:
             try:
                 return cache_utterances(utts, self.cfg.features, directory, num_workers=cc.num_workers,
                                         progress=cc.progress, on_error=corpus.on_error)
-            except PermissionError as exc:
-                raise DataError(f"cannot write the feature cache ({exc.strerror}); set cache.directory",
+            except OSError as exc:  # e.g. a read-only corpus folder
+                raise DataError(f"cannot write the feature cache ({exc.strerror or exc}); set cache.directory",
                                 directory) from None
 
         dist = self._dist
