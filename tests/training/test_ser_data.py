@@ -154,3 +154,10 @@ def test_missing_corpora_and_foreign_folders(tiny, tmp_path):
         load_side(SerCorpusConfig("generated", str(tmp_path)), "target")
     target = load_side(SerCorpusConfig("csv", str(tiny / "target" / "manifest.csv")), "target")
     assert len(target) == 32 and target == sorted(target, key=lambda u: u.key)
+
+
+def test_an_unwritable_cache_place_names_the_setting(tiny, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(DataError, match="set cache.directory"):
+        SerDataModule(config(tiny, f"cache.directory={blocker}")).setup()
