@@ -60,7 +60,8 @@ def test_a_key_without_effect_is_rejected(tmp_path):
         load_sed_config("sed_adv_time", ["psds.enabled=false", "psds.scenarios.psds1.dtc=0.5"])
     assert load_sed_config("sed_adv_time", ["psds.scenarios.psds1.dtc=0.5"]).psds.scenarios["psds1"].dtc == 0.5
     # restating the value the run uses anyway changes nothing and is accepted (a resolved config.yaml does it)
-    assert load_sed_config("sed_baseline", ["method.orthogonality.weight=1.0", "model.heads=[ft]"]).method.tri_training is False
+    same = load_sed_config("sed_baseline", ["method.orthogonality.weight=1.0", "model.heads=[ft]"])
+    assert same.method.tri_training is False
 
 
 def test_a_resolved_config_file_loads_as_a_preset(tmp_path):

@@ -182,7 +182,8 @@ def evaluate_sed_run(run_dir: str | Path, split: str = "validation", data_root: 
     device = resolve_device(cfg.train.device)
     model.to(device)
     normalizer.to(device)
-    data = SedDataModule(root, dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, classes=tuple(meta["classes"]))))
+    known = dataclasses.replace(cfg.data, classes=tuple(meta["classes"]))
+    data = SedDataModule(root, dataclasses.replace(cfg, data=known))
     if split == "synthetic_valid":
         data.setup()
     dataset, durations = data.eval_dataset(split)

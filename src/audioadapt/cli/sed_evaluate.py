@@ -73,7 +73,8 @@ def _run(args: argparse.Namespace) -> int:
 
     file_options = {"--pred": args.pred, "--ref": args.ref, "--durations": args.durations, "--out": args.out,
                     "--classes": args.classes, "--extra-pred-files": args.extra_pred_files}
-    run_options = {"--split": args.split != "validation", "--data": args.data, "--checkpoint": args.checkpoint != "best"}
+    run_options = {"--split": args.split != "validation", "--data": args.data,
+                   "--checkpoint": args.checkpoint != "best"}
     if args.run_dir is not None:
         given = [name for name, value in file_options.items() if value is not None]
         if given:
