@@ -29,12 +29,11 @@ from audioadapt.config.sed import SedExperimentConfig, load_sed_config, override
 from audioadapt.errors import ConfigError, DataError
 from audioadapt.evaluation.api import SedEvaluation
 from audioadapt.features.normalization import Normalizer
+from audioadapt.training.experiment import DATA_FILE
 from audioadapt.training.loop import FitResult
 from audioadapt.training.method import Method
 
 log = logging.getLogger(__name__)
-
-DATA_FILE = "data.json"
 
 
 def _resolve_config(preset_or_config: str | Path | SedExperimentConfig,

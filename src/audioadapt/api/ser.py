@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from audioadapt import __version__
-from audioadapt.api.sed import DATA_FILE
+from audioadapt.training.experiment import DATA_FILE
 from audioadapt.config.load import apply_overrides, from_dict, to_dict
 from audioadapt.config.ser import SerCorpusConfig, SerExperimentConfig, load_ser_config, with_corpora
 from audioadapt.errors import ConfigError, DataError

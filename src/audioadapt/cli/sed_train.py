@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from audioadapt.cli.common import IntermixedParser
+
 _DESCRIPTION = """\
 Train a sound event detection system on a DESED 2019-layout dataset.
 
@@ -21,21 +23,6 @@ validation split; evaluate it afterwards with `audioadapt sed evaluate RUN_DIR`.
 """
 
 
-class _IntermixedParser(argparse.ArgumentParser):
-    """Accepts ``key=value`` overrides after options (``PRESET --data ROOT a.b=1``)."""
-
-    _inner = False
-
-    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
-        if self._inner:
-            return super().parse_known_args(args, namespace)
-        self._inner = True
-        try:
-            return self.parse_known_intermixed_args(args, namespace)
-        finally:
-            self._inner = False
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
@@ -43,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.__class__ = _IntermixedParser
+    p.__class__ = IntermixedParser
     p.add_argument("preset", metavar="PRESET", help="preset name or YAML file")
     p.add_argument("--data", required=True, type=Path, metavar="ROOT", help="dataset root (DESED 2019 layout)")
     p.add_argument("--out", type=Path, metavar="RUN_DIR", help="run directory (default: runs/<preset>-<time>)")

@@ -25,7 +25,7 @@ used for training or model selection; score the run afterwards with
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from audioadapt.cli.sed_train import _IntermixedParser
+    from audioadapt.cli.common import IntermixedParser
 
     p = sub.add_parser(
         "train",
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.__class__ = _IntermixedParser
+    p.__class__ = IntermixedParser
     p.add_argument("preset", metavar="PRESET", help="preset name or YAML file")
     p.add_argument("--source", metavar="CORPUS:PATH", help="labelled source corpus (default on --resume: the run's)")
     p.add_argument("--target", metavar="CORPUS:PATH", help="target corpus (default on --resume: the run's)")

@@ -44,7 +44,7 @@ from audioadapt.features.config import FeatureConfig
 from audioadapt.features.normalization import NormalizerConfig
 from audioadapt.models.sed_model import FINAL_HEAD, LABELER_HEADS, SedModelConfig
 from audioadapt.training.loop import TrainConfig
-from audioadapt.training.sed_data import TRAIN_SOURCES, SedCacheConfig, SedSplitConfig
+from audioadapt.training.sed_data import TRAIN_SOURCES, CacheConfig, SedSplitConfig
 from audioadapt.training.sed_mean_teacher import MeanTeacherConfig
 from audioadapt.training.sed_predict import SedPredictConfig
 
@@ -213,7 +213,7 @@ class SedExperimentConfig:
     labels: LabelConfig = field(default_factory=LabelConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     normalizer: NormalizerConfig = field(default_factory=NormalizerConfig)
-    cache: SedCacheConfig = field(default_factory=SedCacheConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
     model: SedModelConfig = field(default_factory=SedModelConfig)
     sampler: SedPhaseSamplers = field(default_factory=SedPhaseSamplers)
     train: TrainConfig = field(default_factory=TrainConfig)

@@ -60,7 +60,7 @@ from audioadapt.features.config import FeatureConfig
 from audioadapt.features.normalization import NormalizerConfig
 from audioadapt.models.ser_model import SerModelConfig
 from audioadapt.training.loop import TrainConfig
-from audioadapt.training.sed_data import SedCacheConfig
+from audioadapt.training.sed_data import CacheConfig
 
 MethodKind = Literal["snsa_f", "nnpm", "snsa_wo_sl", "snsa_wo_hl", "dann"]
 METHOD_KINDS: tuple[str, ...] = ("snsa_f", "nnpm", "snsa_wo_sl", "snsa_wo_hl", "dann")
@@ -352,7 +352,7 @@ class SerExperimentConfig:
     features: FeatureConfig = field(default_factory=default_ser_features)
     normalizer: NormalizerConfig = field(default_factory=default_ser_normalizer)
     dataset: SerDatasetConfig = field(default_factory=SerDatasetConfig)
-    cache: SedCacheConfig = field(default_factory=SedCacheConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
     model: SerModelConfig = field(default_factory=SerModelConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     pseudo_multilabel: PseudoMultilabelConfig = field(default_factory=PseudoMultilabelConfig)

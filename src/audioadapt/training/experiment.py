@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 CONFIG_FILE = "config.yaml"
 VERSIONS_FILE = "versions.json"
 LOG_FILE = "train.log"
+#: The clip/utterance counts a run actually used (written by the data modules' callers).
+DATA_FILE = "data.json"
 
 
 def seed_everything(seed: int) -> None:

@@ -11,7 +11,7 @@ From a DESED 2019-layout dataset root it
    file name with a fixed seed (:class:`SedSplitConfig`; DCASE 2019 baseline:
    ``random_state=26``), independent of the order of the metadata rows;
 3. builds (or reopens) one memory-mapped :class:`~audioadapt.features.cache.FeatureCache`
-   per split under ``<root>/cache`` or :attr:`SedCacheConfig.directory`;
+   per split under ``<root>/cache`` or :attr:`~audioadapt.features.store.CacheConfig.directory`;
 4. wraps them in :class:`~audioadapt.data.sed_dataset.SedDataset` objects: the
    training sources ``synthetic``, ``weak``, ``unlabeled`` (one
    :class:`~audioadapt.data.sed_dataset.MultiSourceDataset`) and the valid
@@ -45,6 +45,7 @@ from audioadapt.data.sampling import MultiSourceBatchSampler, SamplerConfig
 from audioadapt.data.sed_dataset import MultiSourceDataset, SedDataset, SedDatasetConfig
 from audioadapt.errors import ConfigError, DataError
 from audioadapt.features.cache import FeatureCache
+from audioadapt.features.store import CacheConfig, IndexedFeatures
 from audioadapt.features.frames import FrameGrid
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -88,27 +89,6 @@ class SedSplitConfig:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
 
 
-@dataclass(frozen=True)
-class SedCacheConfig:
-    """Where and how the log-mel caches are built.
-
-    Attributes
-    ----------
-    directory: cache root; ``None`` uses ``<dataset root>/cache``. Each split
-        gets ``<directory>/<split>-<hash of the feature config>``.
-    num_workers: decoding processes (``None``: all available cores).
-    progress: show a progress bar while building.
-    """
-
-    directory: str | None = None
-    num_workers: int | None = None
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if self.num_workers is not None and self.num_workers < 0:
-            raise ConfigError(f"cache.num_workers must be >= 0 or null, got {self.num_workers}")
-
-
 def split_by_filename(filenames: Sequence[str], fraction: float, seed: int, key: str) -> tuple[list[str], list[str]]:
     """Split file names into ``(train, valid)``, ``valid`` holding ``round(fraction * n)`` names.
 
@@ -126,20 +106,6 @@ def split_by_filename(filenames: Sequence[str], fraction: float, seed: int, key:
     valid = [n for i, n in enumerate(names) if i in chosen]
     train = [n for i, n in enumerate(names) if i not in chosen]
     return train, valid
-
-
-class IndexedFeatures:
-    """A view of selected items of a feature store: item ``i`` is ``store[indices[i]]``."""
-
-    def __init__(self, store: Any, indices: Sequence[int]):
-        self.store = store
-        self.indices = np.asarray(indices, dtype=np.int64)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int) -> np.ndarray:
-        return self.store[int(self.indices[i])]
 
 
 def _feature_hash(cfg: Any) -> str:
@@ -329,8 +295,6 @@ __all__ = [
     "EVAL_SPLITS",
     "TRAIN_SOURCES",
     "VALID_SOURCES",
-    "IndexedFeatures",
-    "SedCacheConfig",
     "SedDataModule",
     "SedSplitConfig",
     "split_by_filename",

@@ -54,7 +54,7 @@ from audioadapt.data.ser_dataset import (
 from audioadapt.data.utterances import EMOTIONS, Utterance, label_counts
 from audioadapt.errors import ConfigError, DataError
 from audioadapt.training.distributed import set_sampler_epoch
-from audioadapt.training.sed_data import IndexedFeatures
+from audioadapt.features.store import IndexedFeatures
 
 if TYPE_CHECKING:  # pragma: no cover
     from audioadapt.config.ser import SerCorpusConfig, SerExperimentConfig, SourceValidationConfig
