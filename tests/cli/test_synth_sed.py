@@ -9,7 +9,8 @@ import pytest
 import soundfile as sf
 
 from audioadapt.cli.main import build_parser, main
-from audioadapt.data.dcase import DcaseLayout, read_strong_tsv
+from audioadapt.data.dcase import read_strong_tsv
+from audioadapt.data.corpora.desed import DcaseLayout
 
 LAYOUT = DcaseLayout()
 FAST = ["--set", "clip_seconds=2.0", "--set", "sizes.synthetic=3", "--set", "sizes.weak=2",

@@ -9,11 +9,6 @@ import pytest
 
 from audioadapt.config.load import from_dict
 from audioadapt.data.dcase import (
-    DcaseLayout,
-    SedDataConfig,
-    infer_classes,
-    load_dcase_dataset,
-    load_sed_split,
     read_durations_tsv,
     read_strong_tsv,
     read_unlabeled_tsv,
@@ -23,6 +18,7 @@ from audioadapt.data.dcase import (
     write_unlabeled_tsv,
     write_weak_tsv,
 )
+from audioadapt.data.corpora.desed import DcaseLayout, SedDataConfig, infer_classes, load_dcase_dataset, load_sed_split
 from audioadapt.data.manifest import Event, SkipReport
 from audioadapt.errors import ConfigError, DataError
 
@@ -274,7 +270,7 @@ def _make_dataset(root: Path, layout: DcaseLayout = DcaseLayout(), missing: tupl
 
 def test_load_dataset_default_layout(tmp_path, caplog):
     _make_dataset(tmp_path)
-    with caplog.at_level(logging.INFO, logger="audioadapt.data.dcase"):
+    with caplog.at_level(logging.INFO, logger="audioadapt.data.corpora.desed"):
         ds = load_dcase_dataset(tmp_path)
     assert ds.classes == ("Cat", "Dog", "Speech")
     assert {k: c.kept for k, c in ds.counts.items()} == {"synthetic": 3, "weak": 3, "unlabeled": 4, "validation": 2}

@@ -59,7 +59,7 @@ def prepare_demo_data(root: Path, size: str, seed: int, workers: int | None = No
 def describe_dataset(root: Path, preset: str = DEMO_PRESET, overrides: Iterable[str] = ()) -> tuple[str, dict]:
     """Build (or reuse) the feature caches of the preset and summarise labels and features."""
     from audioadapt.api.sed import _resolve_config
-    from audioadapt.data.dcase import load_dcase_dataset
+    from audioadapt.data.corpora.desed import load_dcase_dataset
     from audioadapt.data.stats import domain_gap_db, feature_stats, split_stats, stats_markdown
     from audioadapt.training.sed_data import SedDataModule
 

@@ -32,7 +32,7 @@ from audioadapt.adaptation.orthogonality import OrthogonalityConfig
 from audioadapt.adaptation.pseudo_labels import PseudoLabelConfig
 from audioadapt.adaptation.schedules import ScheduleConfig
 from audioadapt.config.load import apply_overrides, from_dict, load_preset_dict, to_dict
-from audioadapt.data.dcase import SedDataConfig
+from audioadapt.data.corpora.desed import SedDataConfig
 from audioadapt.data.labels import LabelConfig
 from audioadapt.data.sampling import SamplerConfig
 from audioadapt.data.sed_dataset import SedDatasetConfig
@@ -44,7 +44,8 @@ from audioadapt.features.config import FeatureConfig
 from audioadapt.features.normalization import NormalizerConfig
 from audioadapt.models.sed_model import FINAL_HEAD, LABELER_HEADS, SedModelConfig
 from audioadapt.training.loop import TrainConfig
-from audioadapt.training.sed_data import TRAIN_SOURCES, CacheConfig, SedSplitConfig
+from audioadapt.features.store import CacheConfig
+from audioadapt.training.sed_data import TRAIN_SOURCES, SedSplitConfig
 from audioadapt.training.sed_mean_teacher import MeanTeacherConfig
 from audioadapt.training.sed_predict import SedPredictConfig
 

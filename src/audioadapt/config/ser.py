@@ -60,7 +60,7 @@ from audioadapt.features.config import FeatureConfig
 from audioadapt.features.normalization import NormalizerConfig
 from audioadapt.models.ser_model import SerModelConfig
 from audioadapt.training.loop import TrainConfig
-from audioadapt.training.sed_data import CacheConfig
+from audioadapt.features.store import CacheConfig
 
 MethodKind = Literal["snsa_f", "nnpm", "snsa_wo_sl", "snsa_wo_hl", "dann"]
 METHOD_KINDS: tuple[str, ...] = ("snsa_f", "nnpm", "snsa_wo_sl", "snsa_wo_hl", "dann")

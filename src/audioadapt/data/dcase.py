@@ -31,10 +31,8 @@ In skip mode a clip whose rows conflict is dropped completely, since neither
 version of its labels can be trusted; its later rows are reported as well.
 Blank lines are ignored.
 
-Loading a whole dataset in the DESED 2019 layout goes through
-:class:`DcaseLayout` (the one home of the relative paths),
-:class:`SedDataConfig` and :func:`load_dcase_dataset`, which also reports
-how many listed clips were actually usable per split.
+Loading a whole dataset in the DESED 2019 layout (with clip counts per split)
+is in :mod:`audioadapt.data.corpora.desed`.
 """
 
 from __future__ import annotations
@@ -47,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from audioadapt.data.manifest import ClipRecord, Event, SkipReport
+from audioadapt.data.manifest import Event, SkipReport
 from audioadapt.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -466,266 +464,11 @@ def read_durations_tsv(
     return {f: v for f, (v, _) in result.value.items()}
 
 
-# --------------------------------------------------------------------------- dataset layout
-SED_SPLITS = ("synthetic", "weak", "unlabeled", "validation")
-_SPLIT_KIND = {"synthetic": "strong", "weak": "weak", "unlabeled": "unlabeled", "validation": "strong"}
-
-
-@dataclass(frozen=True)
-class DcaseLayout:
-    """Relative paths of the DESED 2019 layout under a dataset root.
-
-    These defaults are the single definition of the layout; the generator of
-    synthetic datasets writes to the same paths.
-    """
-
-    synthetic_tsv: str = "metadata/train/synthetic.tsv"
-    synthetic_audio: str = "audio/train/synthetic"
-    weak_tsv: str = "metadata/train/weak.tsv"
-    weak_audio: str = "audio/train/weak"
-    unlabeled_tsv: str = "metadata/train/unlabel_in_domain.tsv"
-    unlabeled_audio: str = "audio/train/unlabel_in_domain"
-    validation_tsv: str = "metadata/validation/validation.tsv"
-    validation_audio: str = "audio/validation"
-    validation_durations_tsv: str = "metadata/validation/validation_durations.tsv"
-    dataset_json: str = "dataset.json"
-
-    def __post_init__(self) -> None:
-        for name, value in vars(self).items():
-            if not value:
-                raise ConfigError(f"layout.{name} must not be empty")
-
-    def tsv(self, split: str) -> str:
-        """Metadata file of ``split`` (one of :data:`SED_SPLITS`)."""
-        return getattr(self, f"{_check_split(split)}_tsv")
-
-    def audio(self, split: str) -> str:
-        """Audio folder of ``split``."""
-        return getattr(self, f"{_check_split(split)}_audio")
-
-
-def _check_split(split: str) -> str:
-    if split not in SED_SPLITS:
-        raise ConfigError(f"unknown SED split '{split}'; valid: {', '.join(SED_SPLITS)}")
-    return split
-
-
-@dataclass(frozen=True)
-class SedDataConfig:
-    """Where the SED data is and how strictly it is read.
-
-    Attributes
-    ----------
-    layout: relative paths under the dataset root.
-    classes: the class list; ``None`` infers it as the sorted union of the
-        labels of the training splits (synthetic and weak) loaded.
-    splits: which splits to load.
-    check_audio: require every listed audio file to exist.
-    on_error: ``"raise"`` on the first bad row, or ``"skip"`` bad rows (e.g.
-        clips lost to dead links) and report them.
-    """
-
-    layout: DcaseLayout = field(default_factory=DcaseLayout)
-    classes: tuple[str, ...] | None = None
-    splits: tuple[str, ...] = SED_SPLITS
-    check_audio: bool = True
-    on_error: OnError = "raise"
-
-    def __post_init__(self) -> None:
-        for split in self.splits:
-            _check_split(split)
-        if len(set(self.splits)) != len(self.splits):
-            raise ConfigError(f"splits repeats a name: {list(self.splits)}")
-        if self.classes is not None and len(set(self.classes)) != len(self.classes):
-            raise ConfigError(f"classes repeats a name: {list(self.classes)}")
-        if self.on_error not in ("raise", "skip"):
-            raise ConfigError(f"on_error must be 'raise' or 'skip', got {self.on_error!r}")
-
-
-@dataclass(frozen=True)
-class SplitCounts:
-    """How many clips a split's metadata listed, and how many were kept."""
-
-    listed: int
-    kept: int
-    skipped_rows: int
-
-    @property
-    def lost(self) -> int:
-        """Clips named in the metadata but not usable (e.g. missing audio)."""
-        return self.listed - self.kept
-
-
-@dataclass(frozen=True)
-class SedSplit:
-    """The clip records of one split and their counts."""
-
-    name: str
-    records: tuple[ClipRecord, ...]
-    counts: SplitCounts
-
-
-def infer_classes(
-    strong: Iterable[Mapping[str, Iterable[Event]]] = (),
-    weak: Iterable[Mapping[str, Iterable[str]]] = (),
-) -> tuple[str, ...]:
-    """Sorted union of the labels of strong and weak label mappings."""
-    labels: set[str] = set()
-    for clips in strong:
-        labels.update(ev.label for events in clips.values() for ev in events)
-    for clips in weak:
-        labels.update(tag for tags in clips.values() for tag in tags)
-    return tuple(sorted(labels))
-
-
-def _read_split(root: Path, split: str, config: SedDataConfig, classes, report: SkipReport) -> _Read:
-    layout = config.layout
-    path = root / layout.tsv(split)
-    audio_dir = root / layout.audio(split) if config.check_audio else None
-    kind = _SPLIT_KIND[split]
-    if kind == "strong":
-        return _strong(path, classes, audio_dir, config.on_error, report)
-    if kind == "weak":
-        return _weak(path, classes, audio_dir, config.on_error, report)
-    return _unlabeled(path, audio_dir, config.on_error, report)
-
-
-def _records(root: Path, split: str, config: SedDataConfig, read: _Read, skipped: int) -> SedSplit:
-    audio_root = root / config.layout.audio(split)
-    kind = _SPLIT_KIND[split]
-    if kind == "strong":
-        recs = [ClipRecord(f, audio_root / f, split, events=ev) for f, ev in read.value.items()]
-    elif kind == "weak":
-        recs = [ClipRecord(f, audio_root / f, split, tags=tags) for f, tags in read.value.items()]
-    else:
-        recs = [ClipRecord(f, audio_root / f, split) for f in read.value]
-    counts = SplitCounts(listed=len(read.listed), kept=len(recs), skipped_rows=skipped)
-    return SedSplit(split, tuple(recs), counts)
-
-
-def load_sed_split(
-    root: str | Path,
-    split: str,
-    config: SedDataConfig | None = None,
-    *,
-    classes: Iterable[str] | None = None,
-    report: SkipReport | None = None,
-) -> SedSplit:
-    """Clip records of one split of a DESED-layout dataset under ``root``.
-
-    ``classes`` (or ``config.classes``) enables the unknown-label check.
-    """
-    config = config or SedDataConfig()
-    root = Path(root)
-    if classes is None:
-        classes = config.classes
-    local = SkipReport()
-    read = _read_split(root, split, config, classes, local)
-    if report is not None:
-        report.skipped.extend(local.skipped)
-    return _records(root, split, config, read, len(local))
-
-
-@dataclass(frozen=True)
-class DcaseDataset:
-    """All loaded splits of a DESED-layout dataset.
-
-    Attributes
-    ----------
-    root: the dataset root.
-    classes: the class list (given or inferred).
-    splits: split name -> its records and counts.
-    durations: validation clip durations, or ``None`` without a durations file.
-    skipped: the rows skipped while reading (skip mode) and ignored duplicates.
-    """
-
-    root: Path
-    classes: tuple[str, ...]
-    splits: dict[str, SedSplit]
-    durations: dict[str, float] | None
-    skipped: SkipReport
-
-    def records(self, split: str) -> tuple[ClipRecord, ...]:
-        """The records of ``split`` (an error if it was not loaded)."""
-        if split not in self.splits:
-            raise DataError(f"split '{split}' was not loaded (loaded: {', '.join(self.splits)})", self.root)
-        return self.splits[split].records
-
-    @property
-    def counts(self) -> dict[str, SplitCounts]:
-        """Clip counts per split."""
-        return {name: s.counts for name, s in self.splits.items()}
-
-    def summary(self) -> str:
-        """One line per split: clips kept of clips listed."""
-        lines = [f"{self.root}: {len(self.classes)} classes"]
-        for name, c in self.counts.items():
-            lost = f", {c.lost} lost" if c.lost else ""
-            lines.append(f"  {name}: {c.kept} of {c.listed} clips{lost}")
-        return "\n".join(lines)
-
-
-def load_dcase_dataset(root: str | Path, config: SedDataConfig | None = None) -> DcaseDataset:
-    """Load every configured split of a DESED 2019-layout dataset.
-
-    Without ``config.classes`` the classes are the sorted union of the
-    training labels (synthetic events and weak tags); the validation split is
-    then checked against them, so a typo there is an error, not a new class.
-    The clip counts actually found are logged and returned.
-    """
-    config = config or SedDataConfig()
-    root = Path(root)
-    report = SkipReport()
-    reads: dict[str, tuple[_Read, int]] = {}
-
-    def read(split: str, classes: tuple[str, ...] | None) -> None:
-        before = len(report)
-        result = _read_split(root, split, config, classes, report)
-        reads[split] = (result, len(report) - before)
-
-    def infer(names: Iterable[str]) -> tuple[str, ...]:
-        names = list(names)
-        return infer_classes(
-            [reads[s][0].value for s in names if _SPLIT_KIND[s] == "strong"],
-            [reads[s][0].value for s in names if _SPLIT_KIND[s] == "weak"],
-        )
-
-    train = [s for s in config.splits if s in ("synthetic", "weak")]
-    for split in train:
-        read(split, config.classes)
-    classes = config.classes
-    if classes is None and train:
-        classes = infer(train)
-    for split in config.splits:
-        if split not in reads:
-            read(split, classes)
-    if classes is None:
-        classes = infer(config.splits)
-    splits = {s: _records(root, s, config, reads[s][0], reads[s][1]) for s in config.splits}
-    durations = None
-    dur_path = root / config.layout.validation_durations_tsv
-    if "validation" in config.splits and dur_path.is_file():
-        audio_dir = root / config.layout.validation_audio if config.check_audio else None
-        durations = read_durations_tsv(dur_path, audio_dir=audio_dir, on_error=config.on_error, report=report)
-    dataset = DcaseDataset(root, tuple(classes), splits, durations, report)
-    logger.info("%s", dataset.summary())
-    return dataset
-
-
 __all__ = [
     "DURATIONS_HEADER",
-    "SED_SPLITS",
     "STRONG_HEADER",
     "UNLABELED_HEADER",
     "WEAK_HEADER",
-    "DcaseDataset",
-    "DcaseLayout",
-    "SedDataConfig",
-    "SedSplit",
-    "SplitCounts",
-    "infer_classes",
-    "load_dcase_dataset",
-    "load_sed_split",
     "read_durations_tsv",
     "read_strong_tsv",
     "read_unlabeled_tsv",

@@ -4,7 +4,7 @@ From a DESED 2019-layout dataset root it
 
 1. loads the clip records of the training splits (``synthetic``, ``weak`` and,
    when some phase draws from it, ``unlabeled``) with
-   :func:`~audioadapt.data.dcase.load_dcase_dataset`. The real-domain
+   :func:`~audioadapt.data.corpora.desed.load_dcase_dataset`. The real-domain
    ``validation`` split is **not** read for training: model selection uses the
    2019 baseline's internal protocol only;
 2. splits the synthetic and the weak clips 80/20 into train and valid parts by
@@ -39,13 +39,14 @@ import numpy as np
 from torch.utils.data import DataLoader
 
 from audioadapt.data.batch import collate
-from audioadapt.data.dcase import SplitCounts, load_dcase_dataset, load_sed_split, read_durations_tsv
+from audioadapt.data.dcase import read_durations_tsv
+from audioadapt.data.corpora.desed import SplitCounts, load_dcase_dataset, load_sed_split
 from audioadapt.data.manifest import ClipRecord
 from audioadapt.data.sampling import MultiSourceBatchSampler, SamplerConfig
 from audioadapt.data.sed_dataset import MultiSourceDataset, SedDataset, SedDatasetConfig
 from audioadapt.errors import ConfigError, DataError
 from audioadapt.features.cache import FeatureCache
-from audioadapt.features.store import CacheConfig, IndexedFeatures
+from audioadapt.features.store import IndexedFeatures
 from audioadapt.features.frames import FrameGrid
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -12,14 +12,8 @@ import pytest
 import soundfile as sf
 from scipy import signal
 
-from audioadapt.data.dcase import (
-    DcaseLayout,
-    load_dcase_dataset,
-    read_durations_tsv,
-    read_strong_tsv,
-    read_unlabeled_tsv,
-    read_weak_tsv,
-)
+from audioadapt.data.dcase import read_durations_tsv, read_strong_tsv, read_unlabeled_tsv, read_weak_tsv
+from audioadapt.data.corpora.desed import DcaseLayout, load_dcase_dataset
 from audioadapt.data.synthetic import SIZE_PRESETS, SedSynthConfig, SizeOverrides, generate_sed_dataset
 from audioadapt.data.synthetic.sed import load_sed_config
 from audioadapt.data.synthetic.sources import CLASS_NAMES

@@ -9,7 +9,7 @@
   durations file,
 
 plus ``dataset.json`` (classes, sizes, seed, versions, every domain setting).
-Paths come from :class:`audioadapt.data.dcase.DcaseLayout`.
+Paths come from :class:`audioadapt.data.corpora.desed.DcaseLayout`.
 
 Events come from the ten procedural classes of
 :mod:`audioadapt.data.synthetic.sources`, or from banks of real isolated
@@ -217,7 +217,7 @@ def _split_banks(
 
 # --------------------------------------------------------------------------- output folder
 def _prepare_root(root: Path, overwrite: bool) -> None:
-    from audioadapt.data.dcase import DcaseLayout
+    from audioadapt.data.corpora.desed import DcaseLayout
 
     layout = DcaseLayout()
     tops = sorted({Path(path).parts[0] for path in vars(layout).values()})  # audio, dataset.json, metadata
@@ -241,8 +241,9 @@ def _filenames(split: str, count: int) -> list[str]:
 def _write_metadata(root: Path, results: Mapping[str, Mapping[str, tuple[Event, ...]]], seconds: float) -> None:
     """The four label files and the validation durations, in the DESED layout."""
     from audioadapt.data import dcase
+    from audioadapt.data.corpora import desed
 
-    layout = dcase.DcaseLayout()
+    layout = desed.DcaseLayout()
     dcase.write_strong_tsv(root / layout.tsv("synthetic"), results["synthetic"])
     dcase.write_weak_tsv(root / layout.tsv("weak"), {f: {e.label for e in evs} for f, evs in results["weak"].items()})
     dcase.write_unlabeled_tsv(root / layout.tsv("unlabeled"), list(results["unlabeled"]))
@@ -286,7 +287,7 @@ def generate_sed_dataset(
 
     from audioadapt import __version__
     from audioadapt.config.load import to_dict
-    from audioadapt.data.dcase import DcaseLayout
+    from audioadapt.data.corpora.desed import DcaseLayout
 
     cfg = cfg or SedSynthConfig()
     root = Path(out_dir)

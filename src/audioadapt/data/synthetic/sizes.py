@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from audioadapt.data.dcase import SED_SPLITS
+from audioadapt.data.corpora.desed import SED_SPLITS
 from audioadapt.errors import ConfigError
 
 
