@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from audioadapt.cli.common import IntermixedParser
+from audioadapt.cli.common import add_run_arguments, add_train_parser, train_overrides
 
 _DESCRIPTION = """\
 Train a sound event detection system on a DESED 2019-layout dataset.
@@ -24,34 +24,17 @@ validation split; evaluate it afterwards with `audioadapt sed evaluate RUN_DIR`.
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "train",
-        help="train an SED system from a preset (Park et al. rows, mean teacher, demo)",
-        description=_DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.__class__ = IntermixedParser
-    p.add_argument("preset", metavar="PRESET", help="preset name or YAML file")
+    p = add_train_parser(sub, help="train an SED system from a preset (Park et al. rows, mean teacher, demo)",
+                         description=_DESCRIPTION)
     p.add_argument("--data", required=True, type=Path, metavar="ROOT", help="dataset root (DESED 2019 layout)")
-    p.add_argument("--out", type=Path, metavar="RUN_DIR", help="run directory (default: runs/<preset>-<time>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last checkpoint")
-    p.add_argument("--fast-dev-run", type=int, metavar="N",
-                   help="smoke test: one epoch of at most N steps per phase")
-    p.add_argument("overrides", nargs="*", metavar="key.path=value", help="configuration overrides")
+    add_run_arguments(p, "phase")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from audioadapt.api.sed import train_sed
-    from audioadapt.errors import ConfigError
 
-    overrides = list(args.overrides)
-    if args.fast_dev_run is not None:
-        if args.fast_dev_run < 1:
-            raise ConfigError(f"--fast-dev-run must be >= 1, got {args.fast_dev_run}")
-        overrides.append(f"train.fast_dev_run={args.fast_dev_run}")
-    if args.resume and args.out is None:
-        raise ConfigError("--resume needs --out RUN_DIR (the run to continue)")
+    overrides = train_overrides(args)
     result = train_sed(args.preset, overrides, data_root=args.data, run_dir=args.out, resume=args.resume)
     best = result.best
     if best.get("value") is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 _DESCRIPTION = """\
 Train a speech emotion recognition system on a labelled source corpus and adapt
@@ -25,37 +24,21 @@ used for training or model selection; score the run afterwards with
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from audioadapt.cli.common import IntermixedParser
+    from audioadapt.cli.common import add_run_arguments, add_train_parser
 
-    p = sub.add_parser(
-        "train",
-        help="train a SER system from a preset (NNPM, its baselines, DANN, demo)",
-        description=_DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.__class__ = IntermixedParser
-    p.add_argument("preset", metavar="PRESET", help="preset name or YAML file")
+    p = add_train_parser(sub, help="train a SER system from a preset (NNPM, its baselines, DANN, demo)",
+                         description=_DESCRIPTION)
     p.add_argument("--source", metavar="CORPUS:PATH", help="labelled source corpus (default on --resume: the run's)")
     p.add_argument("--target", metavar="CORPUS:PATH", help="target corpus (default on --resume: the run's)")
-    p.add_argument("--out", type=Path, metavar="RUN_DIR", help="run directory (default: runs/<preset>-<time>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last checkpoint")
-    p.add_argument("--fast-dev-run", type=int, metavar="N",
-                   help="smoke test: one epoch of at most N steps per stage")
-    p.add_argument("overrides", nargs="*", metavar="key.path=value", help="configuration overrides")
+    add_run_arguments(p, "stage")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from audioadapt.api.ser import train_ser
-    from audioadapt.errors import ConfigError
+    from audioadapt.cli.common import train_overrides
 
-    overrides = list(args.overrides)
-    if args.fast_dev_run is not None:
-        if args.fast_dev_run < 1:
-            raise ConfigError(f"--fast-dev-run must be >= 1, got {args.fast_dev_run}")
-        overrides.append(f"train.fast_dev_run={args.fast_dev_run}")
-    if args.resume and args.out is None:
-        raise ConfigError("--resume needs --out RUN_DIR (the run to continue)")
+    overrides = train_overrides(args)
     result = train_ser(args.preset, overrides, source=args.source, target=args.target, run_dir=args.out,
                        resume=args.resume)
     best = result.best
