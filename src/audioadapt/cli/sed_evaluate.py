@@ -29,11 +29,12 @@ class EvaluateInputs:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate",
-        help="event/segment/clip F1 of predicted events against a reference TSV",
+        help="event/segment/clip F1 of a trained run (RUN_DIR) or of predicted events against a reference TSV",
         description="Score predicted events (DCASE strong TSV: filename onset offset event_label) against a "
         "reference with the DCASE task 4 settings: event-based F1 (200 ms collar, 20 % offset, zero_score), "
         "segment-based F1 (1 s) and clip-level F1. Prints the per-class table; --out also writes JSON "
-        "and a Markdown table beside it.",
+        "and a Markdown table beside it. With RUN_DIR, the run's checkpoint predicts the split first "
+        "(PSDS1/2 added) and the report, with the predicted events, goes into RUN_DIR.",
     )
     p.add_argument("run_dir", nargs="?", type=Path, metavar="RUN_DIR",
                    help="a training run to evaluate (instead of --pred/--ref); writes eval_<split>.json/.md there")
