@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 _Config = TypeVar("_Config", bound="DataclassInstance")
 
 
-def _check_range(name: str, lo_hi: tuple[float, float], minimum: float = 0.0) -> None:
+def check_range(name: str, lo_hi: tuple[float, float], minimum: float = 0.0) -> None:
+    """Raise ConfigError unless ``minimum <= low <= high`` for a ``(low, high)`` setting."""
     lo, hi = lo_hi
     if not minimum <= lo <= hi:
         raise ConfigError(f"{name} must satisfy {minimum} <= low <= high, got {lo_hi}")
@@ -75,7 +76,7 @@ class ChannelConfig:
     def __post_init__(self) -> None:
         if self.reverb < 0 or self.coloration < 0:
             raise ConfigError("reverb and coloration must be >= 0")
-        _check_range("rt60_range", self.rt60_range, minimum=1e-3)
+        check_range("rt60_range", self.rt60_range, minimum=1e-3)
         if self.reverb_jitter < 0:
             raise ConfigError(f"reverb_jitter must be >= 0, got {self.reverb_jitter}")
         if not 0 < self.hf_decay <= 1:
@@ -84,8 +85,8 @@ class ChannelConfig:
             raise ConfigError(f"crossover_hz must be positive, got {self.crossover_hz}")
         if self.eq_bands < 0 or self.eq_max_db < 0:
             raise ConfigError("eq_bands and eq_max_db must be >= 0")
-        _check_range("highpass_hz_range", self.highpass_hz_range)
-        _check_range("lowpass_drop_range", self.lowpass_drop_range)
+        check_range("highpass_hz_range", self.highpass_hz_range)
+        check_range("lowpass_drop_range", self.lowpass_drop_range)
         if self.lowpass_drop_range[1] >= 1:
             raise ConfigError(f"lowpass_drop_range must stay below 1, got {self.lowpass_drop_range}")
 

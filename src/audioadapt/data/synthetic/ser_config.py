@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from audioadapt.data.synthetic.domain import ChannelConfig, DomainConfig, NoiseConfig, blend_domains
+from audioadapt.data.synthetic.domain import ChannelConfig, DomainConfig, NoiseConfig, blend_domains, check_range
 from audioadapt.data.synthetic.sizes import SER_SIZE_PRESETS, SerSizeOverrides, SerSizes
 from audioadapt.errors import ConfigError
 
@@ -46,11 +46,6 @@ CONSONANTS: Mapping[str, tuple[str, tuple[float, ...], bool]] = {
     "l": ("liquid", (360.0, 1300.0, 2800.0), True),
     "r": ("liquid", (420.0, 1300.0, 1700.0), True),
 }
-
-
-def _check_range(name: str, lo_hi: tuple[float, float], minimum: float = 0.0) -> None:
-    if not minimum <= lo_hi[0] <= lo_hi[1]:
-        raise ConfigError(f"{name} must satisfy {minimum} <= low <= high, got {lo_hi}")
 
 
 @dataclass(frozen=True)
@@ -100,9 +95,9 @@ class LanguageConfig:
             weights = getattr(self, name)
             if min(weights) < 0 or sum(weights) <= 0:
                 raise ConfigError(f"{name} must be >= 0 with a positive sum, got {weights}")
-        _check_range("word_syllables", self.word_syllables, minimum=1)
-        _check_range("phrase_words", self.phrase_words, minimum=1)
-        _check_range("pause_seconds", self.pause_seconds)
+        check_range("word_syllables", self.word_syllables, minimum=1)
+        check_range("phrase_words", self.phrase_words, minimum=1)
+        check_range("pause_seconds", self.pause_seconds)
         if self.vowel_seconds <= 0.02 or self.consonant_seconds <= 0.01:
             raise ConfigError("vowel_seconds must exceed 0.02 and consonant_seconds 0.01")
         if min(self.accent_st, self.tone_st, self.expressiveness) < 0:
@@ -205,7 +200,7 @@ class SpeakerConfig:
                    self.expressiveness_spread)
         if min(spreads) < 0 or self.formant_spread >= 0.3 or self.rate_spread >= 0.3:
             raise ConfigError("speaker spreads must be >= 0 (formant and rate spreads below 0.3)")
-        _check_range("breathiness", self.breathiness)
+        check_range("breathiness", self.breathiness)
 
 
 @dataclass(frozen=True)
@@ -227,7 +222,7 @@ class VariationConfig:
     tempo_spread: float = 0.06
 
     def __post_init__(self) -> None:
-        _check_range("intensity", self.intensity)
+        check_range("intensity", self.intensity)
         if min(self.pitch_st, self.energy_db, self.tilt_db, self.range_spread, self.tempo_spread) < 0:
             raise ConfigError("variation spreads must be >= 0")
 
@@ -317,7 +312,7 @@ class SerSynthConfig:
             raise ConfigError(f"seed and gap must be >= 0, got seed={self.seed}, gap={self.gap}")
         if self.sample_rate < 8000:
             raise ConfigError(f"sample_rate must be at least 8000 Hz, got {self.sample_rate}")
-        _check_range("duration_range", self.duration_range, minimum=0.5)
+        check_range("duration_range", self.duration_range, minimum=0.5)
         if self.source.name == self.target.name:
             raise ConfigError(f"the two domains need different names, both are '{self.source.name}'")
         if self.level_dbfs > -6:
