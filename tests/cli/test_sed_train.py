@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from audioadapt.cli.main import main
 from audioadapt.config.sed import load_sed_config
@@ -21,21 +20,11 @@ SMALL = ["features.hop_length=1380", "features.n_mels=32", "model.crnn.filters=[
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from audioadapt.data.synthetic import SedSynthConfig, generate_sed_dataset
-
-    root = tmp_path_factory.getbasetemp() / "sed_tiny_dataset"
-    if not (root / "dataset.json").is_file():
-        generate_sed_dataset(root, SedSynthConfig(size="tiny", seed=3), progress=False, overwrite=True)
-    return root
+def tiny(sed_tiny_dataset):
+    return sed_tiny_dataset
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_train_then_evaluate_the_run(tiny, tmp_path, capsys):

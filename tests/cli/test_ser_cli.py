@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from audioadapt.cli.main import main
 from audioadapt.config.ser import load_ser_config
@@ -21,21 +20,11 @@ SMALL = ["features.n_mels=32", "model.encoder.conv_channels=[16,16]", "model.enc
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    from audioadapt.data.synthetic.ser import SerSynthConfig, generate_ser_dataset
-
-    root = tmp_path_factory.getbasetemp() / "ser_tiny_dataset"
-    if not (root / "dataset.json").is_file():
-        generate_ser_dataset(root, SerSynthConfig(size="tiny", seed=5), workers=1, progress=False, overwrite=True)
-    return root
+def tiny(ser_tiny_dataset) -> Path:
+    return ser_tiny_dataset
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_train_evaluate_predict(tiny, tmp_path, capsys):

@@ -16,8 +16,8 @@ from . import test_sed_e2e as e2e
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return e2e.tiny_dataset_path(tmp_path_factory)
+def tiny(sed_tiny_dataset):
+    return sed_tiny_dataset
 
 
 def test_split_depends_only_on_names_and_seed():

@@ -23,28 +23,12 @@ PRESETS = ("sed_baseline", "sed_adv_whole", "sed_adv_time", "sed_tri_training", 
            "sed_adv_time_tri_training", "sed_mean_teacher", "sed_demo")
 
 
-def tiny_dataset_path(tmp_path_factory) -> Path:
-    """The tiny generated dataset of this test session (generated on first use)."""
-    from audioadapt.data.synthetic import SedSynthConfig, generate_sed_dataset
-
-    root = tmp_path_factory.getbasetemp() / "sed_tiny_dataset"
-    if not (root / "dataset.json").is_file():
-        generate_sed_dataset(root, SedSynthConfig(size="tiny", seed=3), progress=False, overwrite=True)
-    return root
-
-
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    return tiny_dataset_path(tmp_path_factory)
+def tiny(sed_tiny_dataset) -> Path:
+    return sed_tiny_dataset
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small networks gain nothing from intra-op threads; on a busy machine they cost a lot."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_overrides(preset: str, epochs: int = 8, phase2: int = 3) -> list[str]:

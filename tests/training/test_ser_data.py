@@ -24,19 +24,9 @@ SMALL = ["features.n_mels=32", "dataset.crop_seconds=3.0", "dataset.pad_to_crop=
          "cache.progress=false", "stage1.batch_size=8", "stage2.source_batch_size=8", "stage2.target_batch_size=8"]
 
 
-def tiny_ser_dataset(tmp_path_factory) -> Path:
-    """The tiny generated SER dataset of this test session (generated on first use)."""
-    from audioadapt.data.synthetic.ser import SerSynthConfig, generate_ser_dataset
-
-    root = tmp_path_factory.getbasetemp() / "ser_tiny_dataset"
-    if not (root / "dataset.json").is_file():
-        generate_ser_dataset(root, SerSynthConfig(size="tiny", seed=5), workers=1, progress=False, overwrite=True)
-    return root
-
-
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    return tiny_ser_dataset(tmp_path_factory)
+def tiny(ser_tiny_dataset) -> Path:
+    return ser_tiny_dataset
 
 
 def config(tiny: Path, *extra: str):

@@ -22,7 +22,6 @@ from audioadapt.training.checkpoint import load_checkpoint
 from audioadapt.training.ser_nnpm import STAGE1, SerNnpmMethod
 from audioadapt.training.ser_predict import predict_dataset
 
-from .test_ser_data import tiny_ser_dataset
 
 #: ser_base (an NNPM run) trains in test_evaluate_and_predict_a_run.
 PRESETS = [p for p in list_presets("ser_") if p not in ("ser_features", "ser_base")]
@@ -37,17 +36,11 @@ STAGE2 = ["stage2.epochs=2", "stage2.lr=1e-3", "stage2.source_batch_size=8", "st
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    return tiny_ser_dataset(tmp_path_factory)
+def tiny(ser_tiny_dataset) -> Path:
+    return ser_tiny_dataset
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small networks gain nothing from intra-op threads; on a busy machine they cost a lot."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_overrides(preset: str, *extra: str) -> list[str]:

@@ -35,12 +35,7 @@ TINY = ["features.n_mels=8", "model.encoder.conv_channels=[8,8]", "model.encoder
 STAGE2_TINY = ["stage2.epochs=2", "stage2.lr=1e-2", "stage2.source_batch_size=4", "stage2.target_batch_size=4"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_config(preset: str, *extra: str):
