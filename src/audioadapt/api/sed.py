@@ -19,7 +19,7 @@ import json
 import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from audioadapt.features.normalization import Normalizer
 from audioadapt.training.experiment import DATA_FILE
 from audioadapt.training.loop import FitResult
 from audioadapt.training.method import Method
+
+if TYPE_CHECKING:  # pragma: no cover
+    from audioadapt.models.sed_model import SedModel
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +148,30 @@ def _checkpoint_path(run_dir: Path, checkpoint: str | Path) -> Path:
     return Path(checkpoint)
 
 
+def load_sed_run(run_dir: str | Path,
+                 checkpoint: str | Path = "best") -> tuple[dict[str, Any], SedExperimentConfig, Path]:
+    """A run's loaded checkpoint, its experiment configuration and the checkpoint's path.
+
+    ``checkpoint`` is ``"best"`` (``best.pt``, else ``last.pt``), ``"last"`` or a path.
+    """
+    from audioadapt.training.checkpoint import load_checkpoint
+
+    path = _checkpoint_path(Path(run_dir), checkpoint)
+    ckpt = load_checkpoint(path)
+    if "experiment_config" not in ckpt["meta"]:
+        raise DataError("not a checkpoint of a SED run (no experiment_config in its meta)", path)
+    return ckpt, from_dict(SedExperimentConfig, ckpt["meta"]["experiment_config"]), path
+
+
+def predicting_model(ckpt: dict[str, Any], cfg: SedExperimentConfig) -> tuple[SedModel, Normalizer]:
+    """The network that predicts (a mean-teacher run's teacher when it predicts with it) and its normaliser."""
+    from audioadapt.training.sed_mean_teacher import TEACHER_PREFIX
+    from audioadapt.training.sed_predict import load_model
+
+    mt = cfg.method.kind == "mean_teacher" and cfg.method.mean_teacher.predict == "teacher"
+    return load_model(ckpt, TEACHER_PREFIX if mt else "")
+
+
 def evaluate_sed_run(run_dir: str | Path, split: str = "validation", data_root: str | Path | None = None,
                      checkpoint: str | Path = "best", write: bool = True) -> SedEvaluation:
     """Evaluate a trained run on a strongly labelled split; writes JSON + Markdown + predictions.
@@ -162,22 +189,15 @@ def evaluate_sed_run(run_dir: str | Path, split: str = "validation", data_root: 
     """
     from audioadapt.data.dcase import write_strong_tsv
     from audioadapt.evaluation.report import write_report
-    from audioadapt.training.checkpoint import load_checkpoint
     from audioadapt.training.distributed import resolve_device
     from audioadapt.training.sed_data import SedDataModule
-    from audioadapt.training.sed_mean_teacher import TEACHER_PREFIX
-    from audioadapt.training.sed_predict import evaluate_scores, load_model, predict_scores
+    from audioadapt.training.sed_predict import evaluate_scores, predict_scores
 
     run_dir = Path(run_dir)
-    path = _checkpoint_path(run_dir, checkpoint)
-    ckpt = load_checkpoint(path)
+    ckpt, cfg, path = load_sed_run(run_dir, checkpoint)
     meta = ckpt["meta"]
-    if "experiment_config" not in meta:
-        raise DataError("not a checkpoint of a SED run (no experiment_config in its meta)", path)
-    cfg = from_dict(SedExperimentConfig, meta["experiment_config"])
     root = Path(data_root) if data_root is not None else Path(meta["data_root"])
-    mt = cfg.method.kind == "mean_teacher" and cfg.method.mean_teacher.predict == "teacher"
-    model, normalizer = load_model(ckpt, TEACHER_PREFIX if mt else "")
+    model, normalizer = predicting_model(ckpt, cfg)
     device = resolve_device(cfg.train.device)
     model.to(device)
     normalizer.to(device)
@@ -200,4 +220,5 @@ def evaluate_sed_run(run_dir: str | Path, split: str = "validation", data_root: 
     return evaluation
 
 
-__all__ = ["DATA_FILE", "build_method", "build_normalizer", "checkpoint_meta", "evaluate_sed_run", "train_sed"]
+__all__ = ["DATA_FILE", "build_method", "build_normalizer", "checkpoint_meta", "evaluate_sed_run", "load_sed_run",
+           "predicting_model", "train_sed"]

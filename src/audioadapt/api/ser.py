@@ -24,13 +24,14 @@ import dataclasses
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from audioadapt import __version__
+from audioadapt.audio.collect import AUDIO_EXTENSIONS, LIST_EXTENSIONS, collect_audio
 from audioadapt.training.experiment import DATA_FILE
 from audioadapt.config.load import apply_overrides, from_dict, to_dict
 from audioadapt.config.ser import SerCorpusConfig, SerExperimentConfig, load_ser_config, with_corpora
@@ -39,12 +40,6 @@ from audioadapt.features.normalization import Normalizer
 from audioadapt.training.loop import FitResult
 
 log = logging.getLogger(__name__)
-
-#: Audio file extensions collected from folders by :func:`collect_audio`.
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
-#: Extensions of list files (one audio path per line) accepted by :func:`collect_audio`.
-LIST_EXTENSIONS = (".txt", ".lst", ".list")
-
 
 # -- configuration ------------------------------------------------------------------
 def _absolute(corpus: SerCorpusConfig) -> SerCorpusConfig:
@@ -254,38 +249,6 @@ def evaluate_ser_run(run_dir: str | Path, checkpoint: str | Path = "last", write
 
 
 # -- prediction ---------------------------------------------------------------------------------
-def _read_list(path: Path) -> Iterator[Path]:
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        text = line.strip()
-        if not text or text.startswith("#"):
-            continue
-        item = Path(text) if Path(text).is_absolute() else path.parent / text
-        if not item.is_file():
-            raise DataError(f"listed audio file {text!r} does not exist", path, number)
-        yield item
-
-
-def collect_audio(inputs: Iterable[str | Path]) -> list[Path]:
-    """Audio files from files, folders (searched recursively, sorted) and list files (one path per line)."""
-    out: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
-            if not found:
-                raise DataError(f"no audio file ({', '.join(AUDIO_EXTENSIONS)}) in this folder", path)
-            out += found
-        elif path.is_file() and path.suffix.lower() in LIST_EXTENSIONS:
-            out += list(_read_list(path))
-        elif path.is_file():
-            out.append(path)
-        else:
-            raise DataError("no such audio file, folder or list", path)
-    if not out:
-        raise DataError("no audio file to predict")
-    return out
-
-
 def predict_ser(run_dir: str | Path, audio: Iterable[str | Path], checkpoint: str | Path = "last",
                 batch_size: int | None = None) -> list[dict[str, Any]]:
     """Emotion of audio files with a trained run: one row per file.

@@ -6,11 +6,13 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sed", help="sound event detection: demo, evaluate")
+    p = sub.add_parser("sed", help="sound event detection: demo, train, evaluate, predict, benchmark")
     ssub = p.add_subparsers(dest="sed_command", metavar="ACTION")
     ssub.required = True
-    from audioadapt.cli import sed_demo, sed_evaluate, sed_train
+    from audioadapt.cli import sed_benchmark, sed_demo, sed_evaluate, sed_predict, sed_train
 
+    sed_benchmark.register(ssub)
     sed_demo.register(ssub)
     sed_evaluate.register(ssub)
+    sed_predict.register(ssub)
     sed_train.register(ssub)

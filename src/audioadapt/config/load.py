@@ -197,6 +197,15 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
+def override_items(overrides: Iterable[str]) -> dict[str, Any]:
+    """``key.path=value`` texts as a ``{"key.path": value}`` mapping (values parsed as YAML)."""
+    out: dict[str, Any] = {}
+    for text in overrides:
+        parts, value = _parse_override(text)
+        out[".".join(parts)] = value
+    return out
+
+
 def _check_path(cls: type, parts: list[str], text: str) -> None:
     """Walk the dataclass tree so a bad override names the nearest valid key."""
     current: Any = cls
@@ -334,6 +343,7 @@ __all__ = [
     "list_presets",
     "load_config",
     "load_preset_dict",
+    "override_items",
     "save_config",
     "to_dict",
 ]

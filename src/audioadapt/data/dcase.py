@@ -78,8 +78,7 @@ def _write_lines(path: str | Path, lines: list[str]) -> Path:
     return path
 
 
-def write_strong_tsv(path: str | Path, clips: Mapping[str, Iterable[Event]]) -> Path:
-    """Write strong labels; a clip without events gets one empty-event row."""
+def _strong_lines(clips: Mapping[str, Iterable[Event]]) -> list[str]:
     lines = ["filename\tonset\toffset\tevent_label"]
     for filename, events in clips.items():
         events = sorted(events)
@@ -87,7 +86,17 @@ def write_strong_tsv(path: str | Path, clips: Mapping[str, Iterable[Event]]) -> 
             lines.append(f"{filename}\t\t\t")
         for ev in events:
             lines.append(f"{filename}\t{_fmt_time(ev.onset)}\t{_fmt_time(ev.offset)}\t{ev.label}")
-    return _write_lines(path, lines)
+    return lines
+
+
+def format_strong_tsv(clips: Mapping[str, Iterable[Event]]) -> str:
+    """The text :func:`write_strong_tsv` writes (e.g. to print it)."""
+    return "\n".join(_strong_lines(clips)) + "\n"
+
+
+def write_strong_tsv(path: str | Path, clips: Mapping[str, Iterable[Event]]) -> Path:
+    """Write strong labels; a clip without events gets one empty-event row."""
+    return _write_lines(path, _strong_lines(clips))
 
 
 def write_weak_tsv(path: str | Path, clips: Mapping[str, Iterable[str]]) -> Path:
@@ -469,6 +478,7 @@ __all__ = [
     "STRONG_HEADER",
     "UNLABELED_HEADER",
     "WEAK_HEADER",
+    "format_strong_tsv",
     "read_durations_tsv",
     "read_strong_tsv",
     "read_unlabeled_tsv",

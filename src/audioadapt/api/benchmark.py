@@ -1,0 +1,237 @@
+"""Run a grid of (system, seed) training runs and collect their headline numbers.
+
+Shared by the SED and SER benchmarks. Each cell of the grid is one run
+directory, ``<out>/runs/<row key>/seed<seed>``; a finished cell leaves a
+``cell.json`` with its metrics and timing. Running the benchmark again skips
+finished cells and resumes a cell cut short from its ``last.pt``, so an
+interrupted benchmark loses at most the epoch in progress.
+
+A *profile* is a partial configuration (a YAML mapping) applied to every
+row, e.g. smaller networks and fewer epochs for a CPU. A profile key that a
+row's method ignores (``method.phase2_epochs`` for a row without
+tri-training) is left out for that row and recorded, never silently applied
+or rejected.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from audioadapt.errors import AudioadaptError, ConfigError
+
+log = logging.getLogger(__name__)
+
+#: Marker file of a finished cell.
+CELL_FILE = "cell.json"
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    """One system of a benchmark: a preset plus row-specific overrides.
+
+    Attributes
+    ----------
+    key: directory-safe identifier.
+    label: the name in the table.
+    preset: the preset (name or YAML path).
+    overrides: dotted overrides of this row only.
+    """
+
+    key: str
+    label: str
+    preset: str
+    overrides: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of the grid."""
+
+    row: RowSpec
+    seed: int
+
+    def run_dir(self, out_dir: Path) -> Path:
+        return out_dir / "runs" / self.row.key / f"seed{self.seed}"
+
+
+@dataclass
+class GridResult:
+    """Metrics of the finished cells and the failures, by ``(row key, seed)``."""
+
+    metrics: dict[tuple[str, int], dict[str, float]] = field(default_factory=dict)
+    seconds: dict[tuple[str, int], float] = field(default_factory=dict)
+    failures: dict[tuple[str, int], str] = field(default_factory=dict)
+
+
+# -- profiles ------------------------------------------------------------------------------
+#: Top-level profile key holding per-row sections.
+ROWS_KEY = "rows"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A partial configuration for every row, plus per-row sections (``rows: {row_key: {...}}``).
+
+    Both hold dotted ``key -> value`` leaves; a row's section wins over the common part.
+    """
+
+    common: dict[str, Any] = field(default_factory=dict)
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def items_for(self, row_key: str) -> dict[str, Any]:
+        return {**self.common, **self.rows.get(row_key, {})}
+
+    def with_overrides(self, items: Mapping[str, Any]) -> Profile:
+        """This profile with ``items`` added to the common part (winning over the row sections too)."""
+        rows = {k: {kk: vv for kk, vv in v.items() if kk not in items} for k, v in self.rows.items()}
+        return Profile({**self.common, **items}, rows)
+
+    def check_rows(self, known: Iterable[str], where: str = "profile") -> None:
+        unknown = sorted(set(self.rows) - set(known))
+        if unknown:
+            raise ConfigError(f"{where}: '{ROWS_KEY}' names unknown benchmark row(s) {unknown}; "
+                              f"choose from {sorted(known)}")
+
+
+def read_profile(path: str | Path | None) -> Profile:
+    """Read a profile YAML (``None`` -> an empty profile)."""
+    from audioadapt.config.load import _read_yaml
+    from audioadapt.config.sed import leaf_items
+
+    if path is None:
+        return Profile()
+    tree = _read_yaml(Path(path))
+    sections = tree.pop(ROWS_KEY, None) or {}
+    if not isinstance(sections, Mapping) or not all(isinstance(v, Mapping) for v in sections.values()):
+        raise ConfigError(f"{path}: '{ROWS_KEY}' must map row keys to partial configurations")
+    return Profile(leaf_items(tree), {str(k): leaf_items(v) for k, v in sections.items()})
+
+
+def split_profile(items: Mapping[str, Any], inactive: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
+    """Profile items as overrides for one row, and the ones left out because the row ignores them.
+
+    ``inactive`` is the row configuration's ``inactive_keys()`` (dotted prefix -> reason).
+    """
+    applied, skipped = [], {}
+    for key, value in items.items():
+        reason = next((why for prefix, why in inactive.items() if key == prefix or key.startswith(prefix + ".")),
+                      None)
+        if reason is None:
+            applied.append(f"{key}={json.dumps(value)}")
+        else:
+            skipped[key] = reason
+    return applied, skipped
+
+
+def parse_seeds(seeds: Iterable[int]) -> tuple[int, ...]:
+    """Distinct seeds in the given order; at least one."""
+    out = tuple(dict.fromkeys(int(s) for s in seeds))
+    if not out:
+        raise ConfigError("a benchmark needs at least one seed")
+    return out
+
+
+def select_rows(rows: Sequence[RowSpec], keys: Iterable[str] | None) -> list[RowSpec]:
+    """The rows named by ``keys`` (all when ``None``), in table order; unknown keys are an error."""
+    if keys is None:
+        return list(rows)
+    wanted = list(dict.fromkeys(keys))
+    known = {r.key for r in rows}
+    unknown = [k for k in wanted if k not in known]
+    if unknown:
+        raise ConfigError(f"unknown benchmark row(s) {unknown}; choose from {[r.key for r in rows]}")
+    return [r for r in rows if r.key in wanted]
+
+
+# -- running -------------------------------------------------------------------------------
+def _read_cell(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("metrics"), dict) else None
+
+
+def _clean(metrics: Mapping[str, Any]) -> dict[str, float]:
+    out = {}
+    for k, v in metrics.items():
+        v = float("nan") if v is None else float(v)
+        out[str(k)] = v
+    return out
+
+
+def run_grid(
+    cells: Sequence[Cell],
+    out_dir: str | Path,
+    run_cell: Callable[[Cell, Path, bool], Mapping[str, Any]],
+    *,
+    rerun: bool = False,
+    keep_going: bool = True,
+) -> GridResult:
+    """Run every cell not finished yet; return all cells' metrics.
+
+    Parameters
+    ----------
+    cells: the grid, in run order.
+    out_dir: the benchmark directory.
+    run_cell: ``(cell, run_dir, resume) -> metrics``: trains (resuming when
+        ``resume``) and evaluates one run, returns its headline numbers.
+    rerun: run finished cells again (their run directories are replaced).
+    keep_going: record a failing cell and go on with the others (the error
+        is logged with its traceback and written to ``<run_dir>/error.txt``);
+        with ``False`` the first failure propagates.
+    """
+    from tqdm.auto import tqdm
+
+    out_dir = Path(out_dir)
+    result = GridResult()
+    bar = tqdm(cells, desc="benchmark", unit="run", dynamic_ncols=True)
+    for cell in bar:
+        key = (cell.row.key, cell.seed)
+        run_dir = cell.run_dir(out_dir)
+        bar.set_postfix_str(f"{cell.row.key} seed {cell.seed}")
+        done = _read_cell(run_dir / CELL_FILE)
+        if done is not None and not rerun:
+            result.metrics[key] = _clean(done["metrics"])
+            result.seconds[key] = float(done.get("seconds", math.nan))
+            continue
+        if rerun and run_dir.exists():
+            shutil.rmtree(run_dir)
+        resume = (run_dir / "last.pt").is_file()
+        if run_dir.exists() and not resume:
+            shutil.rmtree(run_dir)  # cut short before its first checkpoint: nothing to keep
+        start = time.perf_counter()
+        try:
+            metrics = _clean(run_cell(cell, run_dir, resume))
+        except (AudioadaptError, RuntimeError, ValueError, OSError) as exc:
+            if not keep_going:
+                raise
+            text = f"{type(exc).__name__}: {exc}"
+            log.error("benchmark cell %s seed %d failed: %s", cell.row.key, cell.seed, text)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
+            result.failures[key] = text
+            continue
+        seconds = time.perf_counter() - start
+        payload = {"row": cell.row.key, "label": cell.row.label, "preset": cell.row.preset, "seed": cell.seed,
+                   "overrides": list(cell.row.overrides), "metrics": metrics, "seconds": seconds,
+                   "resumed": resume}
+        tmp = run_dir / (CELL_FILE + ".tmp")
+        tmp.write_text(json.dumps(payload, indent=1, allow_nan=True) + "\n", encoding="utf-8")
+        tmp.replace(run_dir / CELL_FILE)
+        result.metrics[key] = metrics
+        result.seconds[key] = seconds
+    return result
+
+
+__all__ = ["CELL_FILE", "Cell", "GridResult", "Profile", "ROWS_KEY", "RowSpec", "parse_seeds", "read_profile", "run_grid",
+           "select_rows", "split_profile"]

@@ -1,0 +1,166 @@
+"""The NNPM paper's Table 1 (plus DANN) on a source -> target pair: systems x seeds x protocols.
+
+>>> from audioadapt.api.ser_benchmark import benchmark_ser
+>>> tables = benchmark_ser("csv:emodb4.csv", "urdu:/data/urdu", "bench/ser", seeds=(0, 1, 2),
+...                        protocols=("transductive", "held_out_speaker"))
+
+For each protocol, ``<out>/<protocol>/`` gets ``benchmark.json`` / ``.md`` /
+``.png`` (UA and WA on the target test side, mean +/- std over seeds) and
+one run directory per (system, seed); ``<out>/benchmark.md`` joins the
+protocols. Ablations are extra rows: ``freeze`` (NNPM with the first N conv
+layers frozen, the paper's Table 3) and ``thresholds`` (NNPM with another
+similarity threshold, the paper's Figure 2).
+
+With ``share_stage1`` (default), the stage-2 systems of a seed and protocol
+start from the ``snsa_f`` run of that seed and protocol (``stage2.init_from``)
+instead of training the same stage 1 again: stage 1 sees only the source
+corpus, so this changes nothing but the compute.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from audioadapt.api.benchmark import (Cell, Profile, RowSpec, parse_seeds, read_profile, run_grid, select_rows,
+                                      split_profile)
+from audioadapt.config.load import override_items
+from audioadapt.errors import ConfigError
+from audioadapt.evaluation.benchmark import BenchmarkRow, BenchmarkTable, MetricSpec
+
+log = logging.getLogger(__name__)
+
+#: The paper's Table 1 rows, then the adversarial baseline of its Table 2.
+SER_ROWS: tuple[RowSpec, ...] = (
+    RowSpec("snsa_f", "SNSA-F", "ser_snsa_f"),
+    RowSpec("snsa_wo_sl", "SNSA-wo-SL", "ser_snsa_wo_sl"),
+    RowSpec("snsa_wo_hl", "SNSA-wo-HL", "ser_snsa_wo_hl"),
+    RowSpec("nnpm", "NNPM", "ser_nnpm"),
+    RowSpec("dann", "DANN", "ser_dann"),
+)
+
+#: Columns: UA and WA on the target test side.
+SER_METRICS: tuple[MetricSpec, ...] = (MetricSpec("ua", "UA"), MetricSpec("wa", "WA"))
+
+#: The stage-1-only row whose run the stage-2 rows start from.
+STAGE1_ROW = "snsa_f"
+
+_NOTE = ("Mean ± sample standard deviation over seeds; UA = mean per-class recall, WA = accuracy, on the "
+         "target test side of the `{protocol}` protocol. Target labels are used only for these scores.")
+
+
+def ablation_rows(freeze: Iterable[int] = (), thresholds: Iterable[float] = ()) -> list[RowSpec]:
+    """NNPM rows of the freeze-N ablation and the similarity-threshold sweep."""
+    rows = [RowSpec(f"nnpm_freeze{n}", f"NNPM, freeze {n}", "ser_nnpm", (f"stage2.freeze_conv={int(n)}",))
+            for n in dict.fromkeys(int(n) for n in freeze)]
+    for theta in dict.fromkeys(float(t) for t in thresholds):
+        if not 0.0 < theta < 1.0:
+            raise ConfigError(f"similarity thresholds must be in (0, 1), got {theta}")
+        rows.append(RowSpec(f"nnpm_theta{theta:g}", f"NNPM, θ = {theta:g}", "ser_nnpm",
+                            (f"pseudo_multilabel.threshold={theta}",)))
+    return rows
+
+
+def ser_row_overrides(row: RowSpec, profile: Profile, seed: int, protocol: str,
+                      stage1_dir: Path | None = None) -> tuple[list[str], dict[str, str]]:
+    """The overrides of one run: the row's, the profile's that it uses, seed, protocol, stage-1 start."""
+    from audioadapt.config.ser import load_ser_config
+
+    cfg = load_ser_config(row.preset, row.overrides)
+    applied, skipped = split_profile(profile.items_for(row.key), cfg.inactive_keys())
+    out = [*row.overrides, *applied, f"train.seed={seed}", f"protocol.protocol={protocol}"]
+    load_ser_config(row.preset, out)  # a bad profile or override fails here, before any training
+    if stage1_dir is not None and cfg.method.has_stage2:
+        out.append(f"stage2.init_from={stage1_dir}")
+    return out, skipped
+
+
+def benchmark_ser(
+    source: str,
+    target: str,
+    out_dir: str | Path,
+    *,
+    seeds: Iterable[int] = (0, 1, 2),
+    protocols: Sequence[str] = ("transductive", "held_out_speaker"),
+    rows: Iterable[str] | None = None,
+    freeze: Iterable[int] = (),
+    thresholds: Iterable[float] = (),
+    profile: str | Path | None = None,
+    overrides: Iterable[str] = (),
+    share_stage1: bool = True,
+    rerun: bool = False,
+    keep_going: bool = True,
+) -> dict[str, BenchmarkTable]:
+    """Train and score every selected system for every seed and protocol; write and return the tables.
+
+    Parameters
+    ----------
+    source, target: ``CORPUS:PATH`` specifications (as ``audioadapt ser train``).
+    out_dir: benchmark directory.
+    seeds: training seeds (``train.seed``).
+    protocols: target protocols (``transductive``, ``held_out_speaker``, ``paper``).
+    rows: keys of :data:`SER_ROWS` (default: all five).
+    freeze, thresholds: ablation rows (see :func:`ablation_rows`).
+    profile: YAML mapping applied to every row where it applies.
+    overrides: dotted overrides applied like the profile, after it.
+    share_stage1: stage-2 rows start from the same seed's ``snsa_f`` run.
+    rerun, keep_going: as :func:`audioadapt.api.benchmark.run_grid`.
+    """
+    from audioadapt.api.ser import evaluate_ser_run, train_ser
+
+    out_dir = Path(out_dir)
+    seeds = parse_seeds(seeds)
+    protocols = tuple(dict.fromkeys(protocols))
+    if not protocols:
+        raise ConfigError("a SER benchmark needs at least one protocol")
+    chosen = select_rows(SER_ROWS, rows) + ablation_rows(freeze, thresholds)
+    prof = read_profile(profile).with_overrides(override_items(overrides))
+    prof.check_rows({r.key for r in (*SER_ROWS, *chosen)}, str(profile))
+    share = share_stage1 and any(r.key == STAGE1_ROW for r in chosen)
+    if share_stage1 and not share:
+        log.warning("stage 1 is not shared: the %s row is not selected, so every run trains its own", STAGE1_ROW)
+    tables: dict[str, BenchmarkTable] = {}
+    for protocol in protocols:
+        where = out_dir / protocol
+        skipped = {r.key: ser_row_overrides(r, prof, 0, protocol)[1] for r in chosen}  # validates every row
+
+        def stage1_of(seed: int, where: Path = where) -> Path | None:
+            return Cell(next(r for r in chosen if r.key == STAGE1_ROW), seed).run_dir(where) if share else None
+
+        def run_cell(cell: Cell, run_dir: Path, resume: bool, protocol: str = protocol) -> dict[str, Any]:
+            first = stage1_of(cell.seed) if cell.row.key != STAGE1_ROW else None
+            ovr, _ = ser_row_overrides(cell.row, prof, cell.seed, protocol, first)
+            train_ser(cell.row.preset, ovr, source=source, target=target, run_dir=run_dir, resume=resume)
+            metrics = evaluate_ser_run(run_dir)["test"]
+            return {"ua": metrics.ua, "wa": metrics.wa, "utterances": metrics.n_utterances}
+
+        # The stage-1 row of a seed runs before the rows that start from it.
+        order = sorted(chosen, key=lambda r: r.key != STAGE1_ROW)
+        grid = run_grid([Cell(r, s) for s in seeds for r in order], where, run_cell, rerun=rerun,
+                        keep_going=keep_going)
+        table_rows = []
+        for row in chosen:
+            runs = {s: grid.metrics[(row.key, s)] for s in seeds if (row.key, s) in grid.metrics}
+            table_rows.append(BenchmarkRow(row.key, row.label, runs, {
+                "preset": row.preset, "row_overrides": list(row.overrides),
+                "profile_settings_not_applied": skipped[row.key],
+                "stage1_from": STAGE1_ROW if share and row.key != STAGE1_ROW else None,
+                "seconds_per_run": [grid.seconds.get((row.key, s)) for s in seeds]}))
+        table = BenchmarkTable(
+            "ser_benchmark", f"SER benchmark: {source} -> {target}, {protocol} protocol", SER_METRICS, table_rows,
+            settings={"source": source, "target": target, "protocol": protocol, "seeds": list(seeds),
+                      "profile": str(profile) if profile is not None else None, "common_settings": prof.common,
+                      "row_settings": prof.rows, "share_stage1": share,
+                      "failures": {f"{k[0]}/seed{k[1]}": v for k, v in grid.failures.items()}},
+            note=_NOTE.format(protocol=protocol))
+        table.write(where)
+        tables[protocol] = table
+    summary = "\n".join(t.to_markdown() for t in tables.values())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "benchmark.md").write_text(summary, encoding="utf-8")
+    return tables
+
+
+__all__ = ["SER_METRICS", "SER_ROWS", "STAGE1_ROW", "ablation_rows", "benchmark_ser", "ser_row_overrides"]

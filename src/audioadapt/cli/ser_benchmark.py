@@ -1,0 +1,70 @@
+"""``audioadapt ser benchmark``: the NNPM paper's systems (and DANN) over seeds and protocols."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+_DESCRIPTION = """\
+Train and score SNSA-F, SNSA-wo-SL, SNSA-wo-HL, NNPM and DANN on a source ->
+target pair with several seeds, for each target protocol, and write one table
+per protocol (mean +/- std of UA and WA on the target test side) as Markdown,
+JSON and a bar chart, plus OUT/benchmark.md with all protocols.
+
+Ablations add NNPM rows: --freeze 0 1 2 (first N conv layers frozen, the
+paper's Table 3) and --thresholds 0.4 0.5 0.6 0.7 0.8 0.9 (similarity
+threshold, the paper's Figure 2).
+
+--profile is a YAML partial configuration applied to every row where it
+applies (e.g. benchmarks/configs/ser_cpu.yaml); a `rows:` section holds
+per-row settings; key.path=value overrides are applied the same way, after
+it. Stage-2 systems start from the same seed's SNSA-F run (stage 1 sees only
+the source) unless --no-share-stage1. Running the same command again skips
+finished runs and resumes interrupted ones. Options taking several values
+(--seeds, --rows, ...) take every word after them: put the key.path=value
+overrides before them.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from audioadapt.cli.common import IntermixedParser
+
+    p = sub.add_parser("benchmark", help="NNPM, its baselines and DANN over seeds and protocols -> Markdown/JSON/PNG",
+                       description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.__class__ = IntermixedParser
+    p.add_argument("--source", required=True, metavar="CORPUS:PATH", help="labelled source corpus")
+    p.add_argument("--target", required=True, metavar="CORPUS:PATH", help="target corpus")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="benchmark directory")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], metavar="N", help="training seeds (default 0 1 2)")
+    p.add_argument("--protocols", nargs="+", default=["transductive", "held_out_speaker"],
+                   choices=["transductive", "held_out_speaker", "paper"], help="target protocols")
+    p.add_argument("--rows", nargs="+", metavar="ROW",
+                   help="systems: snsa_f snsa_wo_sl snsa_wo_hl nnpm dann (default: all; none with --rows '')")
+    p.add_argument("--freeze", type=int, nargs="+", default=[], metavar="N", help="freeze-N ablation rows")
+    p.add_argument("--thresholds", type=float, nargs="+", default=[], metavar="THETA",
+                   help="similarity-threshold ablation rows")
+    p.add_argument("--profile", type=Path, metavar="YAML", help="partial configuration applied to every row")
+    p.add_argument("--no-share-stage1", action="store_true", help="every run trains its own stage 1")
+    p.add_argument("--rerun", action="store_true", help="train finished runs again")
+    p.add_argument("--fail-fast", action="store_true", help="stop at the first failing run")
+    p.add_argument("overrides", nargs="*", metavar="key.path=value", help="settings for every row")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from audioadapt.api.ser_benchmark import benchmark_ser
+
+    rows = None if args.rows is None else [r for r in args.rows if r]
+    tables = benchmark_ser(args.source, args.target, args.out, seeds=args.seeds, protocols=args.protocols,
+                           rows=rows, freeze=args.freeze, thresholds=args.thresholds, profile=args.profile,
+                           overrides=args.overrides, share_stage1=not args.no_share_stage1, rerun=args.rerun,
+                           keep_going=not args.fail_fast)
+    failures = {}
+    for protocol, table in tables.items():
+        print(table.table().to_markdown())
+        print()
+        failures.update({f"{protocol}/{k}": v for k, v in (table.settings.get("failures") or {}).items()})
+    for name, why in failures.items():
+        print(f"FAILED {name}: {why}")
+    print(f"wrote {args.out / 'benchmark.md'} and one folder per protocol")
+    return 1 if failures else 0

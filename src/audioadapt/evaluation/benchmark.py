@@ -1,0 +1,204 @@
+"""Benchmark tables: several systems x several seeds -> mean +/- std per metric.
+
+Shared by ``audioadapt sed benchmark`` (Park et al.'s Table 1: event and
+segment macro F1) and ``audioadapt ser benchmark`` (UA / WA per protocol).
+The runs themselves are made by :mod:`audioadapt.api.benchmark`; this module
+only aggregates their headline numbers, renders the table (Markdown, JSON)
+and draws it as a bar chart.
+
+The spread is the sample standard deviation over seeds (``ddof=1``); it is
+undefined (``n/a``) for a single seed. A seed whose metric is undefined
+(NaN) is left out of that metric's mean and counted in ``n``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from audioadapt.evaluation.report import MISSING, Report, Table, write_report
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One column of a benchmark table.
+
+    Attributes
+    ----------
+    key: the name of the number in each run's metrics mapping.
+    label: the column header.
+    percent: show as a percentage.
+    """
+
+    key: str
+    label: str
+    percent: bool = True
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Mean, sample standard deviation and count of one metric over seeds."""
+
+    mean: float
+    std: float
+    n: int
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Summary:
+        """Summary of the finite values in ``values`` (NaN / None left out)."""
+        finite = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
+        if finite.size == 0:
+            return cls(math.nan, math.nan, 0)
+        std = float(finite.std(ddof=1)) if finite.size > 1 else math.nan
+        return cls(float(finite.mean()), std, int(finite.size))
+
+    def format(self, percent: bool, digits: int = 2) -> str:
+        """``mean ± std`` text (``n/a`` parts when undefined)."""
+        if math.isnan(self.mean):
+            return MISSING
+        scale = 100.0 if percent else 1.0
+        digits = digits if percent else digits + 2
+        text = f"{scale * self.mean:.{digits}f}"
+        return text + (f" ± {scale * self.std:.{digits}f}" if not math.isnan(self.std) else "")
+
+
+@dataclass
+class BenchmarkRow:
+    """One system of the table and its per-seed numbers.
+
+    Attributes
+    ----------
+    key: a short, directory-safe identifier (``adv_time_tri_training``).
+    label: the name shown in the table (``Adv.time + Tri-training``).
+    runs: seed -> that run's metrics (metric key -> value).
+    settings: what defines the row (preset, overrides), for the JSON.
+    """
+
+    key: str
+    label: str
+    runs: dict[int, dict[str, float]] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def values(self, metric: str) -> list[float]:
+        """The per-seed values of ``metric``, in seed order (NaN where a run lacks it)."""
+        return [float(self.runs[s].get(metric, math.nan)) for s in sorted(self.runs)]
+
+    def summary(self, metric: str) -> Summary:
+        return Summary.of(self.values(metric))
+
+
+@dataclass
+class BenchmarkTable:
+    """A benchmark's rows, columns and settings; renders to a :class:`Report`.
+
+    Attributes
+    ----------
+    kind: ``"sed_benchmark"``, ``"ser_benchmark"``, ...
+    title: the table title.
+    metrics: the columns.
+    rows: the systems, in table order.
+    settings: how the runs were made (dataset, seeds, common overrides).
+    note: text under the table (what the numbers are, where they come from).
+    """
+
+    kind: str
+    title: str
+    metrics: tuple[MetricSpec, ...]
+    rows: list[BenchmarkRow]
+    settings: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+    def table(self) -> Table:
+        columns = ["system", *(m.label + (" (%)" if m.percent else "") for m in self.metrics), "seeds"]
+        body = []
+        for row in self.rows:
+            cells: list[Any] = [row.label]
+            cells += [row.summary(m.key).format(m.percent) for m in self.metrics]
+            cells.append(len(row.runs))
+            body.append(cells)
+        return Table(self.title, columns, body, note=self.note)
+
+    def seed_table(self) -> Table:
+        """Every run's numbers, one line per (system, seed)."""
+        columns = ["system", "seed", *(m.label for m in self.metrics)]
+        percent = frozenset(m.label for m in self.metrics if m.percent)
+        body = [[row.label, seed, *(row.runs[seed].get(m.key, math.nan) for m in self.metrics)]
+                for row in self.rows for seed in sorted(row.runs)]
+        return Table("Per-seed results", columns, body, percent)
+
+    def to_results(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for row in self.rows:
+            out[row.key] = {
+                "label": row.label,
+                "settings": row.settings,
+                "seeds": sorted(row.runs),
+                "metrics": {m.key: {"mean": row.summary(m.key).mean, "std": row.summary(m.key).std,
+                                    "n": row.summary(m.key).n, "values": row.values(m.key)}
+                            for m in self.metrics},
+                "runs": {str(s): row.runs[s] for s in sorted(row.runs)},
+            }
+        return out
+
+    def report(self) -> Report:
+        entries = {f"{row.key}.{m.key}": row.summary(m.key).mean for row in self.rows for m in self.metrics}
+        return Report(self.kind, self.to_results(), settings=self.settings, entries=entries,
+                      tables=[self.table(), self.seed_table()])
+
+    def to_markdown(self) -> str:
+        """The table, then the per-seed numbers (the Report's Markdown without the entry list)."""
+        parts = [f"## {self.title}", self.table().to_markdown(), self.seed_table().to_markdown()]
+        return "\n\n".join(parts) + "\n"
+
+    def plot(self, path: str | Path) -> Path:
+        """Grouped bars (one group per metric, one bar per system) with +/- std error bars."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        path = Path(path)
+        n_rows, n_metrics = len(self.rows), len(self.metrics)
+        width = 0.8 / max(n_rows, 1)
+        fig, ax = plt.subplots(figsize=(1.6 + 1.2 * n_metrics * max(n_rows, 1) * 0.45, 4.0))
+        x = np.arange(n_metrics)
+        for i, row in enumerate(self.rows):
+            s = [row.summary(m.key) for m in self.metrics]
+            scale = [100.0 if m.percent else 1.0 for m in self.metrics]
+            means = [v.mean * k for v, k in zip(s, scale)]
+            errs = [0.0 if math.isnan(v.std) else v.std * k for v, k in zip(s, scale)]
+            ax.bar(x + (i - (n_rows - 1) / 2) * width, means, width, yerr=errs, capsize=2, label=row.label)
+        ax.set_xticks(x, [m.label + (" (%)" if m.percent else "") for m in self.metrics])
+        ax.set_title(self.title, fontsize=10)
+        ax.legend(fontsize=7, ncol=2)
+        ax.grid(axis="y", alpha=0.3)
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.stem + ".tmp.png")
+        fig.savefig(tmp, dpi=120)
+        plt.close(fig)
+        tmp.replace(path)
+        return path
+
+    def write(self, out_dir: str | Path, stem: str = "benchmark") -> dict[str, Path]:
+        """Write ``<stem>.json``, ``<stem>.md`` and ``<stem>.png`` into ``out_dir``."""
+        out_dir = Path(out_dir)
+        json_path, md_path = write_report(self.report(), out_dir / f"{stem}.json")
+        tmp = md_path.with_suffix(".md.tmp")
+        tmp.write_text(self.to_markdown(), encoding="utf-8")
+        tmp.replace(md_path)
+        png = self.plot(out_dir / f"{stem}.png")
+        return {"json": json_path, "markdown": md_path, "plot": png}
+
+
+def rows_from_mapping(rows: Mapping[str, tuple[str, dict[int, dict[str, float]]]]) -> list[BenchmarkRow]:
+    """``{key: (label, {seed: metrics})}`` -> rows (a convenience for tests and scripts)."""
+    return [BenchmarkRow(key, label, dict(runs)) for key, (label, runs) in rows.items()]
+
+
+__all__ = ["BenchmarkRow", "BenchmarkTable", "MetricSpec", "Summary", "rows_from_mapping"]

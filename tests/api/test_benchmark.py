@@ -1,0 +1,107 @@
+"""The benchmark grid runner: finished cells are skipped, cut-short ones resumed, failures recorded."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from audioadapt.api.benchmark import (CELL_FILE, Cell, Profile, RowSpec, parse_seeds, read_profile, run_grid,
+                                      select_rows, split_profile)
+from audioadapt.errors import ConfigError, DataError
+
+ROWS = (RowSpec("a", "A", "preset_a"), RowSpec("b", "B", "preset_b", ("x.y=1",)))
+
+
+def _grid(seeds=(0, 1)):
+    return [Cell(r, s) for r in ROWS for s in seeds]
+
+
+def test_every_cell_runs_once_and_is_skipped_afterwards(tmp_path):
+    calls = []
+
+    def run_cell(cell, run_dir, resume):
+        calls.append((cell.row.key, cell.seed, resume))
+        run_dir.mkdir(parents=True)
+        return {"score": cell.seed + (10 if cell.row.key == "b" else 0)}
+
+    result = run_grid(_grid(), tmp_path, run_cell)
+    assert sorted(calls) == [("a", 0, False), ("a", 1, False), ("b", 0, False), ("b", 1, False)]
+    assert result.metrics[("b", 1)] == {"score": 11.0}
+    saved = json.loads((tmp_path / "runs" / "b" / "seed1" / CELL_FILE).read_text())
+    assert saved["metrics"] == {"score": 11.0} and saved["overrides"] == ["x.y=1"]
+    calls.clear()
+    again = run_grid(_grid(), tmp_path, run_cell)
+    assert calls == [] and again.metrics == result.metrics
+    run_grid(_grid(), tmp_path, lambda c, d, r: calls.append(c) or (d.mkdir(parents=True), {"score": 0})[1],
+             rerun=True)
+    assert len(calls) == 4
+
+
+def test_a_cell_with_a_checkpoint_is_resumed_and_one_without_is_restarted(tmp_path):
+    with_ckpt = Cell(ROWS[0], 0).run_dir(tmp_path)
+    with_ckpt.mkdir(parents=True)
+    (with_ckpt / "last.pt").write_bytes(b"x")
+    without = Cell(ROWS[0], 1).run_dir(tmp_path)
+    without.mkdir(parents=True)
+    (without / "config.yaml").write_text("stale")
+    seen = {}
+
+    def run_cell(cell, run_dir, resume):
+        seen[cell.seed] = (resume, run_dir.exists())
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return {"score": 1.0}
+
+    run_grid(_grid()[:2], tmp_path, run_cell)
+    assert seen == {0: (True, True), 1: (False, False)}
+
+
+def test_failures_are_recorded_and_the_grid_goes_on(tmp_path):
+    def run_cell(cell, run_dir, resume):
+        if cell.row.key == "a":
+            raise DataError("broken clip", "x.wav")
+        run_dir.mkdir(parents=True)
+        return {"score": 2.0}
+
+    result = run_grid(_grid(), tmp_path, run_cell)
+    assert set(result.failures) == {("a", 0), ("a", 1)} and "broken clip" in result.failures[("a", 0)]
+    assert set(result.metrics) == {("b", 0), ("b", 1)}
+    assert "DataError" in (tmp_path / "runs" / "a" / "seed0" / "error.txt").read_text()
+    assert not (tmp_path / "runs" / "a" / "seed0" / CELL_FILE).exists()
+    with pytest.raises(DataError):
+        run_grid(_grid(), tmp_path / "strict", run_cell, keep_going=False)
+
+
+def test_profile_keys_a_row_ignores_are_left_out_with_the_reason():
+    applied, skipped = split_profile({"train.epochs": 3, "method.phase2_epochs": 2, "model.crnn.filters": [8, 16]},
+                                     {"method.phase2_epochs": "no tri-training"})
+    assert applied == ["train.epochs=3", "model.crnn.filters=[8, 16]"]
+    assert skipped == {"method.phase2_epochs": "no tri-training"}
+
+
+def test_profile_rows_section_and_overrides(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("train: {epochs: 3}\nrows:\n  b: {train: {epochs: 5}, x: {z: 2}}\n")
+    prof = read_profile(path)
+    assert prof.items_for("a") == {"train.epochs": 3}
+    assert prof.items_for("b") == {"train.epochs": 5, "x.z": 2}
+    forced = prof.with_overrides({"train.epochs": 9})
+    assert forced.items_for("b") == {"train.epochs": 9, "x.z": 2}
+    prof.check_rows(["a", "b"])
+    with pytest.raises(ConfigError, match="unknown benchmark row"):
+        prof.check_rows(["a"], str(path))
+    assert read_profile(None) == Profile()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rows: [1, 2]\n")
+    with pytest.raises(ConfigError, match="rows"):
+        read_profile(bad)
+
+
+def test_row_and_seed_selection():
+    assert [r.key for r in select_rows(ROWS, ["b"])] == ["b"]
+    assert select_rows(ROWS, None) == list(ROWS)
+    with pytest.raises(ConfigError, match="unknown benchmark row"):
+        select_rows(ROWS, ["c"])
+    assert parse_seeds([2, 1, 2]) == (2, 1)
+    with pytest.raises(ConfigError):
+        parse_seeds([])

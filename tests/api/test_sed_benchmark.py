@@ -1,0 +1,89 @@
+"""``audioadapt sed benchmark`` on the tiny generated dataset: rows x seeds -> table; profile rules."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from audioadapt.api.benchmark import Profile
+from audioadapt.api.sed_benchmark import SED_ROWS, benchmark_sed, sed_row_overrides
+from audioadapt.cli.main import main
+from audioadapt.config.sed import load_sed_config
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+PROFILE = """\
+features: {hop_length: 1380, n_mels: 32}
+model:
+  crnn: {filters: [8, 16], kernel_sizes: [3, 3], pooling: [[2, 4], [2, 8]], rnn_hidden: 16, rnn_layers: 1,
+         dropout: 0.0}
+  head: {dropout: 0.0}
+  domain: {hidden: [16]}
+train: {epochs: 2, lr: 3.0e-3, device: cpu, progress_bar: false, tensorboard: false}
+sampler:
+  phase1: {batch_sizes: {synthetic: 4, weak: 4}, steps_per_epoch: 3}
+  phase2: {batch_sizes: {synthetic: 4, weak: 4, unlabeled: 4}, steps_per_epoch: 3}
+method: {phase2_epochs: 1, predict: {batch_size: 16}}
+cache: {num_workers: 0, progress: false}
+psds: {enabled: false}
+rows:
+  adv_time: {sampler: {phase1: {batch_sizes: {unlabeled: 4}}}}
+"""
+
+
+def test_every_row_is_a_valid_configuration_with_the_seed():
+    prof = Profile({"method.phase2_epochs": 2, "train.epochs": 3})
+    for row in SED_ROWS:
+        overrides, skipped = sed_row_overrides(row, prof, 7)
+        cfg = load_sed_config(row.preset, overrides)
+        assert cfg.train.seed == 7 and cfg.train.epochs == 3
+        if cfg.method.uses_labelers:
+            assert cfg.method.phase2_epochs == 2 and not skipped
+        else:
+            assert "method.phase2_epochs" in skipped
+
+
+def test_benchmark_runs_rows_and_seeds_and_writes_the_table(sed_tiny_dataset, tmp_path, capsys):
+    profile = tmp_path / "profile.yaml"
+    profile.write_text(PROFILE)
+    out = tmp_path / "bench"
+    args = ["sed", "benchmark", "--data", str(sed_tiny_dataset), "--out", str(out), "--seeds", "0", "1",
+            "--rows", "baseline", "adv_time", "tri_training", "--profile", str(profile), "decode.median_filter_seconds=0.2"]
+    assert main(args) == 0
+    data = json.loads((out / "benchmark.json").read_text())
+    assert list(data["results"]) == ["baseline", "adv_time", "tri_training"]
+    for key, row in data["results"].items():
+        assert row["seeds"] == [0, 1]
+        event = row["metrics"]["event_macro_f1"]
+        assert len(event["values"]) == 2 and all(0.0 <= v <= 1.0 for v in event["values"])
+        run = out / "runs" / key / "seed1"
+        assert (run / "eval_validation.json").is_file()
+        cfg = load_sed_config(run / "config.yaml")
+        assert cfg.train.seed == 1 and cfg.decode.median_filter_seconds == 0.2
+    assert data["results"]["baseline"]["settings"]["common_settings_not_applied"] == {
+        "method.phase2_epochs": "there is no tri-training (method.tri_training false or a mean teacher)",
+        "model.domain.hidden": "method.adversarial is none",
+        "sampler.phase2.batch_sizes.synthetic": "there is no tri-training (method.tri_training false or a mean "
+                                                "teacher)",
+        "sampler.phase2.batch_sizes.weak": "there is no tri-training (method.tri_training false or a mean teacher)",
+        "sampler.phase2.batch_sizes.unlabeled": "there is no tri-training (method.tri_training false or a mean "
+                                                "teacher)",
+        "sampler.phase2.steps_per_epoch": "there is no tri-training (method.tri_training false or a mean teacher)",
+    }
+    assert load_sed_config(out / "runs" / "adv_time" / "seed0" / "config.yaml").sampler.phase1.batch_sizes[
+        "unlabeled"] == 4
+    printed = capsys.readouterr().out
+    assert "| Adv.time |" in printed and (out / "benchmark.png").is_file()
+    # A second call reuses every finished run: nothing trains, the table is the same.
+    before = (out / "runs" / "baseline" / "seed0" / "last.pt").stat().st_mtime_ns
+    table = benchmark_sed(sed_tiny_dataset, out, seeds=(0, 1), rows=["baseline", "adv_time", "tri_training"],
+                          profile=profile, overrides=["decode.median_filter_seconds=0.2"])
+    assert (out / "runs" / "baseline" / "seed0" / "last.pt").stat().st_mtime_ns == before
+    assert table.rows[0].runs[1]["event_macro_f1"] == data["results"]["baseline"]["runs"]["1"]["event_macro_f1"]
+
+
+def test_unknown_rows_are_refused(sed_tiny_dataset, tmp_path, capsys):
+    assert main(["sed", "benchmark", "--data", str(sed_tiny_dataset), "--out", str(tmp_path),
+                 "--rows", "adv_space"]) == 2
+    assert "unknown benchmark row" in capsys.readouterr().err

@@ -1,0 +1,193 @@
+"""``predict_sed`` / ``audioadapt sed predict`` with a tiny trained run on the tiny generated dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audioadapt.api.sed import evaluate_sed_run, load_sed_run, predicting_model, train_sed
+from audioadapt.api.sed_predict import plot_names, predict_sed
+from audioadapt.audio.io import audio_info, load_audio, write_audio
+from audioadapt.cli.main import main
+from audioadapt.data.dcase import read_strong_tsv
+from audioadapt.data.manifest import Event
+from audioadapt.errors import AudioError, DataError
+from audioadapt.features.frames import FrameGrid
+from audioadapt.training.sed_files import WindowPlan, score_files
+
+#: A 2-block CRNN on 32 x 160 inputs, 4 output frames per second, trained for seconds;
+#: a low threshold so that the barely trained model detects events.
+TINY = ["features.hop_length=1380", "features.n_mels=32", "model.crnn.filters=[8,16]",
+        "model.crnn.kernel_sizes=[3,3]", "model.crnn.pooling=[[2,4],[2,8]]", "model.crnn.rnn_hidden=16",
+        "model.crnn.rnn_layers=1", "train.lr=1e-2", "train.epochs=2", "train.device=cpu",
+        "train.progress_bar=false", "train.tensorboard=false", "sampler.phase1.batch_sizes.synthetic=4",
+        "sampler.phase1.batch_sizes.weak=4", "sampler.phase1.steps_per_epoch=3", "cache.num_workers=0",
+        "cache.progress=false", "method.predict.batch_size=16", "decode.threshold=0.2"]
+SR = 22050
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def run(sed_tiny_dataset, tmp_path_factory) -> Path:
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run_dir = tmp_path_factory.mktemp("sed_predict") / "run"
+        train_sed("sed_baseline", TINY, data_root=sed_tiny_dataset, run_dir=run_dir)
+    finally:
+        torch.set_num_threads(threads)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def validation(sed_tiny_dataset) -> Path:
+    return sed_tiny_dataset / "audio" / "validation"
+
+
+@pytest.fixture(scope="module")
+def odd(validation, tmp_path_factory) -> Path:
+    """``long.wav`` (25 s: two clips and half of one), ``short.wav`` (3 s), ``sub/window2.wav``
+    (the long file's second model window on its own) and a text file named ``.wav``."""
+    folder = tmp_path_factory.mktemp("odd")
+    a = load_audio(validation / "validation_00000.wav", SR)
+    b = load_audio(validation / "validation_00001.wav", SR)
+    long = np.concatenate([a, b, a[: 5 * SR]])
+    write_audio(folder / "long.wav", long, SR)
+    write_audio(folder / "short.wav", a[: 3 * SR], SR)
+    step = 39 * 4 * 1380  # whole output frames in 10 s (see WindowPlan)
+    write_audio(folder / "sub" / "window2.wav", long[step: step + 10 * SR], SR)
+    (folder / "text").mkdir()
+    (folder / "text" / "notes.wav").write_text("not audio\n")
+    return folder
+
+
+def within(events: list[Event], duration: float) -> bool:
+    return all(0 <= e.onset < e.offset <= duration + 1e-9 for e in events)
+
+
+def rounded(events) -> list[tuple[float, float, str]]:
+    return [(round(e.onset, 3), round(e.offset, 3), e.label) for e in events]
+
+
+def test_window_plan_starts_every_window_on_the_output_grid():
+    from audioadapt.features.config import FeatureConfig
+
+    features = FeatureConfig(hop_length=1380, n_mels=32)
+    grid = FrameGrid.from_features(features, (2, 2))
+    plan = WindowPlan.from_features(features, grid)
+    assert (plan.clip_samples, plan.step_frames, plan.step_samples) == (220500, 39, 39 * 5520)
+    assert [len(plan.windows(np.zeros(n, np.float32))) for n in (100, 220500, 220501, 220500 + 215280 + 1)] == \
+        [1, 1, 2, 3]
+    assert all(len(w) == 220500 for w in plan.windows(np.zeros(500000, np.float32)))
+    joined = plan.stitch([np.full(40, 0), np.full(40, 1), np.full(40, 2)], 39)
+    assert len(joined) == 39 + 39 + 40 and joined[38] == 0 and joined[39] == 1 and joined[-1] == 2
+    free = WindowPlan.from_features(FeatureConfig(clip_seconds=None), grid)
+    assert len(free.windows(np.zeros(12345, np.float32))[0]) == 12345
+
+
+def test_folder_gives_the_events_of_the_run_evaluation(run, validation):
+    events = predict_sed(run, [validation])
+    assert list(events) == sorted(p.name for p in validation.glob("*.wav"))
+    assert sum(map(len, events.values())) > 0
+    for name, found in events.items():
+        assert within(found, audio_info(validation / name).duration)
+    # 10 s clips are fed to the model exactly as evaluation does
+    evaluate_sed_run(run)
+    expected = read_strong_tsv(run / "predictions_validation.tsv")
+    assert {k: rounded(v) for k, v in events.items()} == {k: rounded(v) for k, v in expected.items()}
+
+
+def test_list_file_and_single_file_inputs(run, validation, odd, tmp_path):
+    listing = odd / "files.lst"
+    listing.write_text(f"# clips\nshort.wav\n{validation / 'validation_00003.wav'}\n")
+    events = predict_sed(run, [listing, validation / "validation_00004.wav"], checkpoint="last", batch_size=1)
+    assert list(events) == ["short.wav", "validation_00003.wav", "validation_00004.wav"]
+    again = predict_sed(run, [odd / "short.wav", validation / "validation_00003.wav",
+                              validation / "validation_00004.wav"], checkpoint="last")
+    assert again == events  # batching does not change the result
+
+
+def test_long_and_short_files_are_scored_over_their_whole_length(run, odd):
+    events = predict_sed(run, [odd / "long.wav", odd / "short.wav"])
+    assert within(events["long.wav"], 25.0) and within(events["short.wav"], 3.0)
+    assert max(e.offset for e in events["long.wav"]) > 10.0
+    ckpt, cfg, _ = load_sed_run(run)
+    model, normalizer = predicting_model(ckpt, cfg)
+    grid = FrameGrid.from_features(cfg.features, cfg.model.crnn.time_pooling)
+    files = {"long": odd / "long.wav", "second": odd / "sub" / "window2.wav", "short": odd / "short.wav"}
+    scores = {s.name: s for s in score_files(model, normalizer, files, ckpt["meta"]["classes"], cfg.features, grid,
+                                             cfg.method.predict.heads, 4)}
+    long = scores["long"]
+    assert long.duration == pytest.approx(25.0) and long.frame.shape == (100, 10)
+    assert long.features.shape == (grid.num_input_frames(25 * SR), 32)
+    # the windows are stitched on the file's frame grid: window 2 starts at output frame 39
+    np.testing.assert_allclose(long.frame[39:78], scores["second"].frame[:39], atol=1e-5)
+    assert scores["short"].frame.shape == (12, 10) and scores["short"].duration == pytest.approx(3.0)
+
+
+def test_plots_are_written_one_per_file_with_unique_names(run, validation, odd, tmp_path):
+    plots = tmp_path / "plots"
+    files = [validation / "validation_00000.wav", odd / "long.wav", odd / "short.wav"]
+    predict_sed(run, files, plot_dir=plots)
+    written = sorted(p.name for p in plots.iterdir())
+    assert written == ["long.png", "short.png", "validation_00000.png"]
+    for name in written:
+        assert (plots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plot_names([Path("a/x.wav"), Path("b/x.flac"), Path("x.wav"), Path("y.wav")]) == \
+        ["x.png", "x-2.png", "x-3.png", "y.png"]
+
+
+def test_unusable_files_are_named_in_the_error(run, odd, tmp_path):
+    with pytest.raises(AudioError, match="cannot decode audio") as err:
+        predict_sed(run, [odd / "short.wav", odd / "text" / "notes.wav"])
+    assert err.value.path == odd / "text" / "notes.wav"
+    with pytest.raises(DataError, match="no such audio file") as err:
+        predict_sed(run, [tmp_path / "gone.wav"])
+    assert err.value.path == tmp_path / "gone.wav"
+
+
+# -- command line ---------------------------------------------------------------------------
+@pytest.fixture
+def cli():
+    return main
+
+
+def test_cli_writes_tsv_and_plots(cli, run, odd, tmp_path, capsys):
+    out, plots = tmp_path / "events.tsv", tmp_path / "plots"
+    assert cli(["sed", "predict", str(run), str(odd / "long.wav"), str(odd / "sub"), "--out", str(out),
+                "--plots", str(plots), "--batch-size", "2"]) == 0
+    assert "to " + str(out) in capsys.readouterr().out
+    assert out.read_text().startswith("filename\tonset\toffset\tevent_label\n")
+    table = read_strong_tsv(out)
+    assert list(table) == ["long.wav", "window2.wav"]
+    assert all(within(list(v), 25.0) for v in table.values())
+    assert sorted(p.name for p in plots.glob("*.png")) == ["long.png", "window2.png"]
+
+
+def test_cli_prints_tsv_with_empty_event_rows(cli, run, odd, tmp_path, capsys, monkeypatch):
+    assert cli(["sed", "predict", str(run), str(odd / "short.wav")]) == 0
+    printed = tmp_path / "printed.tsv"
+    printed.write_text(capsys.readouterr().out)
+    assert list(read_strong_tsv(printed)) == ["short.wav"]
+
+    monkeypatch.setattr("audioadapt.api.sed_predict.predict_sed",
+                        lambda *a, **k: {"quiet.wav": [], "x.wav": [Event(0.5, 1.25, "hum")]})
+    assert cli(["sed", "predict", str(run), str(odd / "short.wav")]) == 0
+    assert capsys.readouterr().out == "filename\tonset\toffset\tevent_label\nquiet.wav\t\t\t\n" \
+                                      "x.wav\t0.500\t1.250\thum\n"
+
+
+def test_cli_errors_exit_with_a_message(cli, run, odd, tmp_path, capsys):
+    assert cli(["sed", "predict", str(run), str(odd / "text")]) == 2
+    assert f"{odd / 'text' / 'notes.wav'}: cannot decode audio" in capsys.readouterr().err
+    assert cli(["sed", "predict", str(run), str(tmp_path / "gone.wav")]) == 2
+    assert f"{tmp_path / 'gone.wav'}: no such audio file" in capsys.readouterr().err
+    assert cli(["sed", "predict", str(tmp_path / "norun"), str(odd / "short.wav")]) == 2
+    assert "checkpoint" in capsys.readouterr().err
+    assert cli(["sed", "predict", str(run), str(odd / "short.wav"), "--batch-size", "0"]) == 2
+    assert "batch size must be >= 1" in capsys.readouterr().err

@@ -1,0 +1,71 @@
+"""``audioadapt ser benchmark`` on the tiny generated corpus: systems x seeds x protocols, shared stage 1."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from audioadapt.api.benchmark import Profile
+from audioadapt.api.ser_benchmark import SER_ROWS, ablation_rows, ser_row_overrides
+from audioadapt.cli.main import main
+from audioadapt.config.ser import load_ser_config
+from audioadapt.errors import ConfigError
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+PROFILE = """\
+features: {n_mels: 32}
+model: {encoder: {conv_channels: [16, 16], lstm_hidden: 16, lstm_layers: 1, attention_dim: 16, dropout: 0.0}}
+dataset: {crop_seconds: 3.0, pad_to_crop: false}
+source_validation: {kind: none}
+stage1: {epochs: 4, lr: 1.0e-2, batch_size: 8}
+stage2: {epochs: 1, lr: 1.0e-3, source_batch_size: 8, target_batch_size: 8}
+train: {device: cpu, progress_bar: false, tensorboard: false}
+cache: {num_workers: 0, progress: false}
+rows:
+  dann: {model: {domain: {hidden: [16]}}}
+"""
+
+
+def test_rows_get_seed_protocol_and_the_shared_stage1(tmp_path):
+    prof = Profile({"stage2.epochs": 3, "memory.rate_end": 0.3})
+    for row in SER_ROWS + tuple(ablation_rows([0], [0.5])):
+        overrides, skipped = ser_row_overrides(row, prof, 4, "held_out_speaker", tmp_path / "stage1")
+        cfg = load_ser_config(row.preset, overrides)
+        assert cfg.train.seed == 4 and cfg.protocol.protocol == "held_out_speaker"
+        if cfg.method.has_stage2:
+            assert cfg.stage2.init_from == str(tmp_path / "stage1") and cfg.stage2.epochs == 3
+        else:
+            assert "stage2.epochs" in skipped
+        assert ("memory.rate_end" in skipped) == (not cfg.method.uses_memory)
+    freeze, theta = ablation_rows([0], [0.5])
+    assert load_ser_config(freeze.preset, freeze.overrides).stage2.freeze_conv == 0
+    assert load_ser_config(theta.preset, theta.overrides).pseudo_multilabel.threshold == 0.5
+    with pytest.raises(ConfigError, match="thresholds"):
+        ablation_rows([], [1.5])
+
+
+def test_benchmark_runs_systems_for_each_protocol(ser_tiny_dataset, tmp_path, capsys):
+    profile = tmp_path / "profile.yaml"
+    profile.write_text(PROFILE)
+    out = tmp_path / "bench"
+    args = ["ser", "benchmark", "--source", str(ser_tiny_dataset), "--target", str(ser_tiny_dataset), "--out",
+            str(out), "--profile", str(profile), "--rows", "snsa_f", "nnpm", "--freeze", "0",
+            "--protocols", "transductive", "held_out_speaker", "--seeds", "0"]
+    assert main(args) == 0
+    for protocol in ("transductive", "held_out_speaker"):
+        data = json.loads((out / protocol / "benchmark.json").read_text())
+        assert list(data["results"]) == ["snsa_f", "nnpm", "nnpm_freeze0"]
+        for key, row in data["results"].items():
+            assert row["seeds"] == [0]
+            assert 0.0 <= row["metrics"]["ua"]["values"][0] <= 1.0
+            cfg = load_ser_config(out / protocol / "runs" / key / "seed0" / "config.yaml")
+            assert cfg.protocol.protocol == protocol
+            if key != "snsa_f":  # stage 2 started from the same seed's SNSA-F run
+                assert cfg.stage2.init_from == str(out / protocol / "runs" / "snsa_f" / "seed0")
+        assert data["results"]["nnpm"]["settings"]["stage1_from"] == "snsa_f"
+        assert data["settings"]["protocol"] == protocol
+    summary = (out / "benchmark.md").read_text()
+    assert "transductive protocol" in summary and "held_out_speaker protocol" in summary
+    assert "| NNPM, freeze 0 |" in capsys.readouterr().out
