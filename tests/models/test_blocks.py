@@ -21,6 +21,20 @@ def test_channel_glu_is_linear_over_channels_gated_by_input_sigmoid():
     assert sum(p.numel() for p in glu.parameters()) == 3 * 3 + 3
 
 
+def test_channel_glu_gradients_match_the_channel_last_linear():
+    torch.manual_seed(1)
+    glu = ChannelGLU(4)
+    x = torch.randn(2, 4, 6, 3, requires_grad=True)
+    glu(x).square().sum().backward()
+    grads = [x.grad.clone(), glu.linear.weight.grad.clone(), glu.linear.bias.grad.clone()]
+    x.grad = None
+    glu.zero_grad()
+    ref = glu.linear(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2) * torch.sigmoid(x)
+    ref.square().sum().backward()
+    for got, want in zip(grads, [x.grad, glu.linear.weight.grad, glu.linear.bias.grad]):
+        torch.testing.assert_close(got, want)
+
+
 def test_classic_glu_halves_channels():
     x = torch.randn(2, 6, 4, 5)
     out = ClassicGLU()(x)
