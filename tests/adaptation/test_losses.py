@@ -93,3 +93,48 @@ def test_shape_and_label_errors():
         domain_bce(torch.zeros(2), torch.tensor([0, 1, 1]), balance=True)
     with pytest.raises(ValueError):
         domain_bce(torch.zeros(2), torch.tensor([0, 1]), True, torch.ones(2, 1, dtype=torch.bool))
+
+
+def test_divisor_makes_the_rank_average_the_global_mean():
+    torch.manual_seed(0)
+    logits = torch.randn(4, 6, 3, requires_grad=True)
+    targets = torch.randint(0, 2, (4, 6, 3)).float()
+    targets[0, :4] = -1  # pseudo-label gaps: the halves (ranks) know 24 and 36 entries
+    halves = (slice(0, 2), slice(2, 4))
+    assert [int((targets[h] >= 0).sum()) for h in halves] == [24, 36]
+    divisor = lambda count: torch.tensor(30.0)  # noqa: E731  what DDP's mean count over ranks gives: (24 + 36) / 2
+    whole = frame_bce(logits, targets)
+    ranks = [frame_bce(logits[h], targets[h], divisor=divisor) for h in halves]
+    torch.testing.assert_close((ranks[0] + ranks[1]) / 2, whole)
+    plain = sum(frame_bce(logits[h], targets[h]) for h in halves) / 2
+    assert abs(plain.item() - whole.item()) > 1e-3  # the mean of per-rank means is not the global mean
+    (grad_whole,) = torch.autograd.grad(whole, logits)
+    (grad_ranks,) = torch.autograd.grad((ranks[0] + ranks[1]) / 2, logits)
+    torch.testing.assert_close(grad_ranks, grad_whole)
+    seen = []
+    clip_bce(logits[:2, 0], targets[:2, 0], divisor=lambda n: seen.append(int(n)) or torch.tensor(1.0))
+    assert seen == [int((targets[:2, 0] >= 0).sum())]  # the divisor gets this rank's count
+
+
+def test_divisor_with_balanced_domains_counts_a_domain_absent_from_one_rank():
+    torch.manual_seed(1)
+    logits = torch.randn(8, 5, requires_grad=True)
+    labels = torch.tensor([1, 1, 1, 1, 0, 0, 1, -1])  # rank 0 holds no synthetic (0) clip
+    mask = torch.ones(8, 5, dtype=torch.bool)
+    mask[5, 3:] = False
+    halves = (slice(0, 4), slice(4, 8))
+    valid = [(labels[h] >= 0).unsqueeze(1) & mask[h] for h in halves]
+    for balance in (True, False):
+        groups = [[v & (labels[h] == d).unsqueeze(1) for d in (0, 1)] if balance else [v]
+                  for h, v in zip(halves, valid)]
+        means = [torch.tensor(sum(int(g[i].sum()) for g in groups) / 2) for i in range(len(groups[0]))]
+
+        def divisor_of_rank():
+            queue = iter(means)  # one call per domain, in domain order, on every rank
+            return lambda count: next(queue)
+
+        whole = domain_bce(logits, labels, balance, mask)
+        ranks = [domain_bce(logits[h], labels[h], balance, mask[h], divisor_of_rank()) for h in halves]
+        torch.testing.assert_close((ranks[0] + ranks[1]) / 2, whole)
+    nothing = domain_bce(logits[:2], torch.tensor([-1, -1]), True, divisor=lambda count: torch.tensor(0.0))
+    assert nothing.item() == 0.0 and nothing.requires_grad

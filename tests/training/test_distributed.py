@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,40 +14,18 @@ from audioadapt.training.distributed import DistInfo, init_distributed, reduce_m
 from audioadapt.training.logging import read_metrics
 
 from . import toy
+from .ddp_helpers import launch
 
 #: float64 toy model: one process and two processes differ only by the
 #: summation order of the gradient average, so values agree to ~1e-12.
 RTOL, ATOL = 1e-9, 1e-11
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _launch(run_dir: Path, tmp_path: Path, world_size: int = 2) -> list[Path]:
     """Start ``world_size`` toy ranks as torchrun would (environment variables), wait for all."""
-    port = str(_free_port())
     dumps = [tmp_path / f"rank{r}.pt" for r in range(world_size)]
-    procs = []
-    for rank in range(world_size):
-        env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": str(world_size), "LOCAL_RANK": str(rank),
-               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "OMP_NUM_THREADS": "1"}
-        cmd = [sys.executable, toy.__file__, "--run-dir", str(run_dir), "--no-augment", "--tensorboard",
-               "--dump", str(dumps[rank])]
-        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    outputs = []
-    for proc in procs:
-        try:
-            out, _ = proc.communicate(timeout=120)
-        except subprocess.TimeoutExpired:
-            for p in procs:
-                p.kill()
-            raise
-        outputs.append(out)
-    for rank, (proc, out) in enumerate(zip(procs, outputs)):
-        assert proc.returncode == 0, f"rank {rank} failed:\n{out}"
+    launch(lambda rank: [sys.executable, toy.__file__, "--run-dir", str(run_dir), "--no-augment", "--tensorboard",
+                         "--dump", str(dumps[rank])], world_size)
     return dumps
 
 

@@ -17,10 +17,19 @@ How a method is wrapped
 
 Buffers
     DDP broadcasts the wrapped networks' buffers (BatchNorm statistics) from
-    rank 0 at every forward; each rank normalises with its own batch
-    statistics. At the start of ``fit`` every network, trained or not (an EMA
-    teacher, a memory bank module), is broadcast from rank 0. Checkpoints
-    hold rank 0's state.
+    rank 0 at every forward. With ``TrainConfig.sync_batchnorm`` (the
+    default) the BatchNorm layers are synchronised
+    (:mod:`~audioadapt.training.sync_batchnorm`): they normalise with the
+    statistics of the global batch, as one process would; without it each
+    rank normalises with its own share. At the start of ``fit`` every
+    network, trained or not (an EMA teacher, a memory bank module), is
+    broadcast from rank 0. Checkpoints hold rank 0's state.
+
+Losses
+    DDP averages the ranks' gradients, so a loss that is a mean over a
+    varying number of valid entries (masked labels, pseudo labels, padding)
+    must divide each rank's sum by the mean count over ranks to be the
+    global batch's mean: see ``divisor`` in :mod:`audioadapt.adaptation.losses`.
 
 Only rank 0 logs, shows progress bars and writes files; logged training
 values are averaged over ranks; validation runs on rank 0 and its metrics

@@ -44,6 +44,7 @@ from audioadapt.training.distributed import (
 from audioadapt.training.experiment import capture_rng_state, restore_rng_state, seed_everything, set_deterministic
 from audioadapt.training.logging import NullLogger, RunLogger, RunningMean, format_logs, progress_bar
 from audioadapt.training.method import Method, StepContext, trainable_networks
+from audioadapt.training.sync_batchnorm import convert_sync_batchnorm
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,14 @@ class TrainConfig:
     tensorboard: write TensorBoard event files to the run directory.
     fast_dev_run: when > 0, each phase runs one epoch of at most this many steps.
     find_unused_parameters: passed to ``DistributedDataParallel``.
+    sync_batchnorm: when several processes train, replace the BatchNorm layers
+        of the method's networks by synchronised ones
+        (:mod:`~audioadapt.training.sync_batchnorm`), so that batch statistics,
+        losses and running statistics are those of the global batch, as in a
+        one-process run (CPU ranks included). Costs two small all-reduces per
+        layer and forward. ``False`` keeps PyTorch's per-rank BatchNorm: each
+        rank normalises with its own share of the batch and the ranks' running
+        statistics drift apart (rank 0's are checkpointed).
     """
 
     epochs: int = 100
@@ -91,6 +100,7 @@ class TrainConfig:
     tensorboard: bool = True
     fast_dev_run: int = 0
     find_unused_parameters: bool = False
+    sync_batchnorm: bool = True
 
     def __post_init__(self) -> None:
         positive = {"lr": self.lr, "log_every": self.log_every, "validate_every": self.validate_every}
@@ -166,6 +176,10 @@ class Trainer:
         set_deterministic(cfg.deterministic)
         for module in networks.values():
             module.to(dist.device)
+        if cfg.sync_batchnorm and dist.enabled:
+            count = convert_sync_batchnorm(networks.values(), dist.device)
+            if count:
+                log.info("synchronising %d BatchNorm layer(s) over %d ranks", count, dist.world_size)
         ctx = StepContext(config=cfg, dist=dist, phases=phases, run_dir=self.run_dir)
         self._best = BestTracker(cfg.monitor or method.selection_metric, cfg.monitor_mode or method.selection_mode)
         method.setup(ctx)
@@ -272,8 +286,8 @@ class Trainer:
             with torch.no_grad():
                 method.after_optimizer_step(batch, ctx)
             running.update(values)
-            if ctx.step % cfg.log_every == 0:
-                logger.log_step(ctx.step, values)
+            if ctx.step % cfg.log_every == 0:  # every rank joins the average, rank 0 writes it
+                logger.log_step(ctx.step, reduce_means(values, dict.fromkeys(values, 1), self.dist))
                 bar.set_postfix_str(format_logs(running.means()))
             bar.update()
         bar.close()

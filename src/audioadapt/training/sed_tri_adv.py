@@ -136,24 +136,29 @@ class SedTriAdvMethod(Method):
     def compute_losses(self, batch: SedBatch, ctx: StepContext) -> dict[str, torch.Tensor]:
         """The unweighted loss terms of one batch: ``<head>_frame``, ``<head>_clip``, ``ortho``, ``domain``.
 
-        ``ortho`` already carries lambda (``method.orthogonality.weight``).
+        ``ortho`` already carries lambda (``method.orthogonality.weight``). Under
+        DDP each masked mean divides this rank's sum by the mean count of valid
+        entries over ranks, so that the ranks' average is the global batch's mean
+        (pseudo labels leave different numbers of known entries on each rank).
         """
         phase1 = ctx.phase.name == "phase1"
         heads = (LABELER_HEADS + (FINAL_HEAD,)) if (phase1 and self.labelers) else (FINAL_HEAD,)
         if self.adversarial:
             self.model.set_grl_weight(self.grl_weight(ctx))
         out = run_model(self.model, self.normalizer, batch, heads, domain=self.adversarial)
+        divisor = ctx.dist.all_reduce_mean if ctx.dist.enabled else None  # global-batch means under DDP
         terms: dict[str, torch.Tensor] = {}
         for h in heads:
-            terms[f"{h}_frame"] = frame_bce(out[h].frame_logits, batch.strong, out.frame_mask)
-            terms[f"{h}_clip"] = clip_bce(out[h].clip_logits, batch.weak)
+            terms[f"{h}_frame"] = frame_bce(out[h].frame_logits, batch.strong, out.frame_mask, divisor)
+            terms[f"{h}_clip"] = clip_bce(out[h].clip_logits, batch.weak, divisor)
         if phase1 and self.labelers:
             heads_mod = self.model.heads
             terms["ortho"] = labeler_orthogonality(heads_mod["f1"], heads_mod["f2"], self.cfg.method.orthogonality)
         if self.adversarial:
             per_frame = out.domain_logits is not None and out.domain_logits.dim() == 2
             mask = out.frame_mask if per_frame else None
-            terms["domain"] = domain_bce(out.domain_logits, batch.domain, self.model.cfg.domain.balance, mask)
+            terms["domain"] = domain_bce(out.domain_logits, batch.domain, self.model.cfg.domain.balance, mask,
+                                         divisor)
         return terms
 
     def training_step(self, batch: SedBatch, ctx: StepContext) -> StepOutput:
