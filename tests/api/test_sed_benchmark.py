@@ -13,25 +13,6 @@ from audioadapt.config.sed import load_sed_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-PROFILE = """\
-features: {hop_length: 1380, n_mels: 32}
-model:
-  crnn: {filters: [8, 16], kernel_sizes: [3, 3], pooling: [[2, 4], [2, 8]], rnn_hidden: 16, rnn_layers: 1,
-         dropout: 0.0}
-  head: {dropout: 0.0}
-  domain: {hidden: [16]}
-train: {epochs: 2, lr: 3.0e-3, device: cpu, progress_bar: false, tensorboard: false}
-sampler:
-  phase1: {batch_sizes: {synthetic: 4, weak: 4}, steps_per_epoch: 3}
-  phase2: {batch_sizes: {synthetic: 4, weak: 4, unlabeled: 4}, steps_per_epoch: 3}
-method: {phase2_epochs: 1, predict: {batch_size: 16}}
-cache: {num_workers: 0, progress: false}
-psds: {enabled: false}
-rows:
-  adv_time: {sampler: {phase1: {batch_sizes: {unlabeled: 4}}}}
-"""
-
-
 def test_every_row_is_a_valid_configuration_with_the_seed():
     prof = Profile({"method.phase2_epochs": 2, "train.epochs": 3})
     for row in SED_ROWS:
@@ -44,9 +25,8 @@ def test_every_row_is_a_valid_configuration_with_the_seed():
             assert "method.phase2_epochs" in skipped
 
 
-def test_benchmark_runs_rows_and_seeds_and_writes_the_table(sed_tiny_dataset, tmp_path, capsys):
-    profile = tmp_path / "profile.yaml"
-    profile.write_text(PROFILE)
+def test_benchmark_runs_rows_and_seeds_and_writes_the_table(sed_tiny_dataset, sed_tiny_profile, tmp_path, capsys):
+    profile = sed_tiny_profile
     out = tmp_path / "bench"
     args = ["sed", "benchmark", "--data", str(sed_tiny_dataset), "--out", str(out), "--seeds", "0", "1",
             "--rows", "baseline", "adv_time", "tri_training", "--profile", str(profile), "decode.median_filter_seconds=0.2"]
@@ -87,3 +67,17 @@ def test_unknown_rows_are_refused(sed_tiny_dataset, tmp_path, capsys):
     assert main(["sed", "benchmark", "--data", str(sed_tiny_dataset), "--out", str(tmp_path),
                  "--rows", "adv_space"]) == 2
     assert "unknown benchmark row" in capsys.readouterr().err
+
+
+def test_the_shipped_cpu_profile_is_valid_for_every_row(capsys):
+    from audioadapt.api.benchmark import read_profile
+
+    prof = read_profile("sed_cpu")
+    for row in SED_ROWS:
+        overrides, _ = sed_row_overrides(row, prof, 0)
+        cfg = load_sed_config(row.preset, overrides)
+        assert cfg.features.n_mels == 64 and cfg.sampler.phase1.steps_per_epoch == 100
+        unlabeled = cfg.sampler.phase1.batch_sizes.get("unlabeled", 0)
+        assert unlabeled == (8 if cfg.method.adversarial != "none" or cfg.method.kind == "mean_teacher" else 0)
+    assert main(["config", "list", "--profiles"]) == 0
+    assert capsys.readouterr().out.split() == ["sed_cpu", "ser_cpu"]

@@ -69,3 +69,13 @@ def test_benchmark_runs_systems_for_each_protocol(ser_tiny_dataset, tmp_path, ca
     summary = (out / "benchmark.md").read_text()
     assert "transductive protocol" in summary and "held_out_speaker protocol" in summary
     assert "| NNPM, freeze 0 |" in capsys.readouterr().out
+
+
+def test_the_shipped_cpu_profile_is_valid_for_every_row():
+    from audioadapt.api.benchmark import read_profile
+
+    prof = read_profile("ser_cpu")
+    for row in SER_ROWS + tuple(ablation_rows([0, 1, 2], [0.4, 0.9])):
+        overrides, _ = ser_row_overrides(row, prof, 0, "transductive")
+        cfg = load_ser_config(row.preset, overrides)
+        assert cfg.source_validation.kind == "stratified" and cfg.stage1.epochs == 30

@@ -1,7 +1,7 @@
 """Park et al.'s Table 1 on any DESED-layout dataset: every row x several seeds.
 
 >>> from audioadapt.api.sed_benchmark import benchmark_sed
->>> table = benchmark_sed("data/small", "bench/sed", seeds=(0, 1, 2), profile="benchmarks/configs/sed_cpu.yaml")
+>>> table = benchmark_sed("data/small", "bench/sed", seeds=(0, 1, 2), profile="sed_cpu")
 >>> print(table.to_markdown())
 
 Writes ``benchmark.json``, ``benchmark.md`` and ``benchmark.png`` into the

@@ -13,10 +13,10 @@ the event- and segment-based macro F1, and PSDS1) as Markdown, JSON and a bar ch
 Rows: baseline, adv_whole, adv_time, tri_training, adv_whole_tri_training,
 adv_time_tri_training, mean_teacher.
 
---profile is a YAML partial configuration applied to every row where it
-applies (e.g. benchmarks/configs/sed_cpu.yaml: a CPU-sized network and
-schedule); a `rows:` section in it holds per-row settings. key.path=value
-overrides are applied the same way, after the profile.
+--profile is a partial configuration applied to every row where it applies:
+a shipped one (sed_cpu: a CPU-sized network and schedule; see `audioadapt
+config list --profiles`) or a YAML file; a `rows:` section in it holds
+per-row settings. key.path=value overrides are applied the same way, after it.
 
 Each (row, seed) is a run directory under OUT/runs/; running the same command
 again skips finished runs and resumes interrupted ones. Options taking
@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="benchmark directory")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], metavar="N", help="training seeds (default 0 1 2)")
     p.add_argument("--rows", nargs="+", metavar="ROW", help="rows to run (default: all seven)")
-    p.add_argument("--profile", type=Path, metavar="YAML", help="partial configuration applied to every row")
+    p.add_argument("--profile", type=Path, metavar="YAML", help="shipped profile name or YAML file applied to every row")
     p.add_argument("--split", default="validation", choices=["validation", "synthetic_valid"],
                    help="strongly labelled split to score (default: validation, the real domain)")
     p.add_argument("--rerun", action="store_true", help="train finished runs again")

@@ -15,10 +15,10 @@ Ablations add NNPM rows: --freeze 0 1 2 (first N conv layers frozen, the
 paper's Table 3) and --thresholds 0.4 0.5 0.6 0.7 0.8 0.9 (similarity
 threshold, the paper's Figure 2).
 
---profile is a YAML partial configuration applied to every row where it
-applies (e.g. benchmarks/configs/ser_cpu.yaml); a `rows:` section holds
-per-row settings; key.path=value overrides are applied the same way, after
-it. Stage-2 systems start from the same seed's SNSA-F run (stage 1 sees only
+--profile is a partial configuration applied to every row where it applies:
+a shipped one (ser_cpu; see `audioadapt config list --profiles`) or a YAML
+file; a `rows:` section holds per-row settings; key.path=value overrides are
+applied the same way, after it. Stage-2 systems start from the same seed's SNSA-F run (stage 1 sees only
 the source) unless --no-share-stage1. Running the same command again skips
 finished runs and resumes interrupted ones. Options taking several values
 (--seeds, --rows, ...) take every word after them: put the key.path=value
@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--freeze", type=int, nargs="+", default=[], metavar="N", help="freeze-N ablation rows")
     p.add_argument("--thresholds", type=float, nargs="+", default=[], metavar="THETA",
                    help="similarity-threshold ablation rows")
-    p.add_argument("--profile", type=Path, metavar="YAML", help="partial configuration applied to every row")
+    p.add_argument("--profile", type=Path, metavar="YAML", help="shipped profile name or YAML file applied to every row")
     p.add_argument("--no-share-stage1", action="store_true", help="every run trains its own stage 1")
     p.add_argument("--rerun", action="store_true", help="train finished runs again")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failing run")

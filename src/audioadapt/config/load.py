@@ -27,6 +27,7 @@ from audioadapt.errors import ConfigError
 T = TypeVar("T")
 
 _PRESET_PACKAGE = "audioadapt.config.presets"
+_PROFILE_PACKAGE = "audioadapt.config.profiles"
 _EXTENDS_KEY = "extends"
 
 
@@ -279,8 +280,8 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
-def _preset_files() -> dict[str, Path]:
-    root = resources.files(_PRESET_PACKAGE)
+def _preset_files(package: str = _PRESET_PACKAGE) -> dict[str, Path]:
+    root = resources.files(package)
     out = {}
     for entry in root.iterdir():
         name = entry.name
@@ -292,6 +293,23 @@ def _preset_files() -> dict[str, Path]:
 def list_presets(prefix: str = "") -> list[str]:
     """Names of the shipped presets, optionally only those starting with ``prefix``."""
     return sorted(n for n in _preset_files() if n.startswith(prefix))
+
+
+def list_profiles(prefix: str = "") -> list[str]:
+    """Names of the shipped benchmark profiles (partial configs applied to every benchmark row)."""
+    return sorted(n for n in _preset_files(_PROFILE_PACKAGE) if n.startswith(prefix))
+
+
+def profile_path(name_or_path: str | Path) -> Path:
+    """The YAML file of a shipped profile (by name) or of a profile path."""
+    text = str(name_or_path)
+    shipped = _preset_files(_PROFILE_PACKAGE)
+    if text in shipped:
+        return shipped[text]
+    path = Path(text)
+    if not path.is_file():
+        raise ConfigError(f"no profile or config file '{text}'.{_nearest(text, shipped)}")
+    return path
 
 
 def load_preset_dict(name_or_path: str | Path, _seen: tuple[str, ...] = ()) -> dict:
@@ -341,9 +359,11 @@ __all__ = [
     "apply_overrides",
     "from_dict",
     "list_presets",
+    "list_profiles",
     "load_config",
     "load_preset_dict",
     "override_items",
+    "profile_path",
     "save_config",
     "to_dict",
 ]

@@ -1,0 +1,1 @@
+"""Shipped benchmark profiles: partial configurations applied to every row of a benchmark."""
