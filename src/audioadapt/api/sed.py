@@ -1,8 +1,8 @@
 """Train and evaluate the SED system in two calls.
 
 >>> from audioadapt.api.sed import train_sed, evaluate_sed_run
->>> result = train_sed("sed_demo", ["train.epochs=5"], data_root="data/small", run_dir="runs/demo")
->>> evaluation = evaluate_sed_run("runs/demo")          # writes eval_validation.json / .md
+>>> result = train_sed("sed_baseline", ["train.epochs=5"], data_root="data/small", run_dir="runs/baseline")
+>>> evaluation = evaluate_sed_run("runs/baseline")      # writes eval_validation.json / .md
 
 A run directory holds, besides the Trainer's files (``config.yaml``,
 ``versions.json``, ``train.log``, ``metrics.csv``, ``last.pt``, ``best.pt``):
@@ -102,7 +102,7 @@ def train_sed(preset_or_config: str | Path | SedExperimentConfig, overrides: Ite
 
     Parameters
     ----------
-    preset_or_config: a preset name (``sed_baseline``, ..., ``sed_demo``), a
+    preset_or_config: a preset name (``sed_baseline``, ..., ``sed_mean_teacher``), a
         YAML path, or a :class:`SedExperimentConfig`.
     overrides: dotted ``key.path=value`` changes (checked like a preset).
     data_root: the dataset root (DESED 2019 layout); on resume it defaults to

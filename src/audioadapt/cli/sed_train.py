@@ -14,7 +14,6 @@ PRESET is a shipped preset or a YAML file:
   sed_baseline, sed_adv_whole, sed_adv_time, sed_tri_training,
   sed_adv_whole_tri_training, sed_adv_time_tri_training   (Park et al. 2019, Table 1)
   sed_mean_teacher                                        (the DCASE 2019 baseline method)
-  sed_demo                                                (small and quick, for a CPU)
 Any setting can be changed with key.path=value, e.g.
   train.epochs=20  method.phase2_epochs=10  sampler.phase1.batch_sizes.weak=8
 Settings the chosen method would ignore are rejected. The model is selected on

@@ -346,7 +346,7 @@ def load_sed_config(preset: str | Path | None = None, overrides: Iterable[str] =
     so are settings the run would ignore (:meth:`SedExperimentConfig.ignored_keys`):
     a preset setting its own switches make inactive, or an override without
     effect. A preset setting that only an override's switch makes inactive
-    (e.g. ``method.phase2_epochs`` of ``sed_demo`` with
+    (e.g. a preset's ``method.phase2_epochs`` with
     ``method.tri_training=false``) is logged as ignored.
     """
     overrides = list(overrides)

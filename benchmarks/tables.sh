@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Regenerate the committed results tables: Park et al.'s Table 1 (+ mean teacher) on the embedded synthetic
+# dataset and on the real-audio soundscape dataset, and NNPM's systems on EMO-DB -> URDU.
+# Usage: bash benchmarks/tables.sh [WORK_DIR]   (default /tmp/audioadapt-tables; needs ../shared/data)
+# The three benchmarks run in parallel, one torch thread each; a second call skips finished runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WORK=${1:-/tmp/audioadapt-tables}
+DATA=${AUDIOADAPT_SHARED_DATA:-../shared/data}
+AA=.venv/bin/audioadapt
+export OMP_NUM_THREADS=1
+mkdir -p "$WORK" benchmarks/results
+[ -f "$WORK/sed_synth_small/dataset.json" ] || $AA synth sed "$WORK/sed_synth_small" --size small --seed 0
+[ -f "$WORK/sed_real_small/dataset.json" ] || $AA synth sed "$WORK/sed_real_small" --size small --seed 0 \
+    --events recipes/real_sed/events.yaml --backgrounds recipes/real_sed/backgrounds.yaml
+.venv/bin/python recipes/emodb_urdu/emodb_manifest.py "$DATA/emodb" "$WORK/emodb4.csv"
+
+$AA sed benchmark train.progress_bar=false --data "$WORK/sed_synth_small" --out "$WORK/sed_synth" \
+    --profile sed_cpu --seeds 0 1 2 > "$WORK/sed_synth.log" 2>&1 &
+$AA sed benchmark train.progress_bar=false --data "$WORK/sed_real_small" --out "$WORK/sed_real" \
+    --profile sed_cpu --seeds 0 1 2 > "$WORK/sed_real.log" 2>&1 &
+$AA ser benchmark --source "csv:$WORK/emodb4.csv" --target "urdu:$DATA/urdu" --out "$WORK/ser" \
+    --profile ser_cpu --seeds 0 1 2 > "$WORK/ser.log" 2>&1 &
+wait
+
+for name in sed_synth sed_real; do
+    for ext in md json png; do cp "$WORK/$name/benchmark.$ext" "benchmarks/results/${name}_table1.$ext"; done
+done
+for protocol in transductive held_out_speaker; do
+    for ext in md json png; do cp "$WORK/ser/$protocol/benchmark.$ext" "benchmarks/results/ser_emodb_urdu_$protocol.$ext"; done
+done
+echo "tables copied to benchmarks/results/"
