@@ -2,7 +2,8 @@
 # Regenerate the committed results tables: Park et al.'s Table 1 (+ mean teacher) on the embedded synthetic
 # dataset and on the real-audio soundscape dataset, and NNPM's systems on EMO-DB -> URDU.
 # Usage: bash benchmarks/tables.sh [WORK_DIR]   (default /tmp/audioadapt-tables; needs ../shared/data)
-# The three benchmarks run in parallel, one torch thread each; a second call skips finished runs.
+# The three benchmarks run in parallel, one torch thread each; a second call skips finished runs. Feature
+# caches go to WORK (cache.directory), never into the corpus folders.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${1:-/tmp/audioadapt-tables}
@@ -19,7 +20,7 @@ $AA sed benchmark train.progress_bar=false --data "$WORK/sed_synth_small" --out 
     --profile sed_cpu --seeds 0 1 2 > "$WORK/sed_synth.log" 2>&1 &
 $AA sed benchmark train.progress_bar=false --data "$WORK/sed_real_small" --out "$WORK/sed_real" \
     --profile sed_cpu --seeds 0 1 2 > "$WORK/sed_real.log" 2>&1 &
-$AA ser benchmark --source "csv:$WORK/emodb4.csv" --target "urdu:$DATA/urdu" --out "$WORK/ser" \
+$AA ser benchmark "cache.directory=$WORK/cache" --source "csv:$WORK/emodb4.csv" --target "urdu:$DATA/urdu" --out "$WORK/ser" \
     --profile ser_cpu --seeds 0 1 2 > "$WORK/ser.log" 2>&1 &
 wait
 

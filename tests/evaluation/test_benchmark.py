@@ -49,6 +49,6 @@ def test_write_produces_json_markdown_and_plot(tmp_path):
     assert data["results"]["b"]["metrics"]["loss"]["mean"] is None  # NaN -> null
     assert data["entries"]["a.event"] == pytest.approx(0.2)
     assert "versions" in data
-    assert paths["markdown"].read_text().startswith("## Toy table")
+    assert paths["markdown"].read_text().startswith("### Toy table\n")
     assert paths["plot"].stat().st_size > 1000
     assert not list(tmp_path.glob("*.tmp*"))

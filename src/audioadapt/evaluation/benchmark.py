@@ -152,7 +152,7 @@ class BenchmarkTable:
 
     def to_markdown(self) -> str:
         """The table, then the per-seed numbers (the Report's Markdown without the entry list)."""
-        parts = [f"## {self.title}", self.table().to_markdown(), self.seed_table().to_markdown()]
+        parts = [self.table().to_markdown(), self.seed_table().to_markdown()]
         return "\n\n".join(parts) + "\n"
 
     def plot(self, path: str | Path) -> Path:
