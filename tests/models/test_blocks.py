@@ -109,3 +109,22 @@ def test_torch_default_init_leaves_weights_and_unknown_scheme_fails():
     assert torch.equal(before, lin.weight)
     with pytest.raises(ValueError):
         init_weights(lin, "kaiming")  # type: ignore[arg-type]
+
+
+def test_mask_dropout_keeps_with_probability_1_minus_p_and_rescales():
+    from audioadapt.models.blocks import MaskDropout
+
+    torch.manual_seed(0)
+    drop = MaskDropout(0.25)
+    x = torch.ones(400, 500, requires_grad=True)
+    y = drop(x)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.75) < 0.005
+    torch.testing.assert_close(y[kept], torch.full_like(y[kept], 1 / 0.75))
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, y.detach())  # gradient: the same mask and scale
+    drop.eval()
+    assert drop(x) is x
+    assert MaskDropout(0.0).train()(x) is x
+    with pytest.raises(ValueError):
+        MaskDropout(1.0)
