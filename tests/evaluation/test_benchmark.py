@@ -29,7 +29,8 @@ def test_summary_leaves_out_undefined_values_and_has_no_spread_for_one_value():
 
 def _table() -> BenchmarkTable:
     rows = [BenchmarkRow("a", "System A", {0: {"event": 0.1, "loss": 1.0}, 1: {"event": 0.3, "loss": 3.0}}),
-            BenchmarkRow("b", "System B", {0: {"event": 0.5}})]
+            BenchmarkRow("b", "System B", {0: {"event": 0.5}}),
+            BenchmarkRow("c", "System C", {0: {"event": 0.2, "loss": math.nan}, 1: {"event": 0.4, "loss": 2.0}})]
     return BenchmarkTable("test_benchmark", "Toy table", METRICS, rows, settings={"seeds": [0, 1]}, note="toy")
 
 
@@ -37,6 +38,7 @@ def test_markdown_has_one_line_per_system_and_the_per_seed_lines():
     md = _table().to_markdown()
     assert "| System A | 20.00 ± 14.14 | 2.0000 ± 1.4142 | 2 |" in md
     assert "| System B | 50.00 | n/a | 1 |" in md
+    assert "| System C | 30.00 ± 14.14 | 2.0000 (n=1) | 2 |" in md
     assert "| System A | 1 | 30.00 | 3.0000 |" in md  # per-seed table
 
 

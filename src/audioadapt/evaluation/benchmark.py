@@ -8,7 +8,8 @@ and draws it as a bar chart.
 
 The spread is the sample standard deviation over seeds (``ddof=1``); it is
 undefined (``n/a``) for a single seed. A seed whose metric is undefined
-(NaN) is left out of that metric's mean and counted in ``n``.
+(NaN) is left out of that metric's mean; the table then shows how many
+seeds the mean is over (``(n=1)``).
 """
 
 from __future__ import annotations
@@ -118,7 +119,10 @@ class BenchmarkTable:
         body = []
         for row in self.rows:
             cells: list[Any] = [row.label]
-            cells += [row.summary(m.key).format(m.percent) for m in self.metrics]
+            for m in self.metrics:
+                summary = row.summary(m.key)
+                partial = 0 < summary.n < len(row.runs)
+                cells.append(summary.format(m.percent) + (f" (n={summary.n})" if partial else ""))
             cells.append(len(row.runs))
             body.append(cells)
         return Table(self.title, columns, body, note=self.note)
