@@ -99,3 +99,19 @@ def test_config_loads_from_yaml_like_dict_and_rejects_unknown_keys():
     assert cfg.rnn_layers == 1 and cfg.pooling == ((2, 2),) * 7 and cfg.bn_momentum == 0.01
     with pytest.raises(ConfigError, match="rnn_layers"):
         from_dict(CRNNConfig, {"rnn_layer": 2})
+
+
+def test_channels_last_gives_the_same_features_and_gradients_as_contiguous():
+    torch.manual_seed(0)
+    small = dict(filters=(4, 8), kernel_sizes=(3, 3), pooling=((2, 2), (2, 2)), rnn_hidden=8, rnn_layers=1,
+                 dropout=0.0)
+    fast = CRNN(CRNNConfig(**small, memory_format="channels_last"), 16)
+    plain = CRNN(CRNNConfig(**small, memory_format="contiguous"), 16)
+    plain.load_state_dict(fast.state_dict())
+    assert fast.cnn[0].conv.weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(3, 20, 16)
+    out_fast, out_plain = fast(x), plain(x)
+    torch.testing.assert_close(out_fast, out_plain, rtol=1e-5, atol=1e-5)
+    out_fast.square().sum().backward()
+    out_plain.square().sum().backward()
+    torch.testing.assert_close(fast.cnn[0].conv.weight.grad, plain.cnn[0].conv.weight.grad, rtol=1e-4, atol=1e-5)
