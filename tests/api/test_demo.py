@@ -56,6 +56,7 @@ def test_demo_trains_and_prints_the_results_table(demo_out, sed_tiny_profile, ca
                  "--profile", str(sed_tiny_profile)]) == 0
     out = capsys.readouterr().out
     assert "| Our baseline |" in out and "| Adv.time + Tri-training |" in out
+    assert "Table 1 rows on the generated tiny dataset (seed 3)" in out
     data = json.loads((demo_out / "results" / "benchmark.json").read_text())
     assert list(data["results"]) == ["baseline", "adv_time_tri_training"]
     run = demo_out / "results" / "runs" / "adv_time_tri_training" / "seed0"

@@ -74,6 +74,7 @@ def benchmark_sed(
     split: str = "validation",
     rerun: bool = False,
     keep_going: bool = True,
+    title: str | None = None,
 ) -> BenchmarkTable:
     """Train and score every selected row with every seed; write and return the table.
 
@@ -88,6 +89,7 @@ def benchmark_sed(
     split: the strongly labelled split scored (``validation``).
     rerun: train finished cells again.
     keep_going: record failing runs and go on (they are listed in the JSON).
+    title: the table's title (default: names the dataset folder and the split).
     """
     from audioadapt.api.sed import evaluate_sed_run, train_sed
 
@@ -113,7 +115,7 @@ def benchmark_sed(
                     "seconds_per_run": [grid.seconds.get((row.key, s)) for s in seeds]}
         table_rows.append(BenchmarkRow(row.key, row.label, runs, settings))
     table = BenchmarkTable(
-        "sed_benchmark", f"SED benchmark on {Path(data_root).name} ({split} split)", SED_METRICS, table_rows,
+        "sed_benchmark", title or f"SED benchmark on {Path(data_root).name} ({split} split)", SED_METRICS, table_rows,
         settings={"data_root": str(Path(data_root).resolve()), "split": split, "seeds": list(seeds),
                   "profile": str(profile) if profile is not None else None, "common_settings": prof.common, "row_settings": prof.rows,
                   "failures": {f"{k[0]}/seed{k[1]}": v for k, v in grid.failures.items()}},
