@@ -104,8 +104,7 @@ class Profile:
 
 def read_profile(path: str | Path | None) -> Profile:
     """Read a profile: a shipped one by name (``sed_cpu``, ``ser_cpu``) or a YAML path (``None`` -> empty)."""
-    from audioadapt.config.load import _read_yaml, profile_path
-    from audioadapt.config.sed import leaf_items
+    from audioadapt.config.load import _read_yaml, leaf_items, profile_path
 
     if path is None:
         return Profile()

@@ -198,6 +198,18 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
+def leaf_items(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted path -> value of the leaves of a nested mapping (a preset or a config tree)."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, Mapping) and value:
+            out.update(leaf_items(value, path))
+        else:
+            out[path] = value
+    return out
+
+
 def override_items(overrides: Iterable[str]) -> dict[str, Any]:
     """``key.path=value`` texts as a ``{"key.path": value}`` mapping (values parsed as YAML)."""
     out: dict[str, Any] = {}
@@ -358,6 +370,7 @@ def save_config(cfg: Any, path: str | Path) -> Path:
 __all__ = [
     "apply_overrides",
     "from_dict",
+    "leaf_items",
     "list_presets",
     "list_profiles",
     "load_config",

@@ -25,13 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 
 from audioadapt.adaptation.domain import DomainConfig
 from audioadapt.adaptation.orthogonality import OrthogonalityConfig
 from audioadapt.adaptation.pseudo_labels import PseudoLabelConfig
 from audioadapt.adaptation.schedules import ScheduleConfig
-from audioadapt.config.load import apply_overrides, from_dict, load_preset_dict, to_dict
+from audioadapt.config.load import apply_overrides, from_dict, leaf_items, load_preset_dict, override_items, to_dict
 from audioadapt.data.corpora.desed import SedDataConfig
 from audioadapt.data.labels import LabelConfig
 from audioadapt.data.sampling import SamplerConfig
@@ -316,29 +315,6 @@ def _lookup(tree: Any, key: str) -> Any:
     return tree
 
 
-def leaf_items(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Dotted path -> value of the leaves of a nested mapping (a preset or a config tree)."""
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        path = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, Mapping) and value:
-            out.update(leaf_items(value, path))
-        else:
-            out[path] = value
-    return out
-
-
-def _override_items(overrides: Iterable[str]) -> dict[str, Any]:
-    out = {}
-    for text in overrides:
-        key, _, raw = text.partition("=")
-        try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            out[key.strip()] = raw  # apply_overrides has already reported a bad value
-    return out
-
-
 def load_sed_config(preset: str | Path | None = None, overrides: Iterable[str] = ()) -> SedExperimentConfig:
     """Build a :class:`SedExperimentConfig` from a preset (name or YAML path) and dotted overrides.
 
@@ -368,7 +344,7 @@ def override_sed_config(cfg: SedExperimentConfig, overrides: Iterable[str]) -> S
     """``cfg`` with dotted overrides applied and checked like :func:`load_sed_config`'s."""
     overrides = list(overrides)
     out = apply_overrides(cfg, overrides)
-    out.check_keys(_override_items(overrides), "overrides")
+    out.check_keys(override_items(overrides), "overrides")
     return out
 
 
