@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 #: Marker file of a finished cell.
 CELL_FILE = "cell.json"
+#: Training seeds of a benchmark unless given.
+DEFAULT_SEEDS: tuple[int, ...] = (0, 1, 2)
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,18 @@ class GridResult:
     metrics: dict[tuple[str, int], dict[str, float]] = field(default_factory=dict)
     seconds: dict[tuple[str, int], float] = field(default_factory=dict)
     failures: dict[tuple[str, int], str] = field(default_factory=dict)
+
+    def runs(self, row_key: str, seeds: Iterable[int]) -> dict[int, dict[str, float]]:
+        """Seed -> metrics of the finished cells of one row."""
+        return {s: self.metrics[(row_key, s)] for s in seeds if (row_key, s) in self.metrics}
+
+    def seconds_of(self, row_key: str, seeds: Iterable[int]) -> list[float | None]:
+        """Wall seconds of each seed's run of one row (``None`` where it did not finish)."""
+        return [self.seconds.get((row_key, s)) for s in seeds]
+
+    def failure_names(self) -> dict[str, str]:
+        """``"<row>/seed<N>" -> error`` of the failed cells."""
+        return {f"{k[0]}/seed{k[1]}": v for k, v in self.failures.items()}
 
 
 # -- profiles ------------------------------------------------------------------------------
@@ -129,6 +143,23 @@ def split_profile(items: Mapping[str, Any], inactive: Mapping[str, str]) -> tupl
         else:
             skipped[key] = reason
     return applied, skipped
+
+
+def row_overrides(row: RowSpec, profile: Profile, load: Callable[[str, list[str]], Any],
+                  extra: Sequence[str]) -> tuple[list[str], dict[str, str], Any]:
+    """The overrides of one run of ``row``: its own, the profile's that it uses, then ``extra``.
+
+    ``load(preset, overrides)`` builds the row's configuration (``load_sed_config``,
+    ``load_ser_config``); its ``inactive_keys()`` decide which profile keys are left
+    out (returned with the reason). The full list is loaded once more, so a bad
+    profile or override fails here, before any training. Returns the overrides,
+    the left-out keys and the row's configuration without the profile.
+    """
+    cfg = load(row.preset, list(row.overrides))
+    applied, skipped = split_profile(profile.items_for(row.key), cfg.inactive_keys())
+    out = [*row.overrides, *applied, *extra]
+    load(row.preset, out)
+    return out, skipped, cfg
 
 
 def parse_seeds(seeds: Iterable[int]) -> tuple[int, ...]:
@@ -232,5 +263,6 @@ def run_grid(
     return result
 
 
-__all__ = ["CELL_FILE", "Cell", "GridResult", "Profile", "ROWS_KEY", "RowSpec", "parse_seeds", "read_profile", "run_grid",
+__all__ = ["CELL_FILE", "Cell", "DEFAULT_SEEDS", "GridResult", "Profile", "ROWS_KEY", "RowSpec", "parse_seeds",
+           "read_profile", "row_overrides", "run_grid",
            "select_rows", "split_profile"]

@@ -24,8 +24,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from audioadapt.api.benchmark import (Cell, Profile, RowSpec, parse_seeds, read_profile, run_grid, select_rows,
-                                      split_profile)
+from audioadapt.api.benchmark import (DEFAULT_SEEDS, Cell, Profile, RowSpec, parse_seeds, read_profile,
+                                      row_overrides, run_grid, select_rows)
 from audioadapt.config.load import override_items
 from audioadapt.errors import ConfigError
 from audioadapt.evaluation.benchmark import BenchmarkRow, BenchmarkTable, MetricSpec
@@ -43,6 +43,9 @@ SER_ROWS: tuple[RowSpec, ...] = (
 
 #: Columns: UA and WA on the target test side.
 SER_METRICS: tuple[MetricSpec, ...] = (MetricSpec("ua", "UA"), MetricSpec("wa", "WA"))
+
+#: Target protocols a benchmark runs unless told otherwise.
+SER_PROTOCOLS: tuple[str, ...] = ("transductive", "held_out_speaker")
 
 #: The stage-1-only row whose run the stage-2 rows start from.
 STAGE1_ROW = "snsa_f"
@@ -68,10 +71,8 @@ def ser_row_overrides(row: RowSpec, profile: Profile, seed: int, protocol: str,
     """The overrides of one run: the row's, the profile's that it uses, seed, protocol, stage-1 start."""
     from audioadapt.config.ser import load_ser_config
 
-    cfg = load_ser_config(row.preset, row.overrides)
-    applied, skipped = split_profile(profile.items_for(row.key), cfg.inactive_keys())
-    out = [*row.overrides, *applied, f"train.seed={seed}", f"protocol.protocol={protocol}"]
-    load_ser_config(row.preset, out)  # a bad profile or override fails here, before any training
+    out, skipped, cfg = row_overrides(row, profile, load_ser_config,
+                                      [f"train.seed={seed}", f"protocol.protocol={protocol}"])
     if stage1_dir is not None and cfg.method.has_stage2:
         out.append(f"stage2.init_from={stage1_dir}")
     return out, skipped
@@ -82,8 +83,8 @@ def benchmark_ser(
     target: str,
     out_dir: str | Path,
     *,
-    seeds: Iterable[int] = (0, 1, 2),
-    protocols: Sequence[str] = ("transductive", "held_out_speaker"),
+    seeds: Iterable[int] = DEFAULT_SEEDS,
+    protocols: Sequence[str] = SER_PROTOCOLS,
     rows: Iterable[str] | None = None,
     freeze: Iterable[int] = (),
     thresholds: Iterable[float] = (),
@@ -142,18 +143,17 @@ def benchmark_ser(
                         keep_going=keep_going)
         table_rows = []
         for row in chosen:
-            runs = {s: grid.metrics[(row.key, s)] for s in seeds if (row.key, s) in grid.metrics}
-            table_rows.append(BenchmarkRow(row.key, row.label, runs, {
+            table_rows.append(BenchmarkRow(row.key, row.label, grid.runs(row.key, seeds), {
                 "preset": row.preset, "row_overrides": list(row.overrides),
                 "profile_settings_not_applied": skipped[row.key],
                 "stage1_from": STAGE1_ROW if share and row.key != STAGE1_ROW else None,
-                "seconds_per_run": [grid.seconds.get((row.key, s)) for s in seeds]}))
+                "seconds_per_run": grid.seconds_of(row.key, seeds)}))
         table = BenchmarkTable(
             "ser_benchmark", f"SER benchmark: {source} -> {target}, {protocol} protocol", SER_METRICS, table_rows,
             settings={"source": source, "target": target, "protocol": protocol, "seeds": list(seeds),
                       "profile": str(profile) if profile is not None else None, "common_settings": prof.common,
                       "row_settings": prof.rows, "share_stage1": share,
-                      "failures": {f"{k[0]}/seed{k[1]}": v for k, v in grid.failures.items()}},
+                      "failures": grid.failure_names()},
             note=_NOTE.format(protocol=protocol))
         table.write(where)
         tables[protocol] = table
@@ -163,4 +163,4 @@ def benchmark_ser(
     return tables
 
 
-__all__ = ["SER_METRICS", "SER_ROWS", "STAGE1_ROW", "ablation_rows", "benchmark_ser", "ser_row_overrides"]
+__all__ = ["SER_METRICS", "SER_PROTOCOLS", "SER_ROWS", "STAGE1_ROW", "ablation_rows", "benchmark_ser", "ser_row_overrides"]

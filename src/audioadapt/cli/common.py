@@ -51,3 +51,34 @@ def train_overrides(args: argparse.Namespace) -> list[str]:
     if args.resume and args.out is None:
         raise ConfigError("--resume needs --out RUN_DIR (the run to continue)")
     return overrides
+
+
+def add_benchmark_parser(sub: argparse._SubParsersAction, *, help: str, description: str,
+                         rows_help: str) -> argparse.ArgumentParser:
+    """The ``benchmark`` sub-command with the options every benchmark shares.
+
+    ``--out``, ``--seeds``, ``--rows``, ``--profile``, ``--rerun``, ``--fail-fast``
+    and the trailing ``key.path=value`` overrides; the caller adds its data options.
+    """
+    from audioadapt.api.benchmark import DEFAULT_SEEDS
+
+    p = sub.add_parser("benchmark", help=help, description=description,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.__class__ = IntermixedParser
+    seeds = " ".join(str(s) for s in DEFAULT_SEEDS)
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="benchmark directory")
+    p.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS), metavar="N",
+                   help=f"training seeds (default {seeds})")
+    p.add_argument("--rows", nargs="+", metavar="ROW", help=rows_help)
+    p.add_argument("--profile", type=Path, metavar="YAML", help="shipped profile name or YAML file applied to every row")
+    p.add_argument("--rerun", action="store_true", help="train finished runs again")
+    p.add_argument("--fail-fast", action="store_true", help="stop at the first failing run")
+    p.add_argument("overrides", nargs="*", metavar="key.path=value", help="settings for every row")
+    return p
+
+
+def report_failures(failures: dict[str, str]) -> int:
+    """Print one line per failed run; the exit code (1 if any failed)."""
+    for name, why in failures.items():
+        print(f"FAILED {name}: {why}")
+    return 1 if failures else 0

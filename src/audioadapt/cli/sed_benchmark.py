@@ -26,33 +26,25 @@ key.path=value overrides before them.
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from audioadapt.cli.common import IntermixedParser
+    from audioadapt.api.sed_benchmark import SED_SPLIT
+    from audioadapt.cli.common import add_benchmark_parser
 
-    p = sub.add_parser("benchmark", help="Table 1 rows + mean teacher over several seeds -> Markdown/JSON/PNG",
-                       description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.__class__ = IntermixedParser
+    p = add_benchmark_parser(sub, help="Table 1 rows + mean teacher over several seeds -> Markdown/JSON/PNG",
+                             description=_DESCRIPTION, rows_help="rows to run (default: all seven)")
     p.add_argument("--data", required=True, type=Path, metavar="ROOT", help="dataset root (DESED 2019 layout)")
-    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="benchmark directory")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], metavar="N", help="training seeds (default 0 1 2)")
-    p.add_argument("--rows", nargs="+", metavar="ROW", help="rows to run (default: all seven)")
-    p.add_argument("--profile", type=Path, metavar="YAML", help="shipped profile name or YAML file applied to every row")
-    p.add_argument("--split", default="validation", choices=["validation", "synthetic_valid"],
-                   help="strongly labelled split to score (default: validation, the real domain)")
-    p.add_argument("--rerun", action="store_true", help="train finished runs again")
-    p.add_argument("--fail-fast", action="store_true", help="stop at the first failing run")
-    p.add_argument("overrides", nargs="*", metavar="key.path=value", help="settings for every row")
+    p.add_argument("--split", default=SED_SPLIT, choices=["validation", "synthetic_valid"],
+                   help=f"strongly labelled split to score (default: {SED_SPLIT}, the real domain)")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from audioadapt.api.sed_benchmark import benchmark_sed
+    from audioadapt.cli.common import report_failures
 
     table = benchmark_sed(args.data, args.out, seeds=args.seeds, rows=args.rows, profile=args.profile,
                           overrides=args.overrides, split=args.split, rerun=args.rerun,
                           keep_going=not args.fail_fast)
     print(table.table().to_markdown())
-    failures = table.settings.get("failures") or {}
-    for name, why in failures.items():
-        print(f"FAILED {name}: {why}")
+    code = report_failures(table.settings.get("failures") or {})
     print(f"wrote {args.out / 'benchmark.md'}, {args.out / 'benchmark.json'}, {args.out / 'benchmark.png'}")
-    return 1 if failures else 0
+    return code

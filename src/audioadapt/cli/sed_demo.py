@@ -37,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from audioadapt.api.demo import run_sed_demo
+    from audioadapt.cli.common import report_failures
 
     result = run_sed_demo(args.out, args.size, args.seed, train=args.train, rows=args.rows, profile=args.profile,
                           train_seed=args.train_seed, overrides=args.overrides, workers=args.workers,
@@ -48,7 +49,5 @@ def _run(args: argparse.Namespace) -> int:
         print(result.results_markdown)
         print(f"\nPer-class tables: {result.results_dir}/runs/<row>/seed{args.train_seed}/eval_validation.md; "
               f"chart: {result.results_dir}/benchmark.png")
-        for name, why in result.summary.get("failures", {}).items():
-            print(f"FAILED {name}: {why}")
-        return 1 if result.summary.get("failures") else 0
+        return report_failures(result.summary.get("failures", {}))
     return 0

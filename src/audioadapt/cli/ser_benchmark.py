@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 _DESCRIPTION = """\
 Train and score SNSA-F, SNSA-wo-SL, SNSA-wo-HL, NNPM and DANN on a source ->
@@ -27,32 +26,27 @@ overrides before them.
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from audioadapt.cli.common import IntermixedParser
+    from audioadapt.api.ser_benchmark import SER_PROTOCOLS
+    from audioadapt.cli.common import add_benchmark_parser
 
-    p = sub.add_parser("benchmark", help="NNPM, its baselines and DANN over seeds and protocols -> Markdown/JSON/PNG",
-                       description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.__class__ = IntermixedParser
+    p = add_benchmark_parser(sub, help="NNPM, its baselines and DANN over seeds and protocols -> Markdown/JSON/PNG",
+                             description=_DESCRIPTION,
+                             rows_help="systems: snsa_f snsa_wo_sl snsa_wo_hl nnpm dann (default: all; none with "
+                                       "--rows '')")
     p.add_argument("--source", required=True, metavar="CORPUS:PATH", help="labelled source corpus")
     p.add_argument("--target", required=True, metavar="CORPUS:PATH", help="target corpus")
-    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="benchmark directory")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], metavar="N", help="training seeds (default 0 1 2)")
-    p.add_argument("--protocols", nargs="+", default=["transductive", "held_out_speaker"],
+    p.add_argument("--protocols", nargs="+", default=list(SER_PROTOCOLS),
                    choices=["transductive", "held_out_speaker", "paper"], help="target protocols")
-    p.add_argument("--rows", nargs="+", metavar="ROW",
-                   help="systems: snsa_f snsa_wo_sl snsa_wo_hl nnpm dann (default: all; none with --rows '')")
     p.add_argument("--freeze", type=int, nargs="+", default=[], metavar="N", help="freeze-N ablation rows")
     p.add_argument("--thresholds", type=float, nargs="+", default=[], metavar="THETA",
                    help="similarity-threshold ablation rows")
-    p.add_argument("--profile", type=Path, metavar="YAML", help="shipped profile name or YAML file applied to every row")
     p.add_argument("--no-share-stage1", action="store_true", help="every run trains its own stage 1")
-    p.add_argument("--rerun", action="store_true", help="train finished runs again")
-    p.add_argument("--fail-fast", action="store_true", help="stop at the first failing run")
-    p.add_argument("overrides", nargs="*", metavar="key.path=value", help="settings for every row")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from audioadapt.api.ser_benchmark import benchmark_ser
+    from audioadapt.cli.common import report_failures
 
     rows = None if args.rows is None else [r for r in args.rows if r]
     tables = benchmark_ser(args.source, args.target, args.out, seeds=args.seeds, protocols=args.protocols,
@@ -64,7 +58,6 @@ def _run(args: argparse.Namespace) -> int:
         print(table.table().to_markdown())
         print()
         failures.update({f"{protocol}/{k}": v for k, v in (table.settings.get("failures") or {}).items()})
-    for name, why in failures.items():
-        print(f"FAILED {name}: {why}")
+    code = report_failures(failures)
     print(f"wrote {args.out / 'benchmark.md'} and one folder per protocol")
-    return 1 if failures else 0
+    return code

@@ -14,8 +14,9 @@ seeds the mean is over (``(n=1)``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,8 +143,7 @@ class BenchmarkTable:
                 "label": row.label,
                 "settings": row.settings,
                 "seeds": sorted(row.runs),
-                "metrics": {m.key: {"mean": row.summary(m.key).mean, "std": row.summary(m.key).std,
-                                    "n": row.summary(m.key).n, "values": row.values(m.key)}
+                "metrics": {m.key: {**dataclasses.asdict(row.summary(m.key)), "values": row.values(m.key)}
                             for m in self.metrics},
                 "runs": {str(s): row.runs[s] for s in sorted(row.runs)},
             }
@@ -200,9 +200,4 @@ class BenchmarkTable:
         return {"json": json_path, "markdown": md_path, "plot": png}
 
 
-def rows_from_mapping(rows: Mapping[str, tuple[str, dict[int, dict[str, float]]]]) -> list[BenchmarkRow]:
-    """``{key: (label, {seed: metrics})}`` -> rows (a convenience for tests and scripts)."""
-    return [BenchmarkRow(key, label, dict(runs)) for key, (label, runs) in rows.items()]
-
-
-__all__ = ["BenchmarkRow", "BenchmarkTable", "MetricSpec", "Summary", "rows_from_mapping"]
+__all__ = ["BenchmarkRow", "BenchmarkTable", "MetricSpec", "Summary"]
