@@ -45,10 +45,10 @@ class MaskDropout(nn.Module):
 
     Each element is kept with probability ``1 - p`` and scaled by ``1 / (1 - p)``;
     the expectation and the distribution are those of ``nn.Dropout``, the random
-    stream is not. On CPU, ``uniform_`` plus a comparison costs about half of the
+    stream is not. On CPU, ``uniform_`` plus a comparison is cheaper than the
     ``bernoulli_`` draw behind ``F.dropout``, which on the large early-block
-    activations of the CRNN was the most expensive single operation of a
-    training step.
+    activations of the CRNN was the operator with the most self time in a
+    training step (``benchmarks/sed_profile.py``).
     """
 
     def __init__(self, p: float):
