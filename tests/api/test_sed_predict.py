@@ -152,14 +152,9 @@ def test_unusable_files_are_named_in_the_error(run, odd, tmp_path):
 
 
 # -- command line ---------------------------------------------------------------------------
-@pytest.fixture
-def cli():
-    return main
-
-
-def test_cli_writes_tsv_and_plots(cli, run, odd, tmp_path, capsys):
+def test_cli_writes_tsv_and_plots(run, odd, tmp_path, capsys):
     out, plots = tmp_path / "events.tsv", tmp_path / "plots"
-    assert cli(["sed", "predict", str(run), str(odd / "long.wav"), str(odd / "sub"), "--out", str(out),
+    assert main(["sed", "predict", str(run), str(odd / "long.wav"), str(odd / "sub"), "--out", str(out),
                 "--plots", str(plots), "--batch-size", "2"]) == 0
     assert "to " + str(out) in capsys.readouterr().out
     assert out.read_text().startswith("filename\tonset\toffset\tevent_label\n")
@@ -169,25 +164,25 @@ def test_cli_writes_tsv_and_plots(cli, run, odd, tmp_path, capsys):
     assert sorted(p.name for p in plots.glob("*.png")) == ["long.png", "window2.png"]
 
 
-def test_cli_prints_tsv_with_empty_event_rows(cli, run, odd, tmp_path, capsys, monkeypatch):
-    assert cli(["sed", "predict", str(run), str(odd / "short.wav")]) == 0
+def test_cli_prints_tsv_with_empty_event_rows(run, odd, tmp_path, capsys, monkeypatch):
+    assert main(["sed", "predict", str(run), str(odd / "short.wav")]) == 0
     printed = tmp_path / "printed.tsv"
     printed.write_text(capsys.readouterr().out)
     assert list(read_strong_tsv(printed)) == ["short.wav"]
 
     monkeypatch.setattr("audioadapt.api.sed_predict.predict_sed",
                         lambda *a, **k: {"quiet.wav": [], "x.wav": [Event(0.5, 1.25, "hum")]})
-    assert cli(["sed", "predict", str(run), str(odd / "short.wav")]) == 0
+    assert main(["sed", "predict", str(run), str(odd / "short.wav")]) == 0
     assert capsys.readouterr().out == "filename\tonset\toffset\tevent_label\nquiet.wav\t\t\t\n" \
                                       "x.wav\t0.500\t1.250\thum\n"
 
 
-def test_cli_errors_exit_with_a_message(cli, run, odd, tmp_path, capsys):
-    assert cli(["sed", "predict", str(run), str(odd / "text")]) == 2
+def test_cli_errors_exit_with_a_message(run, odd, tmp_path, capsys):
+    assert main(["sed", "predict", str(run), str(odd / "text")]) == 2
     assert f"{odd / 'text' / 'notes.wav'}: cannot decode audio" in capsys.readouterr().err
-    assert cli(["sed", "predict", str(run), str(tmp_path / "gone.wav")]) == 2
+    assert main(["sed", "predict", str(run), str(tmp_path / "gone.wav")]) == 2
     assert f"{tmp_path / 'gone.wav'}: no such audio file" in capsys.readouterr().err
-    assert cli(["sed", "predict", str(tmp_path / "norun"), str(odd / "short.wav")]) == 2
+    assert main(["sed", "predict", str(tmp_path / "norun"), str(odd / "short.wav")]) == 2
     assert "checkpoint" in capsys.readouterr().err
-    assert cli(["sed", "predict", str(run), str(odd / "short.wav"), "--batch-size", "0"]) == 2
+    assert main(["sed", "predict", str(run), str(odd / "short.wav"), "--batch-size", "0"]) == 2
     assert "batch size must be >= 1" in capsys.readouterr().err
