@@ -175,8 +175,13 @@ def init_distributed(device: str = "auto", env: Mapping[str, str] | None = None)
 
 
 def cleanup_distributed() -> None:
-    """Destroy the default process group, if any."""
+    """Destroy the default process group, if any, once every rank has reached this point.
+
+    The barrier keeps a rank from tearing its gloo context down while another
+    rank still talks to it.
+    """
     if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
 
 
