@@ -15,6 +15,10 @@ Synthetic data only. Measures, in one process and in this order:
 4. achieved FLOP/s as a fraction of the measured peak;
 5. the peak resident memory of training.
 
+The C allocator is set up as training sets it (``train.cpu_allocator``, default
+``retain``; ``--cpu-allocator system`` leaves glibc's defaults, see
+:mod:`audioadapt.training.allocator`).
+
 Optional variants that need no package change (``--variants``): channels-last
 memory format, bf16 autocast, ``torch.compile``. Each is timed with the same
 protocol as the plain run.
@@ -53,6 +57,8 @@ from audioadapt.features.config import FeatureConfig
 from audioadapt.features.logmel import LogMel
 from audioadapt.features.normalization import Normalizer, NormalizerConfig
 from audioadapt.models.sed_model import FINAL_HEAD, LABELER_HEADS, SedModel, SedModelConfig
+from audioadapt.training.allocator import configure_cpu_allocator
+from audioadapt.training.loop import TrainConfig
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 N_CLASSES = 10  # DESED classes
@@ -282,7 +288,7 @@ def render(res: dict[str, Any]) -> str:
         "Other jobs shared the machine; each row lists the load before and after its measurement.",
         f"- Input: batch {p['batch']}, {p['frames']} frames x {p['n_mels']} mels "
         f"({p['clip_seconds']:g} s clips at {p['sample_rate']} Hz); warm-up {p['warmup']}, "
-        f"median of {p['iters']} timed iterations.",
+        f"median of {p['iters']} timed iterations; CPU allocator `{p.get('cpu_allocator', 'system')}`.",
         "",
         "## Matmul peak",
         "",
@@ -340,7 +346,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="systems to time (FLOPs are always counted for both)")
     ap.add_argument("--json", type=Path, default=None, help="JSON output (default results/sed_throughput.json)")
     ap.add_argument("--markdown", type=Path, default=None, help="Markdown output (default results/sed_throughput.md)")
+    ap.add_argument("--cpu-allocator", choices=["retain", "system"], default=TrainConfig.cpu_allocator,
+                    help="C allocator setting, as train.cpu_allocator (default %(default)s)")
     args = ap.parse_args(argv)
+    configure_cpu_allocator(args.cpu_allocator)
     if args.threads:
         torch.set_num_threads(args.threads)
     batch = args.batch or (8 if args.quick else 64)
@@ -352,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     res: dict[str, Any] = {"machine": machine_info(), "load_start": load_avg(),
                            "params": {"batch": batch, "frames": frames, "n_mels": feat_cfg.n_mels, "warmup": warmup,
                                       "iters": iters, "clip_seconds": feat_cfg.clip_seconds,
-                                      "sample_rate": feat_cfg.sample_rate, "quick": args.quick}}
+                                      "sample_rate": feat_cfg.sample_rate, "quick": args.quick,
+                                      "cpu_allocator": args.cpu_allocator}}
     print(f"machine: {res['machine']['cpu']}, {res['machine']['cores']} cores, "
           f"{res['machine']['torch_threads']} threads, load {res['load_start']}", flush=True)
 

@@ -128,3 +128,41 @@ def test_mask_dropout_keeps_with_probability_1_minus_p_and_rescales():
     assert MaskDropout(0.0).train()(x) is x
     with pytest.raises(ValueError):
         MaskDropout(1.0)
+    with pytest.raises(ValueError, match="rounds to 1"):
+        MaskDropout(1.0 - 2.0**-18)
+
+
+@pytest.mark.parametrize("p", [0.5, 0.1, 0.9])
+def test_mask_dropout_rate_layout_and_rounded_scale(p):
+    from audioadapt.models.blocks import MaskDropout
+
+    torch.manual_seed(1)
+    x = torch.ones(32, 8, 40, 25).contiguous(memory_format=torch.channels_last)
+    drop = MaskDropout(p)
+    y = drop(x)
+    kept = y != 0
+    q = 1.0 - p
+    assert abs(kept.float().mean().item() - q) < 4 * (q * (1 - q) / x.numel()) ** 0.5 + 2.0**-16
+    # the scale is 1 / q with q rounded to 2**-16, so the expectation is exactly x
+    q_rounded = (2**15 - (round(p * 2**16) - 2**15)) / 2**16
+    torch.testing.assert_close(y[kept], torch.full_like(y[kept], 1 / q_rounded))
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    # masks of the same layout position are independent of the layout: rows differ
+    assert not torch.equal(kept[0], kept[1])
+
+
+def test_mask_dropout_is_seeded_and_works_in_low_precision():
+    from audioadapt.models.blocks import MaskDropout
+
+    drop = MaskDropout(0.3)
+    x = torch.ones(300, 301)
+    torch.manual_seed(5)
+    a = drop(x)
+    torch.manual_seed(5)
+    b = drop(x)
+    assert torch.equal(a, b)
+    half = drop(torch.ones(300, 301, dtype=torch.bfloat16))
+    assert half.dtype == torch.bfloat16
+    assert abs((half != 0).float().mean().item() - 0.7) < 0.01
+    strided = drop(torch.ones(301, 300).t())  # not dense in either layout
+    assert abs((strided != 0).float().mean().item() - 0.7) < 0.01

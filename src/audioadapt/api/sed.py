@@ -154,13 +154,16 @@ def load_sed_run(run_dir: str | Path,
 
     ``checkpoint`` is ``"best"`` (``best.pt``, else ``last.pt``), ``"last"`` or a path.
     """
+    from audioadapt.training.allocator import configure_cpu_allocator
     from audioadapt.training.checkpoint import load_checkpoint
 
     path = _checkpoint_path(Path(run_dir), checkpoint)
     ckpt = load_checkpoint(path)
     if "experiment_config" not in ckpt["meta"]:
         raise DataError("not a checkpoint of a SED run (no experiment_config in its meta)", path)
-    return ckpt, from_dict(SedExperimentConfig, ckpt["meta"]["experiment_config"]), path
+    cfg = from_dict(SedExperimentConfig, ckpt["meta"]["experiment_config"])
+    configure_cpu_allocator(cfg.train.cpu_allocator)
+    return ckpt, cfg, path
 
 
 def predicting_model(ckpt: dict[str, Any], cfg: SedExperimentConfig) -> tuple[SedModel, Normalizer]:

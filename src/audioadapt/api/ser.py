@@ -161,6 +161,7 @@ def checkpoint_path(run_dir: str | Path, checkpoint: str | Path = "last") -> Pat
 
 
 def _load_run(run_dir: str | Path, checkpoint: str | Path) -> tuple[dict[str, Any], SerExperimentConfig, Path]:
+    from audioadapt.training.allocator import configure_cpu_allocator
     from audioadapt.training.checkpoint import load_checkpoint
 
     path = checkpoint_path(run_dir, checkpoint)
@@ -168,7 +169,9 @@ def _load_run(run_dir: str | Path, checkpoint: str | Path) -> tuple[dict[str, An
     meta = ckpt["meta"]
     if "experiment_config" not in meta or "dataset_config" not in meta:
         raise DataError("not a checkpoint of a SER run (no experiment_config in its meta)", path)
-    return ckpt, from_dict(SerExperimentConfig, meta["experiment_config"]), path
+    cfg = from_dict(SerExperimentConfig, meta["experiment_config"])
+    configure_cpu_allocator(cfg.train.cpu_allocator)
+    return ckpt, cfg, path
 
 
 def _write_predictions(path: Path, dataset: Any, pred: Any, classes: Sequence[str]) -> None:

@@ -41,27 +41,50 @@ class ChannelGLU(nn.Module):
 
 
 class MaskDropout(nn.Module):
-    """Inverted dropout (as :class:`torch.nn.Dropout`) with the mask drawn from a uniform sample.
+    """Inverted dropout (as :class:`torch.nn.Dropout`) with a cheaper random draw on CPU.
 
-    Each element is kept with probability ``1 - p`` and scaled by ``1 / (1 - p)``;
-    the expectation and the distribution are those of ``nn.Dropout``, the random
-    stream is not. On CPU, ``uniform_`` plus a comparison is cheaper than the
-    ``bernoulli_`` draw behind ``F.dropout``, which on the large early-block
-    activations of the CRNN was the operator with the most self time in a
-    training step (``benchmarks/sed_profile.py``).
+    Each element is kept with probability ``q`` and scaled by ``1 / q``, so the
+    expectation is unchanged. On CPU the mask comes from 16-bit random integers,
+    four per 64-bit draw of the generator: ``F.dropout``'s ``bernoulli_`` and a
+    float ``uniform_`` both draw once per element, serially, and on the large
+    early-block activations of the CRNN that draw was the most expensive
+    operator of a training step (``benchmarks/sed_profile.py``). ``q`` is
+    therefore ``1 - p`` rounded to a multiple of ``2**-16`` (exact for 0.5,
+    0.25, ...; otherwise off by less than ``2**-17``) and the scale uses the
+    rounded ``q``. The random stream is not ``nn.Dropout``'s. On other devices
+    it is ``F.dropout``.
     """
+
+    _LEVELS = 1 << 16
 
     def __init__(self, p: float):
         super().__init__()
         if not 0.0 <= p < 1.0:
             raise ValueError(f"dropout probability must lie in [0, 1), got {p}")
         self.p = p
+        # keep where the int16 draw (uniform over [-2**15, 2**15)) is >= threshold
+        self._threshold = round(p * self._LEVELS) - self._LEVELS // 2
+        kept_levels = self._LEVELS // 2 - self._threshold
+        if kept_levels <= 0:
+            raise ValueError(f"dropout probability {p} rounds to 1 at a resolution of 2**-16")
+        self._scale = self._LEVELS / kept_levels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
-        keep = torch.empty_like(x).uniform_().ge_(self.p).mul_(1.0 / (1.0 - self.p))
-        return x * keep
+        if x.device.type != "cpu":
+            return F.dropout(x, self.p, training=True)
+        return x * self._keep_scale(x)
+
+    def _keep_scale(self, x: torch.Tensor) -> torch.Tensor:
+        """``1 / q`` where an element is kept and 0 elsewhere, in ``x``'s layout."""
+        n = x.numel()
+        words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device)
+        draws = words.random_(-(2**63), 2**63 - 1).view(torch.int16)[:n]
+        dense = x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)
+        draws = draws.as_strided(x.shape, x.stride()) if dense else draws.view(x.shape)
+        exact = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32  # holds every int16
+        return draws.to(exact).ge_(self._threshold).mul_(self._scale).to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
