@@ -132,7 +132,7 @@ def test_mask_dropout_keeps_with_probability_1_minus_p_and_rescales():
         MaskDropout(1.0 - 2.0**-18)
 
 
-@pytest.mark.parametrize("p", [0.5, 0.1, 0.9])
+@pytest.mark.parametrize("p", [0.5, 0.1, 0.9, 0.75, 1 / 3])
 def test_mask_dropout_rate_layout_and_rounded_scale(p):
     from audioadapt.models.blocks import MaskDropout
 
@@ -143,8 +143,9 @@ def test_mask_dropout_rate_layout_and_rounded_scale(p):
     kept = y != 0
     q = 1.0 - p
     assert abs(kept.float().mean().item() - q) < 4 * (q * (1 - q) / x.numel()) ** 0.5 + 2.0**-16
-    # the scale is 1 / q with q rounded to 2**-16, so the expectation is exactly x
-    q_rounded = (2**15 - (round(p * 2**16) - 2**15)) / 2**16
+    # the scale is 1 / q with q rounded to 2**-8 (when exact) or 2**-16, so the expectation is exactly x
+    levels = 2**8 if (p * 256).is_integer() else 2**16
+    q_rounded = (levels // 2 - (round(p * levels) - levels // 2)) / levels
     torch.testing.assert_close(y[kept], torch.full_like(y[kept], 1 / q_rounded))
     assert y.is_contiguous(memory_format=torch.channels_last)
     # masks of the same layout position are independent of the layout: rows differ
@@ -166,3 +167,24 @@ def test_mask_dropout_is_seeded_and_works_in_low_precision():
     assert abs((half != 0).float().mean().item() - 0.7) < 0.01
     strided = drop(torch.ones(301, 300).t())  # not dense in either layout
     assert abs((strided != 0).float().mean().item() - 0.7) < 0.01
+
+
+@pytest.mark.parametrize("activation", ["glu", "glu_classic", "relu"])
+def test_conv_block_eval_folds_batchnorm_into_the_conv(activation):
+    from audioadapt.models.blocks import ConvBlock
+
+    torch.manual_seed(0)
+    block = ConvBlock(3, 8, 3, (2, 2), 0.5, activation, 1e-3, 0.99)
+    x = torch.randn(4, 3, 16, 12)
+    block.train()
+    for _ in range(3):  # running statistics away from their initial values
+        block(x * 2 + 1)
+    with torch.no_grad():
+        block.norm.weight.normal_(1.0, 0.3)
+        block.norm.bias.normal_(0.0, 0.3)
+    block.eval()
+    folded = block(x)
+    unfolded = block.pool(block.act(block.norm(block.conv(x))))
+    torch.testing.assert_close(folded, unfolded, rtol=1e-5, atol=1e-6)
+    weight, bias = block.folded_conv()
+    assert weight.shape == block.conv.weight.shape and bias.shape == block.conv.bias.shape

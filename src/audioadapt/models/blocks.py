@@ -44,30 +44,31 @@ class MaskDropout(nn.Module):
     """Inverted dropout (as :class:`torch.nn.Dropout`) with a cheaper random draw on CPU.
 
     Each element is kept with probability ``q`` and scaled by ``1 / q``, so the
-    expectation is unchanged. On CPU the mask comes from 16-bit random integers,
-    four per 64-bit draw of the generator: ``F.dropout``'s ``bernoulli_`` and a
-    float ``uniform_`` both draw once per element, serially, and on the large
-    early-block activations of the CRNN that draw was the most expensive
-    operator of a training step (``benchmarks/sed_profile.py``). ``q`` is
-    therefore ``1 - p`` rounded to a multiple of ``2**-16`` (exact for 0.5,
-    0.25, ...; otherwise off by less than ``2**-17``) and the scale uses the
-    rounded ``q``. The random stream is not ``nn.Dropout``'s. On other devices
-    it is ``F.dropout``.
+    expectation is unchanged. On CPU the mask comes from small random integers,
+    eight 8-bit or four 16-bit ones per 64-bit draw of the generator:
+    ``F.dropout``'s ``bernoulli_`` and a float ``uniform_`` both draw once per
+    element, serially, and on the large early-block activations of the CRNN
+    that draw was the most expensive operator of a training step
+    (``benchmarks/sed_profile.py``). 8-bit integers are used when ``p`` is a
+    multiple of ``2**-8`` (0.5, 0.25, ...), which is then exact; otherwise
+    ``q = 1 - p`` is rounded to a multiple of ``2**-16`` (off by less than
+    ``2**-17``) and the scale uses the rounded ``q``. The random stream is not
+    ``nn.Dropout``'s. On other devices it is ``F.dropout``.
     """
-
-    _LEVELS = 1 << 16
 
     def __init__(self, p: float):
         super().__init__()
         if not 0.0 <= p < 1.0:
             raise ValueError(f"dropout probability must lie in [0, 1), got {p}")
         self.p = p
-        # keep where the int16 draw (uniform over [-2**15, 2**15)) is >= threshold
-        self._threshold = round(p * self._LEVELS) - self._LEVELS // 2
-        kept_levels = self._LEVELS // 2 - self._threshold
+        self._bits = 8 if float(p * 256).is_integer() else 16
+        levels = 1 << self._bits
+        # keep where the signed draw (uniform over [-levels/2, levels/2)) is >= threshold
+        self._threshold = round(p * levels) - levels // 2
+        kept_levels = levels // 2 - self._threshold
         if kept_levels <= 0:
             raise ValueError(f"dropout probability {p} rounds to 1 at a resolution of 2**-16")
-        self._scale = self._LEVELS / kept_levels
+        self._scale = levels / kept_levels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
@@ -79,8 +80,10 @@ class MaskDropout(nn.Module):
     def _keep_scale(self, x: torch.Tensor) -> torch.Tensor:
         """``1 / q`` where an element is kept and 0 elsewhere, in ``x``'s layout."""
         n = x.numel()
-        words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device)
-        draws = words.random_(-(2**63), 2**63 - 1).view(torch.int16)[:n]
+        per_word = 64 // self._bits
+        words = torch.empty((n + per_word - 1) // per_word, dtype=torch.int64, device=x.device)
+        small = torch.int8 if self._bits == 8 else torch.int16
+        draws = words.random_(-(2**63), 2**63 - 1).view(small)[:n]
         dense = x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)
         draws = draws.as_strided(x.shape, x.stride()) if dense else draws.view(x.shape)
         exact = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32  # holds every int16
@@ -149,8 +152,30 @@ class ConvBlock(nn.Module):
         self.pool = nn.AvgPool2d(tuple(pooling))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(batch, in_channel, frame, freq) -> (batch, out_channel, frame', freq')``."""
-        return self.pool(self.dropout(self.act(self.norm(self.conv(x)))))
+        """``(batch, in_channel, frame, freq) -> (batch, out_channel, frame', freq')``.
+
+        In eval mode the BatchNorm, an affine map with its running statistics,
+        is folded into the convolution's weight and bias: the same numbers up to
+        float rounding, one pass over the largest activation less.
+        """
+        if self.training or not self.norm.track_running_stats:
+            y = self.norm(self.conv(x))
+        else:
+            weight, bias = self.folded_conv()
+            y = self.conv._conv_forward(x, weight, bias)
+        return self.pool(self.dropout(self.act(y)))
+
+    def folded_conv(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Weight and bias of ``norm(conv(x))`` as one convolution (running statistics; eval mode)."""
+        norm, conv = self.norm, self.conv
+        scale = torch.rsqrt(norm.running_var + norm.eps)
+        if norm.weight is not None:
+            scale = scale * norm.weight
+        bias = -norm.running_mean if conv.bias is None else conv.bias - norm.running_mean
+        bias = bias * scale
+        if norm.bias is not None:
+            bias = bias + norm.bias
+        return conv.weight * scale.view(-1, 1, 1, 1), bias
 
 
 def pool_frame_mask(mask: torch.Tensor, time_pooling: tuple[int, ...]) -> torch.Tensor:
