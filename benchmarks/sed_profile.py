@@ -20,6 +20,8 @@ import sed_throughput  # noqa: E402  (the benchmark's model, batch and step)
 
 from audioadapt.features.config import FeatureConfig  # noqa: E402
 from audioadapt.features.logmel import LogMel  # noqa: E402
+from audioadapt.training.allocator import configure_cpu_allocator  # noqa: E402
+from audioadapt.training.loop import TrainConfig  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--rows", type=int, default=22, help="operators to list (default 22)")
     args = ap.parse_args(argv)
+    configure_cpu_allocator(TrainConfig.cpu_allocator)  # as in training
     if args.threads:
         torch.set_num_threads(args.threads)
     feat_cfg = FeatureConfig()

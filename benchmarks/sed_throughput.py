@@ -120,25 +120,32 @@ def rss_now_mib() -> float:
 
 # -- timing -------------------------------------------------------------------------------
 def timed(fn: Callable[[], Any], warmup: int, iters: int) -> dict[str, Any]:
-    """Run ``fn`` ``warmup`` times, then time ``iters`` calls; median and spread in seconds."""
+    """Run ``fn`` ``warmup`` times, then time ``iters`` calls; median and spread in seconds.
+
+    Also the page faults and system CPU time per timed call (``getrusage``): the kernel's share of the work.
+    """
     before = load_avg()
     for _ in range(warmup):
         fn()
     times = []
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
     for _ in range(iters):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
+    usage1 = resource.getrusage(resource.RUSAGE_SELF)
     return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "iters": iters,
-            "warmup": warmup, "load_before": before, "load_after": load_avg()}
+            "warmup": warmup, "load_before": before, "load_after": load_avg(),
+            "page_faults_per_call": (usage1.ru_minflt - usage0.ru_minflt) / iters,
+            "system_s_per_call": (usage1.ru_stime - usage0.ru_stime) / iters}
 
 
-def matmul_peak(sizes: tuple[int, ...], repeats: int) -> dict[str, Any]:
-    """Best float32 ``torch.mm`` FLOP/s over square sizes, ``repeats`` runs each."""
+def matmul_peak(sizes: tuple[int, ...], repeats: int, dtype: torch.dtype = torch.float32) -> dict[str, Any]:
+    """Best ``torch.mm`` FLOP/s in ``dtype`` over square sizes, ``repeats`` runs each."""
     before = load_avg()
     per_size = {}
     for n in sizes:
-        a, b = torch.randn(n, n), torch.randn(n, n)
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
         torch.mm(a, b)  # warm-up
         best = float("inf")
         for _ in range(repeats):
@@ -297,7 +304,7 @@ def render(res: dict[str, Any]) -> str:
     ]
     for n, f in res["matmul_peak"]["per_size"].items():
         lines.append(f"| {n} | {fmt_g(f)} |")
-    lines += [f"", f"Peak (best): **{fmt_g(peak)} GFLOP/s**; load {res['matmul_peak']['load_before']} -> "
+    lines += ["", f"Peak (best): **{fmt_g(peak)} GFLOP/s**; load {res['matmul_peak']['load_before']} -> "
               f"{res['matmul_peak']['load_after']}.", "", "## FLOPs (FlopCounterMode)", "",
               f"Counted at batch {FLOP_COUNT_BATCH} and {2 * FLOP_COUNT_BATCH} (affine in the batch), extrapolated to "
               f"batch {p['batch']}.", "",
@@ -311,8 +318,9 @@ def render(res: dict[str, Any]) -> str:
               "- infer: eval mode, `torch.inference_mode()`, head ft, features given; `infer+logmel` adds "
               "the log-mel front end on raw audio. RTF = audio seconds per wall second; 1/RTF = wall seconds "
               "per audio second.",
-              "- % peak = counted FLOPs / median time / matmul peak (log-mel FLOPs are not counted).",
-              "", "## Memory (training, full system)", ""]
+              "- % peak = counted FLOPs / median time / float32 matmul peak (log-mel FLOPs are not counted).",
+              "- page faults, system s: minor page faults and kernel CPU seconds per timed call (`getrusage`).",
+              *_bf16_lines(res), "", "## Memory (training, full system)", ""]
     mem = res["memory"]
     lines += [f"- RSS before building the model: {mem['rss_before_mib']:.0f} MiB; peak RSS (`ru_maxrss`) after "
               f"the training measurements: **{mem['rss_peak_mib']:.0f} MiB**.",
@@ -320,15 +328,28 @@ def render(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _bf16_lines(res: dict[str, Any]) -> list[str]:
+    """The bf16 rows against the bf16 matmul peak (measured only when the bf16 variant runs)."""
+    bf16_peak = res.get("matmul_peak_bf16")
+    if not bf16_peak:
+        return []
+    runs = [r for r in res["runs"] if "bf16" in r["variants"]]
+    share = ", ".join(f"{r['what']} {100 * r['flops_per_s'] / bf16_peak['flops']:.0f} %" for r in runs)
+    return [f"- bf16 matmul peak (best of sizes {', '.join(map(str, bf16_peak['per_size']))}): "
+            f"**{fmt_g(bf16_peak['flops'])} GFLOP/s**; the bf16 rows as a share of it: {share}."]
+
+
 def render_table(runs: list[dict[str, Any]], peak: float) -> str:
-    rows = ["| system | variants | what | median s | clips/s | RTF | 1/RTF | GFLOP/s | % peak | load before -> after |",
-            "|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    rows = ["| system | variants | what | median s | clips/s | RTF | 1/RTF | GFLOP/s | % peak | page faults | "
+            "system s | load before -> after |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in runs:
         rtf = f"{r['rtf']:.0f}" if "rtf" in r else ""
         inv = f"{1 / r['rtf']:.2e}" if "rtf" in r else ""
         rows.append(f"| {r['system']} | {'+'.join(r['variants']) or 'plain'} | {r['what']} | {r['median_s']:.3f} | "
                     f"{r['clips_per_s']:.1f} | {rtf} | {inv} | {fmt_g(r['flops_per_s'])} | "
-                    f"{100 * r['flops_per_s'] / peak:.0f} % | {r['load_before']} -> {r['load_after']} |")
+                    f"{100 * r['flops_per_s'] / peak:.0f} % | {r.get('page_faults_per_call', float('nan')):.0f} | "
+                    f"{r.get('system_s_per_call', float('nan')):.2f} | {r['load_before']} -> {r['load_after']} |")
     return "\n".join(rows)
 
 
@@ -369,6 +390,10 @@ def main(argv: list[str] | None = None) -> int:
     res["matmul_peak"] = matmul_peak((1024, 2048) if args.quick else (2048, 3072, 4096), 3 if args.quick else 5)
     peak = res["matmul_peak"]["flops"]
     print(f"matmul peak: {fmt_g(peak)} GFLOP/s", flush=True)
+    if "bf16" in args.variants:
+        res["matmul_peak_bf16"] = matmul_peak((1024, 2048) if args.quick else (2048, 3072, 4096),
+                                              3 if args.quick else 5, torch.bfloat16)
+        print(f"bf16 matmul peak: {fmt_g(res['matmul_peak_bf16']['flops'])} GFLOP/s", flush=True)
 
     rss_before = rss_now_mib()
     runs: list[dict[str, Any]] = []
@@ -394,8 +419,9 @@ def main(argv: list[str] | None = None) -> int:
             res["memory"] = {"rss_before_mib": rss_before, "rss_peak_mib": rss_peak_mib(),
                              "torch_allocator": "not available (torch exposes no CPU allocator statistics)"}
         feats = runner.batch["features"]
-        for what, fn in (("infer", lambda: runner.infer(feats)),
-                         ("infer+logmel", lambda: runner.infer(logmel(audio)))):
+        infer = runner.infer
+        for what, fn in (("infer", lambda: infer(feats)),
+                         ("infer+logmel", lambda: infer(logmel(audio)))):
             if what == "infer+logmel":
                 with torch.inference_mode():
                     assert logmel(audio[:1]).shape[1] == frames

@@ -169,6 +169,26 @@ def test_amp_is_cuda_only(caplog):
     assert "amp is only used on CUDA" in caplog.text
 
 
+def test_bfloat16_amp_runs_on_cpu_without_gradient_scaling(tmp_path):
+    dtypes = []
+
+    class Watch(Regression):
+        def training_step(self, batch, ctx):
+            x, y = batch
+            out = self.net(x)
+            dtypes.append(out.dtype)
+            return StepOutput(nn.functional.mse_loss(out.float(), y))
+
+    method = Watch()
+    trainer = Trainer(TrainConfig(epochs=30, device="cpu", progress_bar=False, tensorboard=False, lr=0.05,
+                                  amp=True, amp_dtype="bfloat16"), tmp_path / "run", dist=DistInfo())
+    assert trainer.amp and not trainer.grad_scaling
+    result = trainer.fit(method, method.batches())
+    assert set(dtypes) == {torch.bfloat16}  # the forward ran under bf16 autocast
+    assert result.history[-1]["val/mse"] < 0.1 * result.history[0]["val/mse"]
+    assert not load_checkpoint(tmp_path / "run" / "best.pt").get("grad_scaler", {}).get("_enabled", False)
+
+
 def test_meta_must_be_plain():
     with pytest.raises(Exception, match="cannot go into a checkpoint"):
         Trainer(TrainConfig(), meta={"normalizer": object()}, dist=DistInfo())
@@ -205,7 +225,7 @@ def test_mixed_precision_path_scales_clips_and_checkpoints_the_scaler(tmp_path):
     method = Regression()
     trainer = Trainer(TrainConfig(epochs=12, device="cpu", progress_bar=False, tensorboard=False, lr=0.05,
                                   grad_clip_norm=1.0), tmp_path / "run", dist=DistInfo())
-    trainer.amp = True
+    trainer.amp = trainer.grad_scaling = True
     result = trainer.fit(method, method.batches())
     assert result.history[-1]["val/mse"] < 0.2 * result.history[0]["val/mse"]
     scaler_state = load_checkpoint(tmp_path / "run" / "best.pt")["grad_scaler"]  # last.pt: phase done, no scaler

@@ -117,3 +117,22 @@ def test_after_optimizer_step_moves_the_teacher_towards_the_student():
     method.after_optimizer_step(None, context(method, step=2))  # alpha 0.5
     for t, s in zip(method.teacher.parameters(), first):
         torch.testing.assert_close(t, s + 0.5)
+
+
+def test_masked_mse_divides_by_the_divisor_of_the_valid_count():
+    from audioadapt.training.sed_mean_teacher import _masked_mse
+
+    a = torch.tensor([[[1.0, 3.0], [2.0, 2.0], [9.0, 9.0]]])  # (batch 1, frame 3, class 2)
+    b = torch.zeros_like(a)
+    mask = torch.tensor([[True, True, False]])
+    torch.testing.assert_close(_masked_mse(a, b, mask), torch.tensor((1 + 9 + 4 + 4) / 4))
+    # under DDP the divisor maps this rank's count (4) to the mean count over ranks, e.g. 6
+    seen = []
+
+    def divisor(count):
+        seen.append(int(count))
+        return torch.tensor(6.0)
+
+    torch.testing.assert_close(_masked_mse(a, b, mask, divisor), torch.tensor(18 / 6))
+    assert seen == [4]
+    torch.testing.assert_close(_masked_mse(a, b, None), (a**2).mean())

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
-from audioadapt.adaptation.losses import clip_bce, frame_bce
+from audioadapt.adaptation.losses import Divisor, clip_bce, frame_bce
 from audioadapt.data.batch import SedBatch
 from audioadapt.errors import ConfigError
 from audioadapt.features.config import FeatureConfig
@@ -113,13 +113,17 @@ def linear_mel_noise(features: torch.Tensor, cfg: FeatureConfig, std: float, db_
     return torch.log(torch.clamp(linear + noise, min=0.0) + cfg.log_offset)
 
 
-def _masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Mean squared difference over the valid frames (``mask (batch, frame)``) of ``(batch, frame, class)``."""
+def _masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None,
+                divisor: Divisor | None = None) -> torch.Tensor:
+    """Mean squared difference over the valid frames (``mask (batch, frame)``) of ``(batch, frame, class)``.
+
+    ``divisor`` as in :mod:`audioadapt.adaptation.losses` (the global count under DDP).
+    """
     sq = (a - b) ** 2
-    if mask is None:
-        return sq.mean()
-    valid = mask.unsqueeze(-1).expand_as(sq)
-    return sq[valid].mean()
+    valid = torch.ones_like(sq, dtype=torch.bool) if mask is None else mask.unsqueeze(-1).expand_as(sq)
+    count = valid.sum()
+    denominator = count if divisor is None else divisor(count)
+    return sq[valid].sum() / denominator.clamp(min=1)
 
 
 class SedMeanTeacherMethod(Method):
@@ -168,10 +172,11 @@ class SedMeanTeacherMethod(Method):
             self.teacher.train()
             teacher = run_model(self.teacher, self.normalizer, batch, (FINAL_HEAD,), domain=False, features=noisy)
         s, t = out[FINAL_HEAD], teacher[FINAL_HEAD]
+        divisor = ctx.dist.all_reduce_mean if ctx.dist.enabled else None  # global-batch means under DDP
         return {
-            "frame": frame_bce(s.frame_logits, batch.strong, out.frame_mask),
-            "clip": clip_bce(s.clip_logits, batch.weak),
-            "consistency_strong": _masked_mse(s.frame_probs, t.frame_probs.detach(), out.frame_mask),
+            "frame": frame_bce(s.frame_logits, batch.strong, out.frame_mask, divisor),
+            "clip": clip_bce(s.clip_logits, batch.weak, divisor),
+            "consistency_strong": _masked_mse(s.frame_probs, t.frame_probs.detach(), out.frame_mask, divisor),
             "consistency_weak": ((s.clip_probs - t.clip_probs.detach()) ** 2).mean(),
         }
 
