@@ -20,7 +20,8 @@ The C allocator is set up as training sets it (``train.cpu_allocator``, default
 :mod:`audioadapt.training.allocator`).
 
 Optional variants that need no package change (``--variants``): channels-last
-memory format, bf16 autocast, ``torch.compile``. Each is timed with the same
+memory format, bf16 autocast, ``torch.compile``, ``unfused`` (every conv block on
+PyTorch operators, ``model.crnn.fused_cpu_max_channels=0``). Each is timed with the same
 protocol as the plain run.
 
 Usage::
@@ -56,6 +57,7 @@ from audioadapt.config.sed import SedLossWeights
 from audioadapt.features.config import FeatureConfig
 from audioadapt.features.logmel import LogMel
 from audioadapt.features.normalization import Normalizer, NormalizerConfig
+from audioadapt.models.crnn import CRNNConfig
 from audioadapt.models.sed_model import FINAL_HEAD, LABELER_HEADS, SedModel, SedModelConfig
 from audioadapt.training.allocator import configure_cpu_allocator
 from audioadapt.training.loop import TrainConfig
@@ -64,7 +66,7 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 N_CLASSES = 10  # DESED classes
 #: phase-1 batch composition of the sed_base preset (synthetic, weak, unlabeled)
 BATCH_SPLIT = (16, 16, 32)
-VARIANTS = ("channels_last", "bf16", "compile")
+VARIANTS = ("channels_last", "bf16", "compile", "unfused")
 
 
 # -- machine ------------------------------------------------------------------------------
@@ -157,12 +159,17 @@ def matmul_peak(sizes: tuple[int, ...], repeats: int, dtype: torch.dtype = torch
 
 
 # -- model and step -------------------------------------------------------------------------
-def build(system: str, n_mels: int) -> SedModel:
-    """``baseline`` (F + Ft, no D) or ``full`` (F, F1, F2, Ft, D Adv.time): the package defaults otherwise."""
+def build(system: str, n_mels: int, fused_cpu: bool = True) -> SedModel:
+    """``baseline`` (F + Ft, no D) or ``full`` (F, F1, F2, Ft, D Adv.time): the package defaults otherwise.
+
+    ``fused_cpu=False`` keeps every block on PyTorch operators (``model.crnn.fused_cpu_max_channels=0``):
+    FlopCounterMode sees only PyTorch operators, so FLOPs are counted on that path (the same arithmetic).
+    """
+    crnn = CRNNConfig() if fused_cpu else CRNNConfig(fused_cpu_max_channels=0)
     if system == "baseline":
-        cfg = SedModelConfig(heads=(FINAL_HEAD,), domain=DomainConfig(mode="none"))
+        cfg = SedModelConfig(crnn=crnn, heads=(FINAL_HEAD,), domain=DomainConfig(mode="none"))
     else:
-        cfg = SedModelConfig()  # defaults: f1, f2, ft and Adv.time D
+        cfg = SedModelConfig(crnn=crnn)  # defaults: f1, f2, ft and Adv.time D
     return SedModel(cfg, n_mels, N_CLASSES)
 
 
@@ -202,10 +209,11 @@ def step_loss(model: SedModel, normalizer: Normalizer, b: dict[str, torch.Tensor
 class Runner:
     """Training step and inference call of one system under one set of variants."""
 
-    def __init__(self, system: str, feat_cfg: FeatureConfig, batch: int, frames: int, variants: tuple[str, ...]):
+    def __init__(self, system: str, feat_cfg: FeatureConfig, batch: int, frames: int, variants: tuple[str, ...],
+                 fused_cpu: bool = True):
         torch.manual_seed(0)
         self.variants = variants
-        self.model = build(system, feat_cfg.n_mels)
+        self.model = build(system, feat_cfg.n_mels, fused_cpu and "unfused" not in variants)
         self.normalizer = Normalizer(NormalizerConfig(), feat_cfg.n_mels)
         if "channels_last" in variants:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -252,8 +260,8 @@ def count_flops(system: str, feat_cfg: FeatureConfig, batch: int, frames: int) -
     orthogonality term on the labelers' weights).
     """
     n = FLOP_COUNT_BATCH
-    small = _count_flops(Runner(system, feat_cfg, n, frames, ()))
-    double = _count_flops(Runner(system, feat_cfg, 2 * n, frames, ()))
+    small = _count_flops(Runner(system, feat_cfg, n, frames, (), fused_cpu=False))
+    double = _count_flops(Runner(system, feat_cfg, 2 * n, frames, (), fused_cpu=False))
     return {k: v + (double[k] - v) * (batch - n) / n for k, v in small.items()}
 
 

@@ -61,14 +61,15 @@ class MaskDropout(nn.Module):
         if not 0.0 <= p < 1.0:
             raise ValueError(f"dropout probability must lie in [0, 1), got {p}")
         self.p = p
-        self._bits = 8 if float(p * 256).is_integer() else 16
-        levels = 1 << self._bits
-        # keep where the signed draw (uniform over [-levels/2, levels/2)) is >= threshold
-        self._threshold = round(p * levels) - levels // 2
-        kept_levels = levels // 2 - self._threshold
+        self.bits = 8 if float(p * 256).is_integer() else 16
+        levels = 1 << self.bits
+        #: an element is kept where its signed draw (uniform over [-levels/2, levels/2)) is >= threshold
+        self.threshold = round(p * levels) - levels // 2
+        kept_levels = levels // 2 - self.threshold
         if kept_levels <= 0:
             raise ValueError(f"dropout probability {p} rounds to 1 at a resolution of 2**-16")
-        self._scale = levels / kept_levels
+        #: the factor kept elements are multiplied by (1 / the rounded keep probability)
+        self.scale = levels / kept_levels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
@@ -77,17 +78,21 @@ class MaskDropout(nn.Module):
             return F.dropout(x, self.p, training=True)
         return x * self._keep_scale(x)
 
+    def draws(self, x: torch.Tensor) -> torch.Tensor:
+        """One signed ``bits``-bit random integer per element of ``x``, flat, in ``x``'s memory order."""
+        n = x.numel()
+        per_word = 64 // self.bits
+        words = torch.empty((n + per_word - 1) // per_word, dtype=torch.int64, device=x.device)
+        small = torch.int8 if self.bits == 8 else torch.int16
+        return words.random_(-(2**63), 2**63 - 1).view(small)[:n]
+
     def _keep_scale(self, x: torch.Tensor) -> torch.Tensor:
         """``1 / q`` where an element is kept and 0 elsewhere, in ``x``'s layout."""
-        n = x.numel()
-        per_word = 64 // self._bits
-        words = torch.empty((n + per_word - 1) // per_word, dtype=torch.int64, device=x.device)
-        small = torch.int8 if self._bits == 8 else torch.int16
-        draws = words.random_(-(2**63), 2**63 - 1).view(small)[:n]
+        draws = self.draws(x)
         dense = x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)
         draws = draws.as_strided(x.shape, x.stride()) if dense else draws.view(x.shape)
         exact = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32  # holds every int16
-        return draws.to(exact).ge_(self._threshold).mul_(self._scale).to(x.dtype)
+        return draws.to(exact).ge_(self.threshold).mul_(self.scale).to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -123,6 +128,10 @@ class ConvBlock(nn.Module):
     bn_eps, bn_momentum:
         BatchNorm settings; ``bn_momentum`` uses PyTorch's convention
         ``running = (1 - m) * running + m * batch``.
+    fused_cpu:
+        In training on CPU, run BatchNorm, GLU, dropout and pooling through the fused kernel of
+        :mod:`audioadapt.models.fused_tail` where it applies (see :meth:`fusable`); the numbers are
+        those of the operator-by-operator path up to float rounding, and the dropout masks are the same.
     """
 
     def __init__(
@@ -135,8 +144,10 @@ class ConvBlock(nn.Module):
         activation: Activation,
         bn_eps: float,
         bn_momentum: float,
+        fused_cpu: bool = False,
     ):
         super().__init__()
+        self.fused_cpu = fused_cpu and activation == "glu"
         conv_out = 2 * out_channels if activation == "glu_classic" else out_channels
         self.conv = nn.Conv2d(in_channels, conv_out, kernel_size, stride=1, padding=kernel_size // 2)
         self.norm = nn.BatchNorm2d(conv_out, eps=bn_eps, momentum=bn_momentum)
@@ -158,12 +169,44 @@ class ConvBlock(nn.Module):
         is folded into the convolution's weight and bias: the same numbers up to
         float rounding, one pass over the largest activation less.
         """
+        if self.training and self.fusable(x):
+            return self._fused_forward(x)
         if self.training or not self.norm.track_running_stats:
             y = self.norm(self.conv(x))
         else:
             weight, bias = self.folded_conv()
             y = self.conv._conv_forward(x, weight, bias)
         return self.pool(self.dropout(self.act(y)))
+
+    def fusable(self, x: torch.Tensor) -> bool:
+        """Whether this training-mode forward can take the fused CPU kernel.
+
+        It needs: ``fused_cpu``; float32 channels-last input on CPU, outside autocast and ``torch.compile``;
+        a plain affine ``BatchNorm2d`` (a synchronised one, under DDP, keeps the operator path); the
+        channel GLU; 8-bit dropout draws (``p`` a multiple of 1/256); and a kernel that builds here.
+        """
+        from audioadapt.models.fused_tail import fused_tail_available
+
+        return (self.fused_cpu and x.device.type == "cpu" and x.dtype == torch.float32
+                and x.is_contiguous(memory_format=torch.channels_last)
+                and type(self.norm) is nn.BatchNorm2d and self.norm.affine
+                and (self.dropout.p == 0.0 or self.dropout.bits == 8)
+                and not torch.is_autocast_enabled("cpu") and not torch.compiler.is_compiling()
+                and fused_tail_available())
+
+    def _fused_forward(self, x: torch.Tensor) -> torch.Tensor:
+        from audioadapt.models.fused_tail import fused_block_tail
+
+        y = self.conv(x)
+        if self.dropout.p > 0.0:
+            draws, threshold, scale = self.dropout.draws(y), self.dropout.threshold, self.dropout.scale
+        else:
+            draws, threshold, scale = None, -(2**15), 1.0
+        pool = self.pool.kernel_size
+        pool = (pool, pool) if isinstance(pool, int) else tuple(pool)
+        assert isinstance(self.act, ChannelGLU)
+        return fused_block_tail(y, self.norm, self.act.linear.weight, self.act.linear.bias, draws, threshold,
+                                scale, pool)
 
     def folded_conv(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Weight and bias of ``norm(conv(x))`` as one convolution (running statistics; eval mode)."""

@@ -63,6 +63,15 @@ class CRNNConfig:
         paper-size model on CPU (``benchmarks/results/sed_throughput_channels_last_comparison.md``).
         The numbers are the same up to float rounding; it is not an
         architecture setting.
+    fused_cpu_max_channels: in training on CPU, blocks with at most this
+        many output channels run BatchNorm, GLU, dropout and pooling through
+        the fused kernel of :mod:`audioadapt.models.fused_tail` (built with the
+        system C compiler on first use; without one, PyTorch operators). These
+        are the first blocks, whose large few-channel activations make the
+        operator-by-operator path memory-bound (paper-size model at batch 64:
+        training step 3.3 -> 2.6 s, ``benchmarks/results/sed_throughput.md``);
+        at 128 channels PyTorch's operators are faster. ``0`` turns it off. Not an architecture
+        setting either: same numbers up to float rounding, same dropout masks.
     """
 
     filters: tuple[int, ...] = (16, 32, 64, 128, 128, 128, 128)
@@ -79,6 +88,7 @@ class CRNNConfig:
     rnn_dropout: float = 0.0
     init: InitScheme = "dcase2019"
     memory_format: Literal["channels_last", "contiguous"] = "channels_last"
+    fused_cpu_max_channels: int = 64
 
     def __post_init__(self) -> None:
         n = len(self.filters)
@@ -103,6 +113,8 @@ class CRNNConfig:
             raise ValueError(f"bn_momentum must lie in [0, 1], got {self.bn_momentum}")
         if self.bn_eps <= 0:
             raise ValueError(f"bn_eps must be positive, got {self.bn_eps}")
+        if self.fused_cpu_max_channels < 0:
+            raise ValueError(f"fused_cpu_max_channels must be >= 0, got {self.fused_cpu_max_channels}")
         if self.rnn_hidden <= 0 or self.rnn_layers <= 0:
             raise ValueError(
                 f"rnn_hidden and rnn_layers must be positive, got {self.rnn_hidden}, {self.rnn_layers}"
@@ -164,7 +176,8 @@ class CRNN(nn.Module):
         in_ch = 1
         for out_ch, k, pool in zip(cfg.filters, cfg.kernel_sizes, cfg.pooling):
             blocks.append(
-                ConvBlock(in_ch, out_ch, k, pool, cfg.dropout, cfg.activation, cfg.bn_eps, cfg.bn_momentum)
+                ConvBlock(in_ch, out_ch, k, pool, cfg.dropout, cfg.activation, cfg.bn_eps, cfg.bn_momentum,
+                          fused_cpu=out_ch <= cfg.fused_cpu_max_channels)
             )
             in_ch = out_ch
         self.cnn = nn.Sequential(*blocks)

@@ -1,0 +1,247 @@
+"""A fused CPU kernel for the training-mode tail of the CRNN's few-channel conv blocks.
+
+In training, a :class:`~audioadapt.models.blocks.ConvBlock` computes
+``avgpool(dropout(ChannelGLU(BatchNorm(conv(x)))))``. On CPU, the first blocks'
+activations are large (the paper-size model's first block: 84 million values per
+batch of 64) and have few channels, so PyTorch's one-operator-at-a-time
+execution of BatchNorm, the GLU's 1x1 map, sigmoid and product, the dropout mask
+and the pooling, and of their backward passes, is bound by memory traffic: about
+a third of a training step. The C kernels in ``fused_tail.c`` do the same
+arithmetic in one pass over the convolution's output forward (writing only the
+pooled result) and one backward (recomputing the activations instead of reading
+them back), plus a statistics pass and the BatchNorm input-gradient pass.
+
+The kernels are compiled with the system C compiler on first use (``cc -O3
+-march=native``) into a per-user cache directory, loaded with :mod:`ctypes` and
+run on ``torch.get_num_threads()`` threads (ctypes releases the GIL). Where no
+compiler works, :func:`fused_tail_available` is false and the blocks use PyTorch
+operators; the model's numbers are the same either way up to float rounding
+(``tests/models/test_fused_tail.py``). Dropout draws come from the same
+generator and rule as :class:`~audioadapt.models.blocks.MaskDropout` (8-bit
+draws, ``p`` a multiple of 1/256).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+_SOURCE = Path(__file__).with_name("fused_tail.c")
+#: compile flags. -ffast-math lets GCC call glibc's vector expf; it is given to the compile step only,
+#: since linking with it adds crtfastmath.o, which would switch the whole process to flush-to-zero.
+#: Small channel loops are not peeled completely, so that they stay vector loops.
+_FLAGS = ("-O3", "-march=native", "-mprefer-vector-width=512", "-ffast-math", "-fopenmp-simd",
+          "--param=max-completely-peel-times=1", "-fPIC")
+#: channel counts with a specialised (compile-time) entry point in fused_tail.c; others use the generic one
+_SPECIALISED = (8, 16, 32, 64)
+_KERNELS = ("tail_stats", "tail_forward", "tail_backward", "tail_input_grad")
+_LOCK = threading.Lock()
+_I64, _F32, _PTR = ctypes.c_int64, ctypes.c_float, ctypes.c_void_p
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "audioadapt" / "kernels"
+
+
+def _cpu_identity() -> str:
+    """The CPU's model name and feature flags (Linux), else the processor string."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return platform.processor()
+    wanted = ("model name", "flags", "Features", "CPU part")
+    return "|".join(sorted({line.strip() for line in lines if line.split(":")[0].strip() in wanted}))
+
+
+@lru_cache(maxsize=1)
+def _library() -> ctypes.CDLL | None:
+    """The compiled kernels, building them on first use; ``None`` where that is not possible."""
+    if platform.system() == "Windows":
+        return None
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        log.info("fused CPU kernels: no C compiler found; the conv blocks use PyTorch operators")
+        return None
+    try:
+        source = _SOURCE.read_bytes()
+    except OSError as exc:
+        log.warning("fused CPU kernels: cannot read %s (%s); the conv blocks use PyTorch operators", _SOURCE, exc)
+        return None
+    # -march=native code is only valid on this CPU model: a home directory shared by a cluster's
+    # different nodes gets one library per kind of CPU
+    identity = " ".join((compiler, *_FLAGS, platform.machine(), _cpu_identity()))
+    key = hashlib.sha256(source + identity.encode()).hexdigest()[:16]
+    target = _cache_dir() / f"fused_tail_{key}.so"
+    with _LOCK:
+        if not target.exists():
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+                    built, obj = Path(tmp) / target.name, Path(tmp) / "fused_tail.o"
+                    subprocess.run([compiler, *_FLAGS, "-c", "-o", str(obj), str(_SOURCE)], check=True,
+                                   capture_output=True, timeout=120)
+                    subprocess.run([compiler, "-shared", "-o", str(built), str(obj), "-lm"], check=True,
+                                   capture_output=True, timeout=120)
+                    os.replace(built, target)  # atomic: other processes see the whole file or none
+            except (OSError, subprocess.SubprocessError) as exc:
+                detail = getattr(exc, "stderr", b"") or b""
+                log.warning("fused CPU kernels: building %s failed (%s %s); the conv blocks use PyTorch operators",
+                            _SOURCE.name, exc, detail.decode(errors="replace")[:500])
+                return None
+        try:
+            lib = ctypes.CDLL(str(target))
+        except OSError as exc:
+            log.warning("fused CPU kernels: cannot load %s (%s); the conv blocks use PyTorch operators", target, exc)
+            return None
+    argtypes = {"tail_stats": [_PTR, _I64, _I64, _I64, _PTR, _PTR],
+                "tail_forward": [_PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _I64, _F32, _PTR] + [_I64] * 7,
+                "tail_backward": [_PTR] * 8 + [_I64, _F32] + [_PTR] * 7 + [_I64] * 7,
+                "tail_input_grad": [_PTR] * 5 + [_I64] * 3}
+    for name in _KERNELS:
+        for suffix in ("any", *map(str, _SPECIALISED)):
+            fn = getattr(lib, f"{name}_{suffix}")
+            fn.argtypes = argtypes[name]
+            fn.restype = None
+    return lib
+
+
+def _kernel(name: str, channels: int):
+    """The entry point of kernel ``name`` for ``channels`` (specialised where one exists)."""
+    suffix = str(channels) if channels in _SPECIALISED else "any"
+    return getattr(_library(), f"{name}_{suffix}")
+
+
+def fused_tail_available() -> bool:
+    """Whether the fused kernels are built and loadable on this machine."""
+    return _library() is not None
+
+
+@lru_cache(maxsize=4)
+def _pool(workers: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="audioadapt-kernel")
+
+
+def _split(total: int, parts: int) -> list[tuple[int, int]]:
+    parts = max(1, min(parts, total))
+    bounds = [total * k // parts for k in range(parts + 1)]
+    return [(bounds[k], bounds[k + 1]) for k in range(parts)]
+
+
+def _ptr(t: torch.Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+class _TailFunction(torch.autograd.Function):
+    """``(y, gamma, beta, weight, bias) -> pooled output``; batch statistics and dropout draws given."""
+
+    @staticmethod
+    def forward(ctx, y, gamma, beta, weight, bias, mean, invstd, draws, threshold, scale, pool):  # type: ignore[override]
+        n, ch, t, f = y.shape
+        fwd = _kernel("tail_forward", ch)
+        pt, pf = pool
+        a = (gamma * invstd).contiguous()
+        c = (beta - mean * a).contiguous()
+        w = weight.detach().contiguous()
+        wt = w.t().contiguous()
+        b = bias.detach().contiguous()
+        out = torch.empty((n, ch, t // pt, f // pf), dtype=y.dtype, memory_format=torch.channels_last)
+        rows = n * (t // pt)
+        jobs = [_pool(torch.get_num_threads()).submit(
+            fwd, _ptr(y), _ptr(a), _ptr(c), _ptr(wt), _ptr(b), _ptr(draws), threshold, scale,
+            _ptr(out), t, f, ch, pt, pf, r0, r1) for r0, r1 in _split(rows, torch.get_num_threads())]
+        for job in jobs:
+            job.result()
+        ctx.save_for_backward(y, gamma, a, c, w, wt, b, mean, invstd, draws)
+        ctx.setup = (threshold, scale, pool)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):  # type: ignore[override]
+        y, gamma, a, c, w, wt, b, mean, invstd, draws = ctx.saved_tensors
+        threshold, scale, (pt, pf) = ctx.setup
+        n, ch, t, f = y.shape
+        bwd, igrad = _kernel("tail_backward", ch), _kernel("tail_input_grad", ch)
+        gp = grad_out.contiguous(memory_format=torch.channels_last)
+        covered = t % pt == 0 and f % pf == 0
+        gh = (torch.empty_like if covered else torch.zeros_like)(y, memory_format=torch.channels_last)
+        threads = torch.get_num_threads()
+        rows = n * (t // pt)
+        ranges = _split(rows, threads)
+        acc = [torch.zeros(ch * ch + 3 * ch, dtype=torch.float64) for _ in ranges]
+        jobs = [_pool(threads).submit(
+            bwd, _ptr(gp), _ptr(y), _ptr(a), _ptr(c), _ptr(w), _ptr(wt), _ptr(b), _ptr(draws),
+            threshold, scale, _ptr(mean), _ptr(invstd), _ptr(gh), _ptr(part), _ptr(part[ch * ch:]),
+            _ptr(part[ch * ch + ch:]), _ptr(part[ch * ch + 2 * ch:]), t, f, ch, pt, pf, r0, r1)
+            for part, (r0, r1) in zip(acc, ranges)]
+        for job in jobs:
+            job.result()
+        total = torch.stack(acc).sum(0)
+        grad_w = total[: ch * ch].view(ch, ch).to(y.dtype)
+        grad_b, sum_gh, sum_ghx = (total[ch * ch + k * ch: ch * ch + (k + 1) * ch] for k in range(3))
+        m = n * t * f
+        mean_gh, mean_ghx = sum_gh / m, sum_ghx / m
+        a64, invstd64 = a.double(), invstd.double()
+        coef_y = -a64 * mean_ghx * invstd64
+        const = -a64 * mean_gh - coef_y * mean.double()
+        coef_y32, const32 = coef_y.float(), const.float()  # referenced here until the jobs finish
+        jobs = [_pool(threads).submit(igrad, _ptr(gh), _ptr(y), _ptr(a), _ptr(coef_y32),
+                                      _ptr(const32), p0, p1, ch)
+                for p0, p1 in _split(m, threads)]
+        for job in jobs:
+            job.result()
+        # dL/dgamma = sum(dL/dh * xhat), dL/dbeta = sum(dL/dh)
+        return (gh, sum_ghx.to(y.dtype), sum_gh.to(y.dtype), grad_w, grad_b.to(y.dtype), None, None, None, None,
+                None, None)
+
+
+def fused_block_tail(y: torch.Tensor, norm: torch.nn.BatchNorm2d, weight: torch.Tensor, bias: torch.Tensor,
+                     draws: torch.Tensor | None, threshold: int, scale: float,
+                     pool: tuple[int, int]) -> torch.Tensor:
+    """``avgpool(dropout((W h + b) * sigmoid(h)))`` with ``h = norm(y)`` in training mode, fused.
+
+    ``y``: the convolution's output, float32, channels-last, on CPU. ``norm``'s running statistics are
+    updated as :class:`torch.nn.BatchNorm2d` does. ``draws``: int8 dropout draws in ``y``'s layout
+    (``None``: no dropout); an element is kept where its draw is ``>= threshold`` and scaled by ``scale``.
+    """
+    n, ch, t, f = y.shape
+    y = y.contiguous(memory_format=torch.channels_last)
+    stats = _kernel("tail_stats", ch)
+    threads = torch.get_num_threads()
+    pixels = n * t * f
+    with torch.no_grad():
+        parts = [torch.zeros(2, ch, dtype=torch.float64) for _ in _split(pixels, threads)]
+        jobs = [_pool(threads).submit(stats, _ptr(y), p0, p1, ch, _ptr(part[0]), _ptr(part[1]))
+                for part, (p0, p1) in zip(parts, _split(pixels, threads))]
+        for job in jobs:
+            job.result()
+        sums = torch.stack(parts).sum(0)
+        mean64 = sums[0] / pixels
+        var64 = (sums[1] / pixels - mean64 * mean64).clamp(min=0.0)
+        if norm.track_running_stats and norm.running_mean is not None:
+            norm.num_batches_tracked.add_(1)
+            momentum = norm.momentum if norm.momentum is not None else 1.0 / float(norm.num_batches_tracked)
+            unbiased = var64 * pixels / max(pixels - 1, 1)
+            norm.running_mean.mul_(1 - momentum).add_(mean64.to(norm.running_mean.dtype), alpha=momentum)
+            norm.running_var.mul_(1 - momentum).add_(unbiased.to(norm.running_var.dtype), alpha=momentum)
+        mean = mean64.to(y.dtype)
+        invstd = torch.rsqrt(var64 + norm.eps).to(y.dtype)
+    return _TailFunction.apply(y, norm.weight, norm.bias, weight, bias, mean, invstd, draws, threshold, scale,
+                               tuple(pool))
+
+
+__all__ = ["fused_block_tail", "fused_tail_available"]

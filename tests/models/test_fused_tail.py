@@ -1,0 +1,158 @@
+"""The fused CPU kernel of the conv blocks' training tail gives the operator path's numbers and masks."""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import pytest
+import torch
+
+from audioadapt.models import fused_tail
+from audioadapt.models.blocks import ConvBlock
+from audioadapt.models.crnn import CRNNConfig
+from audioadapt.models.sed_model import SedModel, SedModelConfig
+
+needs_kernel = pytest.mark.skipif(not fused_tail.fused_tail_available(), reason="no C compiler for the kernel")
+
+
+def _pair(cin: int, cout: int, pool: tuple[int, int], p: float) -> tuple[ConvBlock, ConvBlock]:
+    """Two identical blocks, the operator path and the fused one, with non-trivial BatchNorm and GLU."""
+    torch.manual_seed(0)
+    plain = ConvBlock(cin, cout, 3, pool, p, "glu", 1e-3, 0.99).to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        plain.act.linear.weight.normal_(0.0, 0.3)
+        plain.act.linear.bias.normal_(0.0, 0.1)
+        plain.norm.weight.normal_(1.0, 0.2)
+        plain.norm.bias.normal_(0.0, 0.2)
+    fused = copy.deepcopy(plain)
+    fused.fused_cpu = True
+    return plain, fused
+
+
+def _run(block: ConvBlock, x: torch.Tensor, grad: torch.Tensor, seed: int = 1):
+    block.zero_grad(set_to_none=True)
+    x = x.detach().clone().requires_grad_()
+    torch.manual_seed(seed)
+    out = block(x)
+    out.backward(grad)
+    return out.detach(), x.grad, {n: p.grad for n, p in block.named_parameters()}
+
+
+@needs_kernel
+@pytest.mark.parametrize(
+    ("cin", "cout", "pool", "p", "shape"),
+    [
+        (1, 16, (2, 2), 0.5, (4, 1, 64, 32)),  # the first block's shape family
+        (16, 32, (2, 2), 0.5, (3, 16, 33, 31)),  # pooling drops a trailing frame and bin
+        (8, 8, (1, 2), 0.0, (3, 8, 20, 16)),  # no dropout
+        (4, 12, (2, 4), 0.25, (2, 4, 18, 40)),  # a channel count without a specialised kernel
+        (32, 64, (1, 2), 0.5, (2, 32, 10, 8)),
+    ],
+)
+def test_fused_tail_matches_the_operator_path(cin, cout, pool, p, shape):
+    plain, fused = _pair(cin, cout, pool, p)
+    x = torch.randn(*shape).mul(1.5).add(0.3).contiguous(memory_format=torch.channels_last)
+    assert fused.fusable(x) and not plain.fusable(x)
+    n, _, t, f = shape
+    grad = torch.randn(n, cout, t // pool[0], f // pool[1])
+    out_plain, dx_plain, grads_plain = _run(plain, x, grad)
+    out_fused, dx_fused, grads_fused = _run(fused, x, grad)
+    assert out_fused.is_contiguous(memory_format=torch.channels_last)
+    # float rounding only (same dropout masks): both paths sum in different orders
+    torch.testing.assert_close(out_fused, out_plain, rtol=1e-4, atol=1e-5 * float(out_plain.abs().max()))
+    torch.testing.assert_close(dx_fused, dx_plain, rtol=1e-4, atol=1e-5 * float(dx_plain.abs().max()))
+    for name, want in grads_plain.items():
+        # the conv bias feeds BatchNorm: its true gradient is 0, both paths give rounding noise
+        scale = float(grads_plain["conv.weight"].abs().max()) if name == "conv.bias" else float(want.abs().max())
+        torch.testing.assert_close(grads_fused[name], want, rtol=1e-4, atol=1e-5 * scale, msg=lambda m, name=name: f"{name}: {m}")
+    for buf in ("running_mean", "running_var"):
+        torch.testing.assert_close(getattr(fused.norm, buf), getattr(plain.norm, buf), rtol=1e-5, atol=1e-6)
+    assert int(fused.norm.num_batches_tracked) == int(plain.norm.num_batches_tracked) == 1
+
+
+@needs_kernel
+def test_batch_statistics_are_accurate_on_a_large_batch():
+    # float64 reference: the fused pass accumulates in double (PyTorch's channels-last BatchNorm was
+    # 2e-3 off on the paper-size first block)
+    plain, fused = _pair(1, 16, (2, 2), 0.0)
+    fused.norm.momentum = 1.0
+    x = torch.randn(16, 1, 320, 128).mul(2.0).add(0.5).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        y = fused.conv(x).double()
+    fused(x)
+    want = y.var(dim=(0, 2, 3), unbiased=True)
+    torch.testing.assert_close(fused.norm.running_var.double(), want, rtol=1e-6, atol=0.0)
+
+
+@needs_kernel
+def test_fusable_only_where_the_kernel_computes_the_same_thing():
+    from audioadapt.training.sync_batchnorm import AllReduceBatchNorm
+
+    x = torch.randn(2, 4, 8, 8).contiguous(memory_format=torch.channels_last)
+    _, fused = _pair(4, 8, (2, 2), 0.5)
+    assert fused.fusable(x)
+    assert not fused.fusable(x.contiguous())  # not channels-last
+    assert not fused.fusable(x.double())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not fused.fusable(x)
+    assert not _pair(4, 8, (2, 2), 0.1)[1].fusable(x)  # 16-bit dropout draws
+    relu = ConvBlock(4, 8, 3, (2, 2), 0.5, "relu", 1e-3, 0.99, fused_cpu=True)
+    assert not relu.fused_cpu
+    synced = copy.deepcopy(fused)
+    synced.norm = AllReduceBatchNorm(8)
+    assert not synced.fusable(x)  # DDP's synchronised BatchNorm keeps the operator path
+    fused.eval()
+    torch.testing.assert_close(fused(x), _pair(4, 8, (2, 2), 0.5)[0].eval()(x))  # eval never fuses
+
+
+@needs_kernel
+def test_sed_model_trains_the_same_with_and_without_the_kernel():
+    def step(max_channels: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        torch.manual_seed(0)
+        crnn = CRNNConfig(filters=(8, 16, 32), kernel_sizes=(3, 3, 3), pooling=((2, 2), (2, 2), (1, 2)),
+                          rnn_hidden=8, rnn_layers=1, fused_cpu_max_channels=max_channels)
+        model = SedModel(SedModelConfig(crnn=crnn), 32, 3).train()
+        feats = torch.randn(4, 40, 32)
+        torch.manual_seed(7)
+        out = model(feats, None)
+        loss = sum(out[h].frame_probs.square().mean() + out[h].clip_probs.mean() for h in ("f1", "f2", "ft"))
+        loss = loss + out.domain_logits.square().mean()
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    loss_plain, grads_plain = step(0)
+    loss_fused, grads_fused = step(64)
+    torch.testing.assert_close(loss_fused, loss_plain, rtol=1e-5, atol=1e-6)
+    assert grads_fused.keys() == grads_plain.keys()
+    largest = max(float(g.abs().max()) for g in grads_plain.values())
+    for name, want in grads_plain.items():
+        if name.endswith("conv.bias"):
+            continue  # rounding noise on both paths (see above)
+        torch.testing.assert_close(grads_fused[name], want, rtol=1e-3, atol=1e-5 * largest,
+                                   msg=lambda m, name=name: f"{name}: {m}")
+
+
+def test_without_a_compiler_the_blocks_keep_the_operator_path(monkeypatch, tmp_path, caplog):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    fused_tail._library.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING, logger="audioadapt.models.fused_tail"):
+            assert not fused_tail.fused_tail_available()
+        assert "building fused_tail.c failed" in caplog.text
+        _, fused = _pair(1, 8, (2, 2), 0.5)
+        x = torch.randn(2, 1, 8, 8).contiguous(memory_format=torch.channels_last)
+        assert not fused.fusable(x)
+        assert fused.train()(x).shape == (2, 8, 4, 4)
+    finally:
+        fused_tail._library.cache_clear()
+
+
+@needs_kernel
+def test_loading_the_kernel_leaves_subnormal_floats_alone():
+    # a library linked with -ffast-math would switch the process to flush-to-zero
+    fused_tail._library()
+    tiny = torch.tensor([1e-39], dtype=torch.float32)  # subnormal
+    assert float(tiny * 1.0) != 0.0
+    assert float(torch.tensor(1e-39) / 2) > 0.0
