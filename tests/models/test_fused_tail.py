@@ -102,8 +102,29 @@ def test_fusable_only_where_the_kernel_computes_the_same_thing():
     synced = copy.deepcopy(fused)
     synced.norm = AllReduceBatchNorm(8)
     assert not synced.fusable(x)  # DDP's synchronised BatchNorm keeps the operator path
-    fused.eval()
-    torch.testing.assert_close(fused(x), _pair(4, 8, (2, 2), 0.5)[0].eval()(x))  # eval never fuses
+
+
+
+@needs_kernel
+@pytest.mark.parametrize(("cin", "cout", "pool", "shape"),
+                         [(1, 16, (2, 2), (3, 1, 40, 32)), (16, 32, (2, 2), (2, 16, 21, 18)), (8, 12, (1, 2), (2, 8, 9, 8))])
+def test_eval_mode_without_autograd_takes_the_kernel_with_the_running_statistics(cin, cout, pool, shape):
+    plain, fused = _pair(cin, cout, pool, 0.5)
+    x = torch.randn(*shape).contiguous(memory_format=torch.channels_last)
+    for block in (plain, fused):  # the same running statistics, away from their initial values
+        torch.manual_seed(3)
+        block.train()(x * 2 + 0.5)
+        block.eval()
+    calls = []
+    original = fused._fused_forward
+    fused._fused_forward = lambda inp: calls.append(1) or original(inp)  # type: ignore[method-assign]
+    want = plain(x).detach()
+    with torch.inference_mode():
+        got = fused(x)
+    assert calls == [1]
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5 * float(want.abs().max()))
+    fused(x)  # autograd on: the operator path (the kernel has no backward for eval mode)
+    assert calls == [1]
 
 
 @needs_kernel

@@ -129,9 +129,10 @@ class ConvBlock(nn.Module):
         BatchNorm settings; ``bn_momentum`` uses PyTorch's convention
         ``running = (1 - m) * running + m * batch``.
     fused_cpu:
-        In training on CPU, run BatchNorm, GLU, dropout and pooling through the fused kernel of
-        :mod:`audioadapt.models.fused_tail` where it applies (see :meth:`fusable`); the numbers are
-        those of the operator-by-operator path up to float rounding, and the dropout masks are the same.
+        On CPU, run BatchNorm, GLU, dropout and pooling through the fused kernel of
+        :mod:`audioadapt.models.fused_tail` where it applies (see :meth:`fusable`): in training, and in
+        eval mode without autograd (``no_grad`` / ``inference_mode``). The numbers are those of the
+        operator-by-operator path up to float rounding, and the dropout masks are the same.
     """
 
     def __init__(
@@ -169,7 +170,7 @@ class ConvBlock(nn.Module):
         is folded into the convolution's weight and bias: the same numbers up to
         float rounding, one pass over the largest activation less.
         """
-        if self.training and self.fusable(x):
+        if self.fusable(x) and (self.training or (self.norm.track_running_stats and not torch.is_grad_enabled())):
             return self._fused_forward(x)
         if self.training or not self.norm.track_running_stats:
             y = self.norm(self.conv(x))
@@ -179,7 +180,7 @@ class ConvBlock(nn.Module):
         return self.pool(self.dropout(self.act(y)))
 
     def fusable(self, x: torch.Tensor) -> bool:
-        """Whether this training-mode forward can take the fused CPU kernel.
+        """Whether this forward can take the fused CPU kernel (eval mode also needs no autograd).
 
         It needs: ``fused_cpu``; float32 channels-last input on CPU, outside autocast and ``torch.compile``;
         a plain affine ``BatchNorm2d`` (a synchronised one, under DDP, keeps the operator path); the
@@ -195,16 +196,18 @@ class ConvBlock(nn.Module):
                 and fused_tail_available())
 
     def _fused_forward(self, x: torch.Tensor) -> torch.Tensor:
-        from audioadapt.models.fused_tail import fused_block_tail
+        from audioadapt.models.fused_tail import fused_block_tail, fused_block_tail_eval
 
         y = self.conv(x)
+        pool = self.pool.kernel_size
+        pool = (pool, pool) if isinstance(pool, int) else tuple(pool)
+        assert isinstance(self.act, ChannelGLU)
+        if not self.training:
+            return fused_block_tail_eval(y, self.norm, self.act.linear.weight, self.act.linear.bias, pool)
         if self.dropout.p > 0.0:
             draws, threshold, scale = self.dropout.draws(y), self.dropout.threshold, self.dropout.scale
         else:
             draws, threshold, scale = None, -(2**15), 1.0
-        pool = self.pool.kernel_size
-        pool = (pool, pool) if isinstance(pool, int) else tuple(pool)
-        assert isinstance(self.act, ChannelGLU)
         return fused_block_tail(y, self.norm, self.act.linear.weight, self.act.linear.bias, draws, threshold,
                                 scale, pool)
 

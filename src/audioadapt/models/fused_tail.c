@@ -42,6 +42,40 @@ static inline __attribute__((always_inline)) void stats_impl(const float *y, int
  * chains of multiply-adds of the channel map are independent and can overlap. */
 #define GROUP 4
 
+/* acc[g][j] += sum_i m[i][j] * x[g][i] for the GROUP rows g (m is C x C, row-major).
+ * When C is a multiple of 16, the GROUP x C/16 accumulators are vector variables, so they stay in
+ * registers over the loop on i instead of making a load-add-store chain through memory. */
+typedef float v16f __attribute__((vector_size(64), aligned(4)));
+
+static inline __attribute__((always_inline)) void matvec_acc(const float *m, const float *x, float *acc,
+                                                             int64_t C) {
+    if (C % 16 == 0 && C <= 64) {
+        const int64_t V = C / 16;
+        v16f r[GROUP][4];
+        for (int64_t g = 0; g < GROUP; g++)
+            for (int64_t v = 0; v < V; v++) r[g][v] = *(const v16f *)(acc + g * C + 16 * v);
+        for (int64_t i = 0; i < C; i++) {
+            const v16f *row = (const v16f *)(m + i * C);
+#pragma GCC unroll 4
+            for (int64_t g = 0; g < GROUP; g++) {
+                const float xi = x[g * C + i];
+                for (int64_t v = 0; v < V; v++) r[g][v] += row[v] * xi;
+            }
+        }
+        for (int64_t g = 0; g < GROUP; g++)
+            for (int64_t v = 0; v < V; v++) *(v16f *)(acc + g * C + 16 * v) = r[g][v];
+        return;
+    }
+    for (int64_t i = 0; i < C; i++) {
+        const float *row = m + i * C;
+#pragma GCC unroll 4
+        for (int64_t g = 0; g < GROUP; g++) {
+            const float xi = x[g * C + i];
+            for (int64_t j = 0; j < C; j++) acc[g * C + j] += row[j] * xi;
+        }
+    }
+}
+
 /* h, the linear map and the gate of GROUP pixels (pixel g at yp[g]). */
 static inline __attribute__((always_inline)) void group_forward(const float *const *yp, const float *a,
                                                                 const float *c, const float *wt, const float *b,
@@ -53,14 +87,7 @@ static inline __attribute__((always_inline)) void group_forward(const float *con
             lin[g * C + j] = b[j];
         }
     }
-    for (int64_t i = 0; i < C; i++) {
-        const float *w = wt + i * C; /* wt[i][j] = W[j][i] */
-#pragma GCC unroll 4
-        for (int64_t g = 0; g < GROUP; g++) {
-            const float hi = h[g * C + i];
-            for (int64_t j = 0; j < C; j++) lin[g * C + j] += w[j] * hi;
-        }
-    }
+    matvec_acc(wt, h, lin, C);
 #pragma omp simd
     for (int64_t j = 0; j < GROUP * C; j++) sig[j] = sigmoid_f(h[j]);
 }
@@ -147,16 +174,13 @@ static inline __attribute__((always_inline)) void backward_impl(
                         gb_row[j] += gl[j];
                     }
                 }
+                matvec_acc(w, glin, ghv, C); /* dL/dh += W^T glin */
                 for (int64_t k = 0; k < C; k++) {
-                    const float *wk = w + k * C;
                     float *gwk = gw_row + k * C;
 #pragma GCC unroll 4
                     for (int64_t g = 0; g < GROUP; g++) {
                         const float glk = glin[g * C + k];
-                        for (int64_t i = 0; i < C; i++) {
-                            ghv[g * C + i] += wk[i] * glk;
-                            gwk[i] += glk * h[g * C + i];
-                        }
+                        for (int64_t i = 0; i < C; i++) gwk[i] += glk * h[g * C + i];
                     }
                 }
                 for (int64_t g = 0; g < count; g++) {

@@ -244,4 +244,27 @@ def fused_block_tail(y: torch.Tensor, norm: torch.nn.BatchNorm2d, weight: torch.
                                tuple(pool))
 
 
-__all__ = ["fused_block_tail", "fused_tail_available"]
+def fused_block_tail_eval(y: torch.Tensor, norm: torch.nn.BatchNorm2d, weight: torch.Tensor, bias: torch.Tensor,
+                          pool: tuple[int, int]) -> torch.Tensor:
+    """The eval-mode tail, ``avgpool((W h + b) * sigmoid(h))`` with ``h`` from the running statistics.
+
+    No autograd: for ``torch.no_grad()`` / ``torch.inference_mode()`` forwards.
+    """
+    n, ch, t, f = y.shape
+    pt, pf = pool
+    y = y.contiguous(memory_format=torch.channels_last)
+    a = torch.rsqrt(norm.running_var + norm.eps) * norm.weight
+    c = (norm.bias - norm.running_mean * a).contiguous()
+    a = a.contiguous()
+    wt = weight.t().contiguous()
+    b = bias.contiguous()
+    out = torch.empty((n, ch, t // pt, f // pf), dtype=y.dtype, memory_format=torch.channels_last)
+    fwd, threads = _kernel("tail_forward", ch), torch.get_num_threads()
+    jobs = [_pool(threads).submit(fwd, _ptr(y), _ptr(a), _ptr(c), _ptr(wt), _ptr(b), None, 0, 1.0, _ptr(out), t, f,
+                                  ch, pt, pf, r0, r1) for r0, r1 in _split(n * (t // pt), threads)]
+    for job in jobs:
+        job.result()
+    return out
+
+
+__all__ = ["fused_block_tail", "fused_block_tail_eval", "fused_tail_available"]
