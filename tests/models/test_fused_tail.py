@@ -177,3 +177,43 @@ def test_loading_the_kernel_leaves_subnormal_floats_alone():
     tiny = torch.tensor([1e-39], dtype=torch.float32)  # subnormal
     assert float(tiny * 1.0) != 0.0
     assert float(torch.tensor(1e-39) / 2) > 0.0
+
+
+@needs_kernel
+def test_a_compiler_without_gcc_options_gets_the_portable_flags(monkeypatch, tmp_path):
+    import shutil
+    import stat
+
+    real = shutil.which("cc") or shutil.which("gcc")
+    wrapper = tmp_path / "strict-cc"
+    wrapper.write_text(f'#!/bin/sh\nfor a in "$@"; do case "$a" in --param*) echo "unknown: $a" >&2; exit 1;; '
+                       f'esac; done\nexec {real} "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("CC", str(wrapper))
+    fused_tail._library.cache_clear()
+    try:
+        assert fused_tail.fused_tail_available()
+        plain, fused = _pair(1, 16, (2, 2), 0.5)
+        x = torch.randn(2, 1, 16, 8).contiguous(memory_format=torch.channels_last)
+        grad = torch.randn(2, 16, 8, 4)
+        torch.testing.assert_close(_run(fused, x, grad)[0], _run(plain, x, grad)[0], rtol=1e-4, atol=1e-5)
+    finally:
+        fused_tail._library.cache_clear()
+
+
+@needs_kernel
+def test_a_forked_child_runs_the_kernel_on_its_own_threads():
+    import multiprocessing
+
+    _, fused = _pair(1, 8, (2, 2), 0.5)
+    x = torch.randn(2, 1, 16, 8).contiguous(memory_format=torch.channels_last)
+    fused(x)  # the parent's kernel threads exist now
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        shape = pool.apply_async(_child_forward, (fused, x)).get(timeout=60)
+    assert shape == (2, 8, 8, 4)
+
+
+def _child_forward(block: ConvBlock, x: torch.Tensor) -> tuple[int, ...]:
+    return tuple(block(x).shape)

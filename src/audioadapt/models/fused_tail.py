@@ -43,9 +43,11 @@ log = logging.getLogger(__name__)
 _SOURCE = Path(__file__).with_name("fused_tail.c")
 #: compile flags. -ffast-math lets GCC call glibc's vector expf; it is given to the compile step only,
 #: since linking with it adds crtfastmath.o, which would switch the whole process to flush-to-zero.
-#: Small channel loops are not peeled completely, so that they stay vector loops.
+#: Small channel loops are not peeled completely, so that they stay vector loops (a GCC option; other
+#: compilers get the portable set).
 _FLAGS = ("-O3", "-march=native", "-mprefer-vector-width=512", "-ffast-math", "-fopenmp-simd",
           "--param=max-completely-peel-times=1", "-fPIC")
+_PORTABLE_FLAGS = ("-O3", "-march=native", "-ffast-math", "-fPIC")
 #: channel counts with a specialised (compile-time) entry point in fused_tail.c; others use the generic one
 _SPECIALISED = (8, 16, 32, 64)
 _KERNELS = ("tail_stats", "tail_forward", "tail_backward", "tail_input_grad")
@@ -56,6 +58,28 @@ _I64, _F32, _PTR = ctypes.c_int64, ctypes.c_float, ctypes.c_void_p
 def _cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "audioadapt" / "kernels"
+
+
+def _build(compiler: str, target: Path) -> bool:
+    """Compile ``fused_tail.c`` into ``target`` (atomically); ``False`` with a warning if no flag set works."""
+    errors = []
+    for flags in (_FLAGS, _PORTABLE_FLAGS):
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+                built, obj = Path(tmp) / target.name, Path(tmp) / "fused_tail.o"
+                subprocess.run([compiler, *flags, "-c", "-o", str(obj), str(_SOURCE)], check=True,
+                               capture_output=True, timeout=120)
+                subprocess.run([compiler, "-shared", "-o", str(built), str(obj), "-lm"], check=True,
+                               capture_output=True, timeout=120)
+                os.replace(built, target)  # atomic: other processes see the whole file or none
+            return True
+        except (OSError, subprocess.SubprocessError) as exc:
+            detail = (getattr(exc, "stderr", b"") or b"").decode(errors="replace")[:300]
+            errors.append(f"{exc} {detail}".strip())
+    log.warning("fused CPU kernels: building %s failed (%s); the conv blocks use PyTorch operators",
+                _SOURCE.name, " | ".join(errors))
+    return False
 
 
 def _cpu_identity() -> str:
@@ -88,21 +112,8 @@ def _library() -> ctypes.CDLL | None:
     key = hashlib.sha256(source + identity.encode()).hexdigest()[:16]
     target = _cache_dir() / f"fused_tail_{key}.so"
     with _LOCK:
-        if not target.exists():
-            try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-                    built, obj = Path(tmp) / target.name, Path(tmp) / "fused_tail.o"
-                    subprocess.run([compiler, *_FLAGS, "-c", "-o", str(obj), str(_SOURCE)], check=True,
-                                   capture_output=True, timeout=120)
-                    subprocess.run([compiler, "-shared", "-o", str(built), str(obj), "-lm"], check=True,
-                                   capture_output=True, timeout=120)
-                    os.replace(built, target)  # atomic: other processes see the whole file or none
-            except (OSError, subprocess.SubprocessError) as exc:
-                detail = getattr(exc, "stderr", b"") or b""
-                log.warning("fused CPU kernels: building %s failed (%s %s); the conv blocks use PyTorch operators",
-                            _SOURCE.name, exc, detail.decode(errors="replace")[:500])
-                return None
+        if not target.exists() and not _build(compiler, target):
+            return None
         try:
             lib = ctypes.CDLL(str(target))
         except OSError as exc:
@@ -131,8 +142,13 @@ def fused_tail_available() -> bool:
     return _library() is not None
 
 
-@lru_cache(maxsize=4)
 def _pool(workers: int) -> ThreadPoolExecutor:
+    """The kernel threads of this process (a forked child gets its own: the parent's threads are not in it)."""
+    return _pool_of(os.getpid(), workers)
+
+
+@lru_cache(maxsize=8)
+def _pool_of(pid: int, workers: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="audioadapt-kernel")
 
 
