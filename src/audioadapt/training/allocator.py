@@ -36,7 +36,7 @@ CpuAllocatorMode = Literal["retain", "system"]
 # glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
-_TRIM_NEVER = 2**31 - 1  # mallopt takes an int: the largest free top-of-heap size that is kept
+_TRIM_NEVER = -1  # mallopt(3): "-1 disables trimming completely"
 
 _applied: CpuAllocatorMode | None = None
 
