@@ -69,7 +69,7 @@ class CRNNConfig:
         system C compiler on first use; without one, PyTorch operators). These
         are the first blocks, whose large few-channel activations make the
         operator-by-operator path memory-bound (paper-size model at batch 64:
-        training step 3.3 -> 2.6 s, inference 0.75 -> 0.64 s per batch,
+        training step 3.3 -> 2.6 s, inference 0.76 -> 0.66 s per batch,
         ``benchmarks/results/sed_throughput.md``);
         at 128 channels PyTorch's operators are faster. ``0`` turns it off. Not an architecture
         setting either: same numbers up to float rounding, same dropout masks.
