@@ -208,7 +208,12 @@ def test_a_forked_child_runs_the_kernel_on_its_own_threads():
 
     _, fused = _pair(1, 8, (2, 2), 0.5)
     x = torch.randn(2, 1, 16, 8).contiguous(memory_format=torch.channels_last)
-    fused(x)  # the parent's kernel threads exist now
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the child runs one thread too: the same pool size, the pool the parent made
+    try:
+        fused(x)  # the parent's kernel thread exists now
+    finally:
+        torch.set_num_threads(threads)
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(1) as pool:
         shape = pool.apply_async(_child_forward, (fused, x)).get(timeout=60)
@@ -216,4 +221,7 @@ def test_a_forked_child_runs_the_kernel_on_its_own_threads():
 
 
 def _child_forward(block: ConvBlock, x: torch.Tensor) -> tuple[int, ...]:
+    # one thread, as in a DataLoader worker: GNU OpenMP cannot run parallel regions in a child forked
+    # from a parent that used them (the convolution would hang, whatever the kernel does)
+    torch.set_num_threads(1)
     return tuple(block(x).shape)
