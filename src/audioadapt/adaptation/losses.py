@@ -69,8 +69,14 @@ def masked_bce_with_logits(
         valid = valid & mask.bool()
     targets = targets.to(logits.dtype).clamp(min=0.0)
     losses = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    return masked_mean(losses, valid, divisor)
+
+
+def masked_mean(losses: torch.Tensor, valid: torch.Tensor, divisor: Divisor | None = None) -> torch.Tensor:
+    """Mean of elementwise ``losses`` over the ``valid`` entries (same shape), divided as the module docstring
+    says; 0 with a valid graph when no entry is valid."""
     mean = _masked_mean(losses, valid, divisor)
-    return _zero_like_graph(logits) if mean is None else mean
+    return _zero_like_graph(losses) if mean is None else mean
 
 
 def frame_bce(
@@ -157,4 +163,4 @@ def domain_bce(
     return torch.stack(means).mean() if means else _zero_like_graph(domain_logits)
 
 
-__all__ = ["Divisor", "clip_bce", "domain_bce", "frame_bce", "masked_bce_with_logits"]
+__all__ = ["Divisor", "clip_bce", "domain_bce", "frame_bce", "masked_bce_with_logits", "masked_mean"]

@@ -168,7 +168,8 @@ class ConvBlock(nn.Module):
 
         In eval mode the BatchNorm, an affine map with its running statistics,
         is folded into the convolution's weight and bias: the same numbers up to
-        float rounding, one pass over the largest activation less.
+        float rounding, one pass over the largest activation less. Where
+        :meth:`fusable` allows, the fused CPU kernel runs the tail instead.
         """
         if self.fusable(x) and (self.training or (self.norm.track_running_stats and not torch.is_grad_enabled())):
             return self._fused_forward(x)
@@ -203,7 +204,8 @@ class ConvBlock(nn.Module):
         pool = (pool, pool) if isinstance(pool, int) else tuple(pool)
         assert isinstance(self.act, ChannelGLU)
         if not self.training:
-            return fused_block_tail_eval(y, self.norm, self.act.linear.weight, self.act.linear.bias, pool)
+            scale, shift = self.running_affine()
+            return fused_block_tail_eval(y, scale, shift, self.act.linear.weight, self.act.linear.bias, pool)
         if self.dropout.p > 0.0:
             draws, threshold, scale = self.dropout.draws(y), self.dropout.threshold, self.dropout.scale
         else:
@@ -211,16 +213,22 @@ class ConvBlock(nn.Module):
         return fused_block_tail(y, self.norm, self.act.linear.weight, self.act.linear.bias, draws, threshold,
                                 scale, pool)
 
-    def folded_conv(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Weight and bias of ``norm(conv(x))`` as one convolution (running statistics; eval mode)."""
-        norm, conv = self.norm, self.conv
+    def running_affine(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(scale, shift)`` with ``norm(y) = scale * y + shift`` per channel (running statistics; eval mode)."""
+        norm = self.norm
         scale = torch.rsqrt(norm.running_var + norm.eps)
         if norm.weight is not None:
             scale = scale * norm.weight
-        bias = -norm.running_mean if conv.bias is None else conv.bias - norm.running_mean
-        bias = bias * scale
+        shift = -norm.running_mean * scale
         if norm.bias is not None:
-            bias = bias + norm.bias
+            shift = shift + norm.bias
+        return scale, shift
+
+    def folded_conv(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Weight and bias of ``norm(conv(x))`` as one convolution (running statistics; eval mode)."""
+        scale, shift = self.running_affine()
+        conv = self.conv
+        bias = shift if conv.bias is None else conv.bias * scale + shift
         return conv.weight * scale.view(-1, 1, 1, 1), bias
 
 

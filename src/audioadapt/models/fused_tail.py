@@ -33,6 +33,7 @@ import subprocess
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -162,51 +163,66 @@ def _ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
+def _run(kernel, total: int, args: Callable[[int, int, int], tuple]) -> None:
+    """Run ``kernel(*args(part, lo, hi))`` over ``[0, total)`` split into one range per torch thread."""
+    threads = torch.get_num_threads()
+    jobs = [_pool(threads).submit(kernel, *args(part, lo, hi))
+            for part, (lo, hi) in enumerate(_split(total, threads))]
+    for job in jobs:
+        job.result()
+
+
+def _parts(total: int, size: int) -> torch.Tensor:
+    """Zeroed float64 accumulators, one row of ``size`` per range :func:`_run` makes of ``total``."""
+    return torch.zeros(len(_split(total, torch.get_num_threads())), size, dtype=torch.float64)
+
+
+def _pooled_forward(y: torch.Tensor, a: torch.Tensor, c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                    draws: torch.Tensor | None, threshold: int, scale: float,
+                    pool: tuple[int, int]) -> torch.Tensor:
+    """``avgpool(keep * (W h + b) * sigmoid(h))`` with ``h = a * y + c`` per channel (no autograd)."""
+    n, ch, t, f = y.shape
+    pt, pf = pool
+    a, c, b = a.contiguous(), c.contiguous(), bias.detach().contiguous()
+    wt = weight.detach().t().contiguous()
+    out = torch.empty((n, ch, t // pt, f // pf), dtype=y.dtype, memory_format=torch.channels_last)
+    _run(_kernel("tail_forward", ch), n * (t // pt),
+         lambda part, r0, r1: (_ptr(y), _ptr(a), _ptr(c), _ptr(wt), _ptr(b), _ptr(draws), threshold, scale,
+                               _ptr(out), t, f, ch, pt, pf, r0, r1))
+    return out
+
+
 class _TailFunction(torch.autograd.Function):
     """``(y, gamma, beta, weight, bias) -> pooled output``; batch statistics and dropout draws given."""
 
     @staticmethod
     def forward(ctx, y, gamma, beta, weight, bias, mean, invstd, draws, threshold, scale, pool):  # type: ignore[override]
-        n, ch, t, f = y.shape
-        fwd = _kernel("tail_forward", ch)
-        pt, pf = pool
-        a = (gamma * invstd).contiguous()
-        c = (beta - mean * a).contiguous()
+        a = gamma * invstd
+        c = beta - mean * a
+        out = _pooled_forward(y, a, c, weight, bias, draws, threshold, scale, pool)
         w = weight.detach().contiguous()
-        wt = w.t().contiguous()
-        b = bias.detach().contiguous()
-        out = torch.empty((n, ch, t // pt, f // pf), dtype=y.dtype, memory_format=torch.channels_last)
-        rows = n * (t // pt)
-        jobs = [_pool(torch.get_num_threads()).submit(
-            fwd, _ptr(y), _ptr(a), _ptr(c), _ptr(wt), _ptr(b), _ptr(draws), threshold, scale,
-            _ptr(out), t, f, ch, pt, pf, r0, r1) for r0, r1 in _split(rows, torch.get_num_threads())]
-        for job in jobs:
-            job.result()
-        ctx.save_for_backward(y, gamma, a, c, w, wt, b, mean, invstd, draws)
+        ctx.save_for_backward(y, a.contiguous(), c.contiguous(), w, w.t().contiguous(),
+                              bias.detach().contiguous(), mean, invstd, draws)
         ctx.setup = (threshold, scale, pool)
         return out
 
     @staticmethod
     def backward(ctx, grad_out):  # type: ignore[override]
-        y, gamma, a, c, w, wt, b, mean, invstd, draws = ctx.saved_tensors
+        y, a, c, w, wt, b, mean, invstd, draws = ctx.saved_tensors
         threshold, scale, (pt, pf) = ctx.setup
         n, ch, t, f = y.shape
-        bwd, igrad = _kernel("tail_backward", ch), _kernel("tail_input_grad", ch)
         gp = grad_out.contiguous(memory_format=torch.channels_last)
         covered = t % pt == 0 and f % pf == 0
         gh = (torch.empty_like if covered else torch.zeros_like)(y, memory_format=torch.channels_last)
-        threads = torch.get_num_threads()
         rows = n * (t // pt)
-        ranges = _split(rows, threads)
-        acc = [torch.zeros(ch * ch + 3 * ch, dtype=torch.float64) for _ in ranges]
-        jobs = [_pool(threads).submit(
-            bwd, _ptr(gp), _ptr(y), _ptr(a), _ptr(c), _ptr(w), _ptr(wt), _ptr(b), _ptr(draws),
-            threshold, scale, _ptr(mean), _ptr(invstd), _ptr(gh), _ptr(part), _ptr(part[ch * ch:]),
-            _ptr(part[ch * ch + ch:]), _ptr(part[ch * ch + 2 * ch:]), t, f, ch, pt, pf, r0, r1)
-            for part, (r0, r1) in zip(acc, ranges)]
-        for job in jobs:
-            job.result()
-        total = torch.stack(acc).sum(0)
+        # per range: dL/dW (ch x ch), dL/db, sum(dL/dh), sum(dL/dh * xhat)
+        acc = _parts(rows, ch * ch + 3 * ch)
+        _run(_kernel("tail_backward", ch), rows,
+             lambda part, r0, r1: (_ptr(gp), _ptr(y), _ptr(a), _ptr(c), _ptr(w), _ptr(wt), _ptr(b), _ptr(draws),
+                                   threshold, scale, _ptr(mean), _ptr(invstd), _ptr(gh), _ptr(acc[part]),
+                                   _ptr(acc[part, ch * ch:]), _ptr(acc[part, ch * ch + ch:]),
+                                   _ptr(acc[part, ch * ch + 2 * ch:]), t, f, ch, pt, pf, r0, r1))
+        total = acc.sum(0)
         grad_w = total[: ch * ch].view(ch, ch).to(y.dtype)
         grad_b, sum_gh, sum_ghx = (total[ch * ch + k * ch: ch * ch + (k + 1) * ch] for k in range(3))
         m = n * t * f
@@ -215,11 +231,8 @@ class _TailFunction(torch.autograd.Function):
         coef_y = -a64 * mean_ghx * invstd64
         const = -a64 * mean_gh - coef_y * mean.double()
         coef_y32, const32 = coef_y.float(), const.float()  # referenced here until the jobs finish
-        jobs = [_pool(threads).submit(igrad, _ptr(gh), _ptr(y), _ptr(a), _ptr(coef_y32),
-                                      _ptr(const32), p0, p1, ch)
-                for p0, p1 in _split(m, threads)]
-        for job in jobs:
-            job.result()
+        _run(_kernel("tail_input_grad", ch), m,
+             lambda part, p0, p1: (_ptr(gh), _ptr(y), _ptr(a), _ptr(coef_y32), _ptr(const32), p0, p1, ch))
         # dL/dgamma = sum(dL/dh * xhat), dL/dbeta = sum(dL/dh)
         return (gh, sum_ghx.to(y.dtype), sum_gh.to(y.dtype), grad_w, grad_b.to(y.dtype), None, None, None, None,
                 None, None)
@@ -236,18 +249,14 @@ def fused_block_tail(y: torch.Tensor, norm: torch.nn.BatchNorm2d, weight: torch.
     """
     n, ch, t, f = y.shape
     y = y.contiguous(memory_format=torch.channels_last)
-    stats = _kernel("tail_stats", ch)
-    threads = torch.get_num_threads()
     pixels = n * t * f
     with torch.no_grad():
-        parts = [torch.zeros(2, ch, dtype=torch.float64) for _ in _split(pixels, threads)]
-        jobs = [_pool(threads).submit(stats, _ptr(y), p0, p1, ch, _ptr(part[0]), _ptr(part[1]))
-                for part, (p0, p1) in zip(parts, _split(pixels, threads))]
-        for job in jobs:
-            job.result()
-        sums = torch.stack(parts).sum(0)
-        mean64 = sums[0] / pixels
-        var64 = (sums[1] / pixels - mean64 * mean64).clamp(min=0.0)
+        parts = _parts(pixels, 2 * ch)  # per range: sum, sum of squares
+        _run(_kernel("tail_stats", ch), pixels,
+             lambda part, p0, p1: (_ptr(y), p0, p1, ch, _ptr(parts[part]), _ptr(parts[part, ch:])))
+        sums = parts.sum(0)
+        mean64 = sums[:ch] / pixels
+        var64 = (sums[ch:] / pixels - mean64 * mean64).clamp(min=0.0)
         if norm.track_running_stats and norm.running_mean is not None:
             norm.num_batches_tracked.add_(1)
             momentum = norm.momentum if norm.momentum is not None else 1.0 / float(norm.num_batches_tracked)
@@ -260,27 +269,15 @@ def fused_block_tail(y: torch.Tensor, norm: torch.nn.BatchNorm2d, weight: torch.
                                tuple(pool))
 
 
-def fused_block_tail_eval(y: torch.Tensor, norm: torch.nn.BatchNorm2d, weight: torch.Tensor, bias: torch.Tensor,
-                          pool: tuple[int, int]) -> torch.Tensor:
-    """The eval-mode tail, ``avgpool((W h + b) * sigmoid(h))`` with ``h`` from the running statistics.
+def fused_block_tail_eval(y: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, weight: torch.Tensor,
+                          bias: torch.Tensor, pool: tuple[int, int]) -> torch.Tensor:
+    """The eval-mode tail, ``avgpool((W h + b) * sigmoid(h))`` with ``h = scale * y + shift``
+    (the BatchNorm with its running statistics, :meth:`~audioadapt.models.blocks.ConvBlock.running_affine`).
 
     No autograd: for ``torch.no_grad()`` / ``torch.inference_mode()`` forwards.
     """
-    n, ch, t, f = y.shape
-    pt, pf = pool
     y = y.contiguous(memory_format=torch.channels_last)
-    a = torch.rsqrt(norm.running_var + norm.eps) * norm.weight
-    c = (norm.bias - norm.running_mean * a).contiguous()
-    a = a.contiguous()
-    wt = weight.t().contiguous()
-    b = bias.contiguous()
-    out = torch.empty((n, ch, t // pt, f // pf), dtype=y.dtype, memory_format=torch.channels_last)
-    fwd, threads = _kernel("tail_forward", ch), torch.get_num_threads()
-    jobs = [_pool(threads).submit(fwd, _ptr(y), _ptr(a), _ptr(c), _ptr(wt), _ptr(b), None, 0, 1.0, _ptr(out), t, f,
-                                  ch, pt, pf, r0, r1) for r0, r1 in _split(n * (t // pt), threads)]
-    for job in jobs:
-        job.result()
-    return out
+    return _pooled_forward(y, scale, shift, weight, bias, None, 0, 1.0, pool)
 
 
 __all__ = ["fused_block_tail", "fused_block_tail_eval", "fused_tail_available"]

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
-from audioadapt.adaptation.losses import Divisor, clip_bce, frame_bce
+from audioadapt.adaptation.losses import Divisor, clip_bce, frame_bce, masked_mean
 from audioadapt.data.batch import SedBatch
 from audioadapt.errors import ConfigError
 from audioadapt.features.config import FeatureConfig
@@ -121,9 +121,7 @@ def _masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None,
     """
     sq = (a - b) ** 2
     valid = torch.ones_like(sq, dtype=torch.bool) if mask is None else mask.unsqueeze(-1).expand_as(sq)
-    count = valid.sum()
-    denominator = count if divisor is None else divisor(count)
-    return sq[valid].sum() / denominator.clamp(min=1)
+    return masked_mean(sq, valid, divisor)
 
 
 class SedMeanTeacherMethod(Method):
