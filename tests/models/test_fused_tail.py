@@ -73,8 +73,7 @@ def test_fused_tail_matches_the_operator_path(cin, cout, pool, p, shape):
 
 @needs_kernel
 def test_batch_statistics_are_accurate_on_a_large_batch():
-    # float64 reference: the fused pass accumulates in double (PyTorch's channels-last BatchNorm was
-    # 2e-3 off on the paper-size first block)
+    # float64 reference: the fused pass accumulates in double
     plain, fused = _pair(1, 16, (2, 2), 0.0)
     fused.norm.momentum = 1.0
     x = torch.randn(16, 1, 320, 128).mul(2.0).add(0.5).contiguous(memory_format=torch.channels_last)
