@@ -11,8 +11,10 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
 
 from audioadapt import __version__
+from audioadapt.cpus import prefer_passive_waiting
 from audioadapt.errors import AudioadaptError
 
 #: Command groups, in the order ``--help`` lists them.
@@ -34,8 +36,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def os_error_message(exc: OSError) -> str:
+    """``FILE: reason`` of an operating-system error (``reason`` alone when it names no file)."""
+    reason = exc.strerror or str(exc)
+    if exc.filename is None:
+        return reason
+    where = str(exc.filename)
+    if exc.filename2 is not None:
+        where += f" -> {exc.filename2}"
+    return f"{where}: {reason}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
+    prefer_passive_waiting()  # before anything imports torch (see audioadapt.cpus)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -46,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except AudioadaptError as exc:
         print(f"audioadapt: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # unwritable output, missing folder, full disk...
+        if args.verbose:
+            traceback.print_exc()
+        print(f"audioadapt: error: {os_error_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("audioadapt: interrupted", file=sys.stderr)

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import torch
 
 from audioadapt.config.load import to_dict
+from audioadapt.cpus import configure_threads
 from audioadapt.errors import CheckpointError, ConfigError, DataError
 from audioadapt.training.allocator import CpuAllocatorMode, configure_cpu_allocator
 from audioadapt.training.checkpoint import (
@@ -88,6 +89,11 @@ class TrainConfig:
         returning it to the kernel, which removes the page faults that dominated
         a training step on CPU (:mod:`~audioadapt.training.allocator`; glibc
         only, process-wide); ``"system"`` leaves the C allocator alone.
+    num_threads: CPU threads torch computes with; ``None`` caps torch's count
+        at the CPUs the process may use (affinity mask and cgroup quota,
+        shared among the ranks torchrun starts on one machine;
+        :mod:`audioadapt.cpus`) and leaves a lower count or ``OMP_NUM_THREADS``
+        as they are.
     """
 
     epochs: int = 100
@@ -111,6 +117,7 @@ class TrainConfig:
     find_unused_parameters: bool = False
     sync_batchnorm: bool = True
     cpu_allocator: CpuAllocatorMode = "retain"
+    num_threads: int | None = None
 
     def __post_init__(self) -> None:
         positive = {"lr": self.lr, "log_every": self.log_every, "validate_every": self.validate_every}
@@ -124,6 +131,8 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.betas must lie in [0, 1), got {self.betas}")
         if self.grad_clip_norm is not None and not self.grad_clip_norm > 0:
             raise ConfigError(f"TrainConfig.grad_clip_norm must be positive or null, got {self.grad_clip_norm}")
+        if self.num_threads is not None and self.num_threads < 1:
+            raise ConfigError(f"TrainConfig.num_threads must be >= 1 or null, got {self.num_threads}")
 
 
 @dataclass
@@ -189,6 +198,7 @@ class Trainer:
             trainable_networks(method, phase)  # check the names before any work
         set_deterministic(cfg.deterministic)
         configure_cpu_allocator(cfg.cpu_allocator)
+        configure_threads(cfg.num_threads)
         for module in networks.values():
             module.to(dist.device)
         if cfg.sync_batchnorm and dist.enabled:
