@@ -11,7 +11,6 @@ family leaves the events and their positions as they were.
 from __future__ import annotations
 
 import multiprocessing
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -155,11 +154,10 @@ def _run_job(job: ClipJob) -> tuple[Event, ...]:
 
 
 def available_workers() -> int:
-    """CPU cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return max(1, os.cpu_count() or 1)
+    """CPUs this process may use (affinity mask and cgroup quota)."""
+    from audioadapt.cpus import available_cpus
+
+    return available_cpus()
 
 
 def run_jobs(
