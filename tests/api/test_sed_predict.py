@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import numpy as np
@@ -186,3 +188,33 @@ def test_cli_errors_exit_with_a_message(run, odd, tmp_path, capsys):
     assert "checkpoint" in capsys.readouterr().err
     assert main(["sed", "predict", str(run), str(odd / "short.wav"), "--batch-size", "0"]) == 2
     assert "batch size must be >= 1" in capsys.readouterr().err
+
+
+def test_cli_outputs_that_cannot_be_written_are_refused_before_predicting(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("audioadapt.api.sed_predict.predict_sed", pytest.fail)  # must not be reached
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    run, wav = str(tmp_path / "run"), str(tmp_path / "x.wav")
+    assert main(["sed", "predict", run, wav, "--plots", str(a_file)]) == 2
+    assert capsys.readouterr().err == f"audioadapt: error: {a_file}: cannot write --plots: this is a file, " \
+                                      "not a folder\n"
+    assert main(["sed", "predict", run, wav, "--out", str(a_file / "events.tsv")]) == 2
+    assert f"{a_file / 'events.tsv'}: cannot write --out: {a_file} is a file, not a folder" \
+        in capsys.readouterr().err
+    real = os.access
+    monkeypatch.setattr("audioadapt.cli.outputs.os.access",
+                        lambda path, mode: False if Path(path) == tmp_path else real(path, mode))
+    assert main(["sed", "predict", run, wav, "--out", str(tmp_path / "events.tsv")]) == 2
+    assert f"folder {tmp_path} is not writable" in capsys.readouterr().err
+
+
+def test_cli_write_failures_are_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("audioadapt.api.sed_predict.predict_sed", lambda *a, **k: {"x.wav": []})
+
+    def full(path, events):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr("audioadapt.data.dcase.write_strong_tsv", full)
+    out = tmp_path / "events.tsv"
+    assert main(["sed", "predict", str(tmp_path / "run"), "x.wav", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == f"audioadapt: error: {out}: No space left on device\n"

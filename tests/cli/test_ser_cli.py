@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,19 @@ def test_user_errors_exit_with_a_message(tiny, tmp_path, capsys):
     assert "no such checkpoint" in capsys.readouterr().err
     assert main(["ser", "train", "ser_nnpm", "--source", str(tiny), "--target", str(tiny), "memory.rate_end=2"]) == 2
     assert "rate_end" in capsys.readouterr().err
+
+
+def test_outputs_that_cannot_be_written_are_refused_first(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("audioadapt.api.ser.predict_ser", pytest.fail)  # must not be reached
+    monkeypatch.setattr("audioadapt.api.ser.evaluate_ser_run", pytest.fail)
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    assert main(["ser", "predict", str(tmp_path), "x.wav", "--out", str(a_file / "p.csv")]) == 2
+    assert capsys.readouterr().err == (f"audioadapt: error: {a_file / 'p.csv'}: cannot write --out: {a_file} is "
+                                       "a file, not a folder\n")
+    real = os.access
+    monkeypatch.setattr("audioadapt.cli.outputs.os.access",
+                        lambda path, mode: False if Path(path) == tmp_path else real(path, mode))
+    assert main(["ser", "evaluate", str(tmp_path)]) == 2
+    assert f"{tmp_path}: cannot write the evaluation report into the run: folder {tmp_path} is not writable" \
+        in capsys.readouterr().err

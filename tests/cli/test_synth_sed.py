@@ -83,3 +83,13 @@ def test_size_choices_come_from_the_presets():
         parser.parse_args(["synth", "sed", "out", "--size", "enormous"])
     args = parser.parse_args(["synth", "sed", "out", "--size", "medium"])
     assert args.size == "medium" and args.workers is None and args.seed is None
+
+
+def test_out_that_is_a_file_is_a_short_error(tmp_path, capsys):
+    out = tmp_path / "taken"
+    out.write_text("x")
+    for extra in ([], ["--overwrite"]):
+        assert main(["synth", "sed", str(out), *FAST, *extra]) == 2
+        assert capsys.readouterr().err == f"audioadapt: error: {out}: cannot write the dataset: this is a file, " \
+                                          "not a folder\n"
+    assert out.read_text() == "x"

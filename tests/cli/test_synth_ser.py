@@ -87,3 +87,13 @@ def test_building_the_parser_does_not_import_the_generator():
             "print('audioadapt.data.synthetic.ser' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_out_that_is_a_file_is_a_short_error(tmp_path, capsys):
+    out = tmp_path / "taken"
+    out.write_text("x")
+    for extra in ([], ["--overwrite"]):
+        assert main(["synth", "ser", str(out), *FAST, *extra]) == 2
+        assert capsys.readouterr().err == f"audioadapt: error: {out}: cannot write the dataset: this is a file, " \
+                                          "not a folder\n"
+    assert out.read_text() == "x"

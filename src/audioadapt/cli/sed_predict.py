@@ -31,8 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from audioadapt.api.sed_predict import predict_sed
+    from audioadapt.cli.outputs import check_output_file, check_output_folder
     from audioadapt.data.dcase import format_strong_tsv, write_strong_tsv
 
+    if args.out is not None:
+        check_output_file(args.out, "--out")
+    if args.plots is not None:
+        check_output_folder(args.plots, "--plots")
     events = predict_sed(args.run_dir, args.audio, checkpoint=args.checkpoint, batch_size=args.batch_size,
                          plot_dir=args.plots)
     if args.out is None:

@@ -25,7 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from audioadapt.api.ser import evaluate_ser_run
+    from audioadapt.cli.outputs import check_run_output
 
+    check_run_output(args.run_dir)
     results = evaluate_ser_run(args.run_dir, checkpoint=args.checkpoint, target=args.target)
     for side, metrics in results.items():
         print(f"# target {side}\n")

@@ -44,10 +44,13 @@ def format_rows(rows: list[dict], fmt: str) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     from audioadapt.api.ser import predict_ser
+    from audioadapt.cli.outputs import check_output_file
     from audioadapt.errors import ConfigError
 
     if args.batch_size is not None and args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.out is not None:
+        check_output_file(args.out, "--out")
     fmt = args.format or ("json" if args.out is not None and args.out.suffix.lower() == ".json" else "csv")
     rows = predict_ser(args.run_dir, args.audio, checkpoint=args.checkpoint, batch_size=args.batch_size)
     text = format_rows(rows, fmt)

@@ -41,9 +41,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from audioadapt.cli.outputs import check_output_folder
     from audioadapt.cli.synth import synth_overrides
     from audioadapt.data.synthetic.sed import generate_sed_dataset, load_sed_config
 
+    check_output_folder(args.out, "the dataset")
     cfg = load_sed_config(args.config, synth_overrides(args))
     info = generate_sed_dataset(
         args.out,

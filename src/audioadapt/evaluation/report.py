@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from audioadapt.errors import DataError
+
 #: Packages whose versions every results file records when installed.
 VERSIONED_PACKAGES: tuple[str, ...] = ("audioadapt", "numpy", "scipy", "sed_eval", "sed_scores_eval")
 
@@ -135,6 +137,16 @@ class Report:
         return "\n\n".join(parts) + "\n"
 
 
+def report_paths(json_path: str | Path, markdown_path: str | Path | None = None) -> tuple[Path, Path]:
+    """The JSON and Markdown files :func:`write_report` writes (default Markdown: the JSON path with ``.md``)."""
+    json_path = Path(json_path)
+    md_path = json_path.with_suffix(".md") if markdown_path is None else Path(markdown_path)
+    if md_path == json_path:
+        raise DataError("the Markdown report would overwrite the JSON report; give the JSON file a .json name",
+                        json_path)
+    return json_path, md_path
+
+
 def write_report(
     report: Report, json_path: str | Path, markdown_path: str | Path | None = None
 ) -> tuple[Path, Path]:
@@ -142,10 +154,7 @@ def write_report(
 
     Both files are written atomically; returns their paths.
     """
-    json_path = Path(json_path)
-    md_path = json_path.with_suffix(".md") if markdown_path is None else Path(markdown_path)
-    if md_path == json_path:
-        raise ValueError(f"the Markdown report would overwrite the JSON file {json_path}")
+    json_path, md_path = report_paths(json_path, markdown_path)
     text = json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n"
     for path, content in ((json_path, text), (md_path, report.to_markdown())):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -222,5 +231,6 @@ __all__ = [
     "format_value",
     "fscore_table",
     "package_versions",
+    "report_paths",
     "write_report",
 ]
