@@ -146,6 +146,41 @@ def test_missing_corpora_and_foreign_folders(tiny, tmp_path):
     assert len(target) == 32 and target == sorted(target, key=lambda u: u.key)
 
 
+def manifest_copy(tiny: Path, path: Path, keep) -> Path:
+    """The tiny source manifest with absolute audio paths, its rows passed through ``keep(index, row)``."""
+    import csv
+
+    with open(tiny / "source" / "manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for i, row in enumerate(rows):
+            row["path"] = str(tiny / "source" / row["path"])
+            if (row := keep(i, row)) is not None:
+                writer.writerow(row)
+    return path
+
+
+def test_a_source_corpus_of_one_emotion_is_refused(tiny, tmp_path):
+    one = manifest_copy(tiny, tmp_path / "angry.csv", lambda i, row: row if row["label"] == "angry" else None)
+    with pytest.raises(DataError, match=r"the source corpus 'csv' has utterances of 1 emotion\(s\) \(angry 8\); "
+                                        "training needs at least 2") as err:
+        load_side(SerCorpusConfig("csv", str(one)), "source")
+    assert err.value.path == one
+    assert len(load_side(SerCorpusConfig("csv", str(one)), "target")) == 8  # a target side may hold one emotion
+
+
+def test_a_row_without_label_is_an_error_or_a_counted_skip(tiny, tmp_path, caplog):
+    holey = manifest_copy(tiny, tmp_path / "holey.csv", lambda i, row: {**row, "label": ""} if i == 0 else row)
+    with pytest.raises(DataError, match="empty 'label'") as err:
+        load_side(SerCorpusConfig("csv", str(holey)), "source")
+    assert (err.value.path, err.value.line) == (holey, 2)
+    with caplog.at_level("WARNING"):
+        utts = load_side(SerCorpusConfig("csv", str(holey), on_error="skip"), "source")
+    assert len(utts) == 31 and f"skipped 1 row(s):\n  {holey}:2: empty 'label'" in caplog.text
+
+
 def test_an_unwritable_cache_place_names_the_setting(tiny, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")

@@ -95,7 +95,27 @@ def load_side(cfg: "SerCorpusConfig", role: str) -> list[Utterance]:
         log.warning("%s corpus %s: %s", role, cfg.describe(), report.summary())
     if not utts:
         raise DataError(f"the {role} corpus holds no utterance with an emotion label", root)
+    if role == "source":
+        require_emotions(utts, cfg)
     return sorted(utts, key=lambda u: u.key)
+
+
+#: Fewest emotions a source corpus must hold to train a classifier on it.
+MIN_SOURCE_EMOTIONS = 2
+
+
+def require_emotions(utterances: Sequence[Utterance], cfg: "SerCorpusConfig") -> None:
+    """Refuse a source corpus whose labelled utterances hold fewer than :data:`MIN_SOURCE_EMOTIONS` emotions.
+
+    A classifier trained on one emotion always predicts it; its source
+    accuracy of 1.0 would say nothing.
+    """
+    counts = {k: v for k, v in label_counts(utterances).items() if k is not None and v}
+    if len(counts) >= MIN_SOURCE_EMOTIONS:
+        return
+    found = ", ".join(f"{label} {n}" for label, n in counts.items()) or "none"
+    raise DataError(f"the source corpus '{cfg.corpus}' has utterances of {len(counts)} emotion(s) ({found}); "
+                    f"training needs at least {MIN_SOURCE_EMOTIONS} of {', '.join(EMOTIONS)}", cfg.root)
 
 
 def _cache_root(cfg: "SerCorpusConfig") -> Path:
@@ -262,6 +282,7 @@ class SerDataModule:
         if unlabelled:
             raise DataError(f"{len(unlabelled)} source utterance(s) have no emotion label, e.g. {unlabelled[0]!r}",
                             cfg.source.root)
+        require_emotions(utts, cfg.source)  # again: unreadable files may have been skipped
         cache = self._caches["source"]
         common = dict(features_config=cfg.features, config=cfg.dataset, domain=SOURCE_DOMAIN)
         self.source_slots = SerDataset(utts, cache, train=True, **common)
@@ -381,6 +402,7 @@ __all__ = [
     "SerDataModule",
     "SerPairBatch",
     "load_side",
+    "require_emotions",
     "shuffled_loader",
     "source_validation_split",
     "strip_labels",

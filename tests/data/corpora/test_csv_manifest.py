@@ -50,7 +50,7 @@ def test_repacked_copy_columns_label_map_and_extra(corpus: Path) -> None:
         "audio/a2.flac,boredom,,03,M,a02",
         "audio/b1.flac,anger,angry,08,F,a01",
     )
-    utts = {u.utt_id: u for u in prepare_csv(csv_path, label_column="emotion4")}
+    utts = {u.utt_id: u for u in prepare_csv(csv_path, label_column="emotion4", label_map={"": None})}
     assert set(utts) == {"a1", "b1"}
     assert utts["a1"].gender == "male" and utts["b1"].gender == "female"
     assert utts["a1"].extra["emotion7"] == "happiness" and utts["a1"].extra["text_id"] == "a01"
@@ -110,3 +110,18 @@ def test_not_a_manifest(tmp_path: Path) -> None:
         prepare_csv(tmp_path)
     with pytest.raises(DataError, match="not found"):
         prepare_csv(tmp_path / "nothing.csv")
+
+
+def test_empty_label_is_a_bad_row(corpus: Path, caplog) -> None:
+    rows = ["path,label,speaker", "audio/a1.flac,angry,s1", "audio/a2.flac,,s1", "audio/b1.flac,sad,s2"]
+    csv_path = write(corpus / "m.csv", *rows)
+    with pytest.raises(DataError, match="empty 'label'; expected one of") as info:
+        prepare_csv(csv_path)
+    assert (info.value.path, info.value.line) == (csv_path, 3) and "on_error=skip" in str(info.value)
+    report = SkipReport()
+    with caplog.at_level("WARNING", logger="audioadapt.data.corpora"):
+        utts = prepare_csv(csv_path, on_error="skip", report=report)
+    assert [u.utt_id for u in utts] == ["a1", "b1"]
+    assert report.skipped == [(str(csv_path), 3, report.skipped[0][2])] and "empty 'label'" in report.skipped[0][2]
+    assert "skipped 1 row(s)" in caplog.text
+    assert [u.label for u in prepare_csv(csv_path, keep_unmapped=True)] == ["angry", None, "sad"]

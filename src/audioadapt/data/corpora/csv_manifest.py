@@ -10,16 +10,20 @@ label columns::
 * ``path``: the audio file, relative to the CSV's folder (or absolute);
 * ``label``: one of ``angry happy sad neutral``, or a native label mapped
   through ``label_map`` (a value of ``None`` in the map drops that label);
-  an empty cell means *no shared label*; any other value is an error;
+  any other value, an empty cell included, is a bad row (an error naming
+  the line, or a counted skip with ``on_error="skip"``) unless the map
+  names it (``{"": None}`` drops rows without a label);
 * ``speaker`` (optional): speaker id, empty for unknown;
 * ``gender`` (optional): F/M/female/male;
 * ``id`` (optional): utterance id (default: the file stem);
 * every other column is kept in :attr:`Utterance.extra` as text.
 
 Column names can be changed (``label_column="emotion4"`` reads the manifests
-of re-packed copies such as ``path,emotion7,emotion4,speaker,...``). Rows
-whose label is empty or maps to ``None`` are dropped unless
-``keep_unmapped=True`` (then ``label=None``).
+of re-packed copies such as ``path,emotion7,emotion4,speaker,...``, with
+``label_map={"": None}`` where that column is empty for emotions outside the
+four). Rows whose label maps to ``None`` are dropped unless
+``keep_unmapped=True``; then they, and rows with an empty label, are kept
+with ``label=None``.
 """
 
 from __future__ import annotations
@@ -125,8 +129,12 @@ def prepare_csv(
             label = mapping[raw]
         elif raw in EMOTIONS:
             label = raw
-        elif raw == "":
+        elif raw == "" and keep_unmapped:
             label = None
+        elif raw == "":
+            problems(f"empty {label_column!r}; expected one of {list(EMOTIONS)} (fill it in, or skip such "
+                     "rows with the corpus's on_error=skip)", csv_path, line)
+            continue
         else:
             hint = " or a key of label_map" if mapping else "; pass label_map to map native labels"
             problems(f"unknown label {raw!r}; expected one of {list(EMOTIONS)}{hint}", csv_path, line)
