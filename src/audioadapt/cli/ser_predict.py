@@ -15,7 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "checkpoint. AUDIO is a file, a folder (searched recursively for .wav, .flac, .ogg, .mp3, .aif, .aiff) "
         "or a list file (.txt, .lst, .list: one path per line, relative to the list). Prints (or writes to "
         "--out) one row per file: path, label, one probability per class and, for runs with a memory, the "
-        "label of the nearest memory slot.",
+        "label of the nearest memory slot. A file shorter than the model's shortest input (a few STFT frames) "
+        "is padded with zeros at its end (with a warning), as 'sed predict' pads files shorter than a clip; a file without samples is "
+        "an error.",
     )
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="the training run")
     p.add_argument("audio", nargs="+", metavar="AUDIO", help="audio file, folder or list file")

@@ -16,11 +16,13 @@
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,6 +35,11 @@ from audioadapt.errors import CheckpointError
 from audioadapt.features.config import FeatureConfig
 from audioadapt.features.normalization import Normalizer
 from audioadapt.models.ser_model import SerModel, SerModelConfig, SerOutput
+
+if TYPE_CHECKING:  # pragma: no cover
+    from audioadapt.features.logmel import LogMel
+
+log = logging.getLogger(__name__)
 
 #: Keys of a SER checkpoint's ``meta`` that inference needs.
 META_KEYS = ("model_config", "feature_config", "normalizer", "classes", "dataset_config")
@@ -157,14 +164,36 @@ def predict_dataset(model: SerModel, normalizer: Normalizer, dataset: SerDataset
     return SerPredictions(probs.cpu().numpy(), probs.argmax(dim=1).cpu().numpy(), memory_labels)
 
 
+def shortest_input(logmel: "LogMel", frames: int) -> int:
+    """Fewest samples that ``logmel`` turns into at least ``frames`` frames (and the STFT accepts)."""
+    cfg = logmel.cfg
+    need = (frames - 1) * cfg.hop_length + cfg.n_fft - (2 * (cfg.n_fft // 2) if cfg.center else 0)
+    return max(logmel.min_num_samples, need)
+
+
+def _signal(path: str | Path, sample_rate: int, min_samples: int) -> np.ndarray:
+    """The file's samples at ``sample_rate``, zero-padded at the end to ``min_samples``."""
+    from audioadapt.audio.io import load_audio, pad_or_crop
+
+    signal = load_audio(path, sample_rate)
+    if len(signal) < min_samples:
+        log.warning("%s: %d sample(s) is shorter than the shortest input of the model; padded with zeros to %d",
+                    path, len(signal), min_samples)
+        signal = pad_or_crop(signal, min_samples)
+    return signal
+
+
 def predict_files(checkpoint: Mapping[str, Any], paths: Sequence[str | Path], *, batch_size: int | None = None,
                   device: torch.device | str = "cpu") -> SerPredictions:
     """Predict the emotion of audio files with a loaded SER checkpoint.
 
     Each file is decoded at the run's sample rate and cropped like the test
-    side (``dataset_config.eval_crop`` of ``crop_seconds``).
+    side (``dataset_config.eval_crop`` of ``crop_seconds``). A file shorter
+    than the model's shortest input (one STFT frame per step of its time
+    pooling) is padded with zeros at its end to that length, with a warning,
+    as ``sed predict`` pads short files to the clip length; a file without
+    samples raises :class:`~audioadapt.errors.AudioError`.
     """
-    from audioadapt.audio.io import load_audio
     from audioadapt.config.load import from_dict
     from audioadapt.features.logmel import LogMel
 
@@ -175,10 +204,11 @@ def predict_files(checkpoint: Mapping[str, Any], paths: Sequence[str | Path], *,
     model.to(device)
     normalizer.to(device)
     logmel = LogMel(features_cfg)
+    min_samples = shortest_input(logmel, math.prod(model.time_pooling))
     feats = []
     with torch.inference_mode():
         for path in paths:
-            signal = torch.from_numpy(load_audio(path, features_cfg.sample_rate)).unsqueeze(0)
+            signal = torch.from_numpy(_signal(path, features_cfg.sample_rate, min_samples)).unsqueeze(0)
             feats.append(logmel(signal)[0].numpy())
     utts = [Utterance(Path(p), None, None, "files", f"file{i}") for i, p in enumerate(paths)]
     dataset = SerDataset(utts, feats, features_cfg, dataset_cfg, train=False, use_labels=False)
@@ -197,4 +227,5 @@ __all__ = [
     "predict_dataset",
     "predict_files",
     "run_ser_model",
+    "shortest_input",
 ]
