@@ -228,3 +228,35 @@ def test_pickles_without_the_frames(clips, tmp_path):
     assert len(blob) < 10_000
     clone = pickle.loads(blob)
     np.testing.assert_array_equal(clone[2], cache[2])
+
+
+def test_any_spelling_of_the_paths_finds_the_same_items(clips, tmp_path, monkeypatch):
+    """Absolute, relative, ``./..`` and symbolic-link spellings share one cache and find every item."""
+    first = FeatureCache.build(clips, CFG, tmp_path / "c", num_workers=0, progress=False)
+    assert first.paths == tuple(os.path.realpath(p) for p in clips)
+    (tmp_path / "link").symlink_to(tmp_path / "audio", target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    _forbid_rebuild(monkeypatch)
+    spellings = [[f"audio/{p.name}" for p in clips], [f"./audio/../audio/{p.name}" for p in clips],
+                 [tmp_path / "link" / p.name for p in clips]]
+    for paths in spellings:
+        again = FeatureCache.build(paths, CFG, "c", num_workers=0, progress=False)
+        assert again.key == first.key
+        assert again.positions(paths) == [0, 1, 2, 3]
+        assert FeatureCache.open("c", CFG, paths).positions(reversed(paths)) == [3, 2, 1, 0]
+    assert first.positions(["audio/nothere.wav"]) == [None]
+
+
+def test_skipped_files_are_not_found_by_any_spelling(clips, tmp_path, monkeypatch):
+    bad = tmp_path / "audio" / "bad.wav"
+    bad.write_text("not audio")
+    cache = FeatureCache.build([*clips, bad], CFG, tmp_path / "c", num_workers=0, progress=False, on_error="skip")
+    monkeypatch.chdir(tmp_path)
+    assert cache.positions(["audio/c1.wav", "audio/bad.wav"]) == [1, None]
+    assert [path for path, _, _ in cache.skipped.skipped] == [os.path.realpath(bad)]
+
+
+def test_an_unwritable_cache_folder_is_a_clean_error(clips, tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(DataError, match=r"file/c: cannot write the feature cache .*set cache.directory"):
+        FeatureCache.build(clips, CFG, tmp_path / "file" / "c", num_workers=0, progress=False)

@@ -186,3 +186,36 @@ def test_an_unwritable_cache_place_names_the_setting(tiny, tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(DataError, match="set cache.directory"):
         SerDataModule(config(tiny, f"cache.directory={blocker}")).setup()
+
+
+def _forbid_cache_builds(monkeypatch):
+    from audioadapt.features import cache as cache_module
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a feature cache was rebuilt")
+
+    monkeypatch.setattr(cache_module, "_write", fail)
+
+
+def test_any_spelling_of_the_corpus_path_shares_the_caches(tiny, tmp_path, monkeypatch):
+    first = SerDataModule(config(tiny.resolve(), "source_validation.kind=none")).setup()
+    (tmp_path / "link").symlink_to(tiny, target_is_directory=True)
+    monkeypatch.chdir(tiny.parent)
+    _forbid_cache_builds(monkeypatch)
+    for root in (Path(tiny.name), Path(".") / tiny.name, tmp_path / "link"):
+        again = SerDataModule(config(root, "source_validation.kind=none")).setup()
+        assert again.sizes() == first.sizes() and set(again.features_skipped.values()) == {0}
+
+
+def test_a_corpus_folder_that_cannot_hold_caches_uses_the_user_cache(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    root = tmp_path / "corpus"
+    root.mkdir()
+    (root / "dataset.json").write_bytes((tiny / "dataset.json").read_bytes())
+    for side in ("source", "target"):
+        (root / side).symlink_to(tiny / side, target_is_directory=True)
+    (root / "cache").write_text("")  # no cache folder can be made here (as in a read-only corpus)
+    data = SerDataModule(config(root, "source_validation.kind=none")).setup()
+    assert data.sizes()["source_slots"] == 32
+    (folder,) = (tmp_path / "xdg" / "audioadapt" / "features").iterdir()
+    assert sorted(p.name.split("-")[0] for p in folder.iterdir()) == ["source", "target"]

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -45,6 +44,7 @@ from audioadapt.data.utterances import EMOTIONS, Utterance
 from audioadapt.errors import ConfigError, DataError
 from audioadapt.features.config import FeatureConfig
 from audioadapt.features.frames import FrameGrid
+from audioadapt.features.store import resolve_path
 
 logger = logging.getLogger(__name__)
 
@@ -238,7 +238,7 @@ class SerDataset(Dataset):
         paths = getattr(features, "paths", None)
         if paths is not None:
             for i, (held, utt) in enumerate(zip(paths, self.utterances)):
-                if os.path.abspath(held) != os.path.abspath(utt.path):
+                if resolve_path(held) != resolve_path(utt.path):
                     raise DataError(f"feature store item {i} is {held}, but utterance {i} is "
                                     f"'{utt.utt_id}' at {utt.path}; build the cache from these utterances")
         features_config = features_config or getattr(features, "feature_config", None)
@@ -314,8 +314,7 @@ def cache_utterances(
         raise DataError("no utterances to cache", cache_dir)
     cache = FeatureCache.build([str(u.path) for u in utterances], config, cache_dir, num_workers=num_workers,
                                progress=progress, on_error=on_error)
-    held = set(cache.paths)
-    kept = [u for u in utterances if str(u.path) in held]
+    kept = [u for u, item in zip(utterances, cache.positions(u.path for u in utterances)) if item is not None]
     if len(kept) != len(utterances):
         logger.warning("%s: %d of %d utterance(s) left out (unreadable audio)", cache_dir,
                        len(utterances) - len(kept), len(utterances))

@@ -9,9 +9,12 @@ Layout of a cache directory::
 Items may differ in length (ragged); fixed-length clips
 (``FeatureConfig.clip_seconds`` set) are the special case where every item
 has the same number of frames. The cache is keyed by a hash of the feature
-config and of the file list (absolute path, size and modification time of
+config and of the file list (resolved path, size and modification time of
 every file, in order): :meth:`FeatureCache.build` reuses a cache whose key
-matches and rebuilds it otherwise.
+matches and rebuilds it otherwise. Files are known by their resolved path
+(absolute, symbolic links followed), so any spelling of the same files
+(``d/x.wav``, ``./d/x.wav``, ``/abs/d/x.wav``, a link to ``d``) finds the same
+items; :meth:`FeatureCache.positions` maps paths of any spelling to items.
 
 A build writes into a temporary sibling directory and renames it into place
 when complete, so a killed build never leaves a directory that looks like a
@@ -32,7 +35,7 @@ import shutil
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
@@ -44,13 +47,14 @@ from audioadapt.data.manifest import SkipReport
 from audioadapt.errors import AudioError, DataError
 from audioadapt.features.config import FeatureConfig
 from audioadapt.features.frames import FrameGrid
+from audioadapt.features.store import resolve_path
 
 logger = logging.getLogger(__name__)
 
 OnError = Literal["raise", "skip"]
 
-#: Bumped whenever the on-disk layout or the feature computation changes.
-CACHE_FORMAT_VERSION = 1
+#: Bumped whenever the on-disk layout, the key or the feature computation changes.
+CACHE_FORMAT_VERSION = 2
 
 _META = "meta.json"
 _DATA = "features.f32"
@@ -60,13 +64,13 @@ _DTYPE = np.float32
 
 # -- keys --------------------------------------------------------------------
 def _fingerprint(path: str | Path) -> list[Any]:
-    """``[absolute path, size, mtime_ns]``; size and mtime are ``None`` if unreadable."""
-    absolute = os.path.abspath(os.fspath(path))
+    """``[resolved path, size, mtime_ns]``; size and mtime are ``None`` if unreadable."""
+    resolved = resolve_path(path)
     try:
-        st = os.stat(absolute)
+        st = os.stat(resolved)
     except OSError:
-        return [absolute, None, None]
-    return [absolute, int(st.st_size), int(st.st_mtime_ns)]
+        return [resolved, None, None]
+    return [resolved, int(st.st_size), int(st.st_mtime_ns)]
 
 
 def cache_key(paths: Sequence[str | Path], cfg: FeatureConfig) -> str:
@@ -220,12 +224,16 @@ class FeatureCache(Sequence):
             logger.info("%s: reusing feature cache of %d item(s)", final, len(meta["paths"]))
             return cls(final, meta)
         _remove_stale(final)
-        final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_name(f".{final.name}.build-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-        tmp.mkdir()
         try:
-            meta = _write(tmp, final, paths, cfg, key, num_workers, progress, on_error, batch_size)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp.mkdir()
+            _write(tmp, final, paths, cfg, key, num_workers, progress, on_error, batch_size)
             _publish(tmp, final, key)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise DataError(f"cannot write the feature cache ({exc.strerror or exc}); set cache.directory to a "
+                            "writable folder", final) from None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -302,12 +310,17 @@ class FeatureCache(Sequence):
 
     @property
     def paths(self) -> tuple[str, ...]:
-        """The files held, in item order (skipped files left out)."""
+        """The resolved paths of the files held, in item order (skipped files left out)."""
         return tuple(self._meta["paths"])
+
+    def positions(self, paths: Iterable[str | Path]) -> list[int | None]:
+        """The item of each file in ``paths`` (any spelling of its path); ``None`` where the cache has none."""
+        items = {p: i for i, p in enumerate(self._meta["paths"])}
+        return [items.get(resolve_path(p)) for p in paths]
 
     @property
     def skipped(self) -> SkipReport:
-        """Files left out by ``on_error="skip"``, with the reason."""
+        """Files left out by ``on_error="skip"`` (resolved paths), with the reason."""
         report = SkipReport()
         for path, reason in self._meta["skipped"]:
             report.add(path, None, reason)
@@ -396,7 +409,7 @@ def _write(
         for (index, _), feats in zip(batch, _logmel_in_order(logmel, [s for _, s in batch])):
             out.write(feats.tobytes())
             offsets.append(offsets[-1] + feats.shape[0])
-            held.append(paths[index])
+            held.append(resolve_path(paths[index]))
         bar.update(len(batch))
         batch.clear()
 
@@ -410,7 +423,7 @@ def _write(
             if signal is None:
                 if on_error == "raise":
                     raise AudioError(reason or "unreadable", paths[index])
-                skipped.append((paths[index], reason or "unreadable"))
+                skipped.append((resolve_path(paths[index]), reason or "unreadable"))
                 bar.update(1)
                 continue
             batch.append((index, signal))

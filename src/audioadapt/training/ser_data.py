@@ -54,7 +54,7 @@ from audioadapt.data.ser_dataset import (
 from audioadapt.data.utterances import EMOTIONS, Utterance, label_counts
 from audioadapt.errors import ConfigError, DataError
 from audioadapt.training.distributed import set_sampler_epoch
-from audioadapt.features.store import IndexedFeatures
+from audioadapt.features.store import IndexedFeatures, cache_base, resolve_path
 
 if TYPE_CHECKING:  # pragma: no cover
     from audioadapt.config.ser import SerCorpusConfig, SerExperimentConfig, SourceValidationConfig
@@ -299,16 +299,12 @@ class SerDataModule:
         utts = load_side(corpus, role)
         self.loaded[role] = len(utts)
         cc = self.cfg.cache
-        base = Path(cc.directory) if cc.directory is not None else _cache_root(corpus) / "cache"
-        directory = base / f"{role}-{corpus.corpus}-{_digest(self.cfg.features, [str(u.path) for u in utts])}"
+        digest = _digest(self.cfg.features, [resolve_path(u.path) for u in utts])
+        directory = cache_base(cc, _cache_root(corpus)) / f"{role}-{corpus.corpus}-{digest}"
 
         def build() -> tuple[list[Utterance], Any]:
-            try:
-                return cache_utterances(utts, self.cfg.features, directory, num_workers=cc.num_workers,
-                                        progress=cc.progress, on_error=corpus.on_error)
-            except OSError as exc:  # e.g. a read-only corpus folder
-                raise DataError(f"cannot write the feature cache ({exc.strerror or exc}); set cache.directory",
-                                directory) from None
+            return cache_utterances(utts, self.cfg.features, directory, num_workers=cc.num_workers,
+                                    progress=cc.progress, on_error=corpus.on_error)
 
         dist = self._dist
         if dist is None or not dist.enabled:
