@@ -118,11 +118,11 @@ class Profile:
 
 def read_profile(path: str | Path | None) -> Profile:
     """Read a profile: a shipped one by name (``sed_cpu``, ``ser_cpu``) or a YAML path (``None`` -> empty)."""
-    from audioadapt.config.load import _read_yaml, leaf_items, profile_path
+    from audioadapt.config.load import leaf_items, profile_path, read_yaml
 
     if path is None:
         return Profile()
-    tree = _read_yaml(profile_path(path))
+    tree = read_yaml(profile_path(path))
     sections = tree.pop(ROWS_KEY, None) or {}
     if not isinstance(sections, Mapping) or not all(isinstance(v, Mapping) for v in sections.values()):
         raise ConfigError(f"{path}: '{ROWS_KEY}' must map row keys to partial configurations")

@@ -8,12 +8,20 @@ no-op.
 Presets are YAML files shipped in ``audioadapt/config/presets``. A preset may
 start with ``extends: other_preset`` to inherit from another one; the child's
 mappings are merged into the parent's recursively.
+
+Every config file is read with :class:`StrictLoader`: a key given twice in one
+mapping is an error (PyYAML would keep the last one), and so is a file without
+any setting. A bad value in a file is reported with the file and line of its
+key. Numbers must be finite (``inf`` or ``nan`` is never a valid setting), and
+a section (a nested dataclass) accepts only a ``key: value`` mapping.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 import types
 from collections.abc import Iterable, Mapping
 from importlib import resources
@@ -29,6 +37,53 @@ T = TypeVar("T")
 _PRESET_PACKAGE = "audioadapt.config.presets"
 _PROFILE_PACKAGE = "audioadapt.config.profiles"
 _EXTENDS_KEY = "extends"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class KeyedConfigError(ConfigError):
+    """A :class:`ConfigError` about one dotted config key, kept in ``key``.
+
+    A loader that knows where each key of a file is uses it to add the file
+    and line to the message.
+    """
+
+    def __init__(self, message: str, key: str):
+        super().__init__(message)
+        self.key = key
+
+
+def _bad(where: str, problem: str) -> KeyedConfigError:
+    return KeyedConfigError(f"{where}: {problem}", where)
+
+
+class StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error.
+
+    The error is a :class:`yaml.constructor.ConstructorError` whose
+    ``problem_mark`` is the second occurrence, so every handler of YAML errors
+    reports its line.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        if isinstance(node, yaml.MappingNode):
+            self._check_duplicate_keys(node)
+        return super().construct_mapping(node, deep=deep)
+
+    def _check_duplicate_keys(self, node: yaml.MappingNode) -> None:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG:  # "<<: *anchor" merges defaults; own keys may override them
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node)
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+            if first is not key_node:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"duplicate key {key!r} (also on line {first.start_mark.line + 1}); give each key once",
+                    key_node.start_mark)
 
 
 def _nearest(key: str, valid: Iterable[str]) -> str:
@@ -42,6 +97,41 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
+def _finite_float(value: Any, where: str) -> float:
+    """``value`` as a finite float: infinity and NaN are never valid settings."""
+    if isinstance(value, str):
+        # YAML 1.1 reads "1e-3" (no dot) as a string; accept numeric text.
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _bad(where, f"expected a number, got {value!r}")
+    if not math.isfinite(value):
+        raise _bad(where, f"expected a finite number, got {value!r}")
+    return float(value)
+
+
+def _strip_optional(tp: Any) -> Any:
+    """``X`` of ``X | None`` (any other annotation unchanged)."""
+    if get_origin(tp) in (Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return tp
+
+
+def _require_mapping(value: Any, tp: Any, where: str) -> None:
+    """A section (nested dataclass) or a mapping-valued setting takes ``key: value`` pairs only."""
+    base = _strip_optional(tp)
+    if isinstance(value, Mapping) or (value is None and base is not tp):
+        return
+    if dataclasses.is_dataclass(base) and isinstance(base, type):
+        raise _bad(where, f"expected a section (key: value mapping), got {value!r}")
+    if get_origin(base) in (dict, Mapping):
+        raise _bad(where, f"expected a mapping, got {value!r}")
+
+
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     """Check ``value`` against the annotation ``tp`` and convert where safe."""
     origin = get_origin(tp)
@@ -50,76 +140,65 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         if isinstance(value, tp):
             return value
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{where}: expected a mapping for {tp.__name__}, got {value!r}")
+        _require_mapping(value, tp, where)
         return from_dict(tp, value, where)
     if origin in (Union, types.UnionType):
-        args = get_args(tp)
+        args = [a for a in get_args(tp) if a is not type(None)]
         if value is None:
-            if type(None) in args:
+            if len(args) < len(get_args(tp)):
                 return None
-            raise ConfigError(f"{where}: may not be null")
-        errors = []
+            raise _bad(where, "may not be null")
+        if len(args) == 1:  # "X | None": X's own message
+            return _coerce(value, args[0], where)
         for arg in args:
-            if arg is type(None):
-                continue
             try:
                 return _coerce(value, arg, where)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(f"{where}: {value!r} does not match {_type_name(tp)}")
+            except ConfigError:
+                continue
+        raise _bad(where, f"{value!r} does not match {_type_name(tp)}")
     if origin is Literal:
         choices = get_args(tp)
         if value not in choices:
-            raise ConfigError(f"{where}: {value!r} is not one of {list(choices)}")
+            raise _bad(where, f"{value!r} is not one of {list(choices)}")
         return value
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise _bad(where, f"expected a list, got {value!r}")
         args = get_args(tp)
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(value) != len(args):
-                raise ConfigError(f"{where}: expected {len(args)} items, got {len(value)}")
+                raise _bad(where, f"expected {len(args)} items, got {len(value)}")
             items = [_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args))]
         else:
             item_tp = args[0] if args else Any
             items = [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else list(items)
     if origin in (dict, Mapping):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        _require_mapping(value, tp, where)
         kt, vt = get_args(tp) or (Any, Any)
         return {_coerce(k, kt, where): _coerce(v, vt, f"{where}.{k}") for k, v in value.items()}
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+            raise _bad(where, f"expected true/false, got {value!r}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             if isinstance(value, float) and value.is_integer():
                 return int(value)
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise _bad(where, f"expected an integer, got {value!r}")
         return value
     if tp is float:
-        if isinstance(value, str):
-            # YAML 1.1 reads "1e-3" (no dot) as a string; accept numeric text.
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+        return _finite_float(value, where)
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
+            raise _bad(where, f"expected a string, got {value!r}")
         return value
     if tp is Path:
         if not isinstance(value, (str, Path)):
-            raise ConfigError(f"{where}: expected a path, got {value!r}")
+            raise _bad(where, f"expected a path, got {value!r}")
         return Path(value)
     if isinstance(tp, type) and not isinstance(value, tp):
-        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+        raise _bad(where, f"expected {_type_name(tp)}, got {value!r}")
     return value
 
 
@@ -135,7 +214,7 @@ def _check_keys(cls: type, data: Mapping[str, Any], where: str) -> None:
     fields = {f.name for f in dataclasses.fields(cls) if f.init}
     for key in data:
         if key not in fields:
-            raise ConfigError(f"unknown config key '{where}.{key}'.{_nearest(key, fields)}")
+            raise KeyedConfigError(f"unknown config key '{where}.{key}'.{_nearest(key, fields)}", f"{where}.{key}")
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> T:
@@ -150,7 +229,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> 
     for key in data:
         if key not in fields:
             full = f"{where}.{key}" if where else key
-            raise ConfigError(f"unknown config key '{full}'.{_nearest(key, fields)}")
+            raise KeyedConfigError(f"unknown config key '{full}'.{_nearest(key, fields)}", full)
     kwargs = {}
     for name, value in data.items():
         full = f"{where}.{name}" if where else name
@@ -163,12 +242,13 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> 
             value = _merge(to_dict(default), value)
         kwargs[name] = _coerce(value, hints[name], full)
     try:
-        obj = cls(**kwargs)
+        return cls(**kwargs)
     except (TypeError, ValueError) as exc:
-        if isinstance(exc, ConfigError):
+        if isinstance(exc, KeyedConfigError):
             raise
-        raise ConfigError(f"{where or cls.__name__}: {exc}") from exc
-    return obj
+        message = str(exc) if isinstance(exc, ConfigError) else f"{where or cls.__name__}: {exc}"
+        # A check of the section as a whole is keyed to the section: a file's error then names its line.
+        raise (KeyedConfigError(message, where) if where else ConfigError(message)) from exc
 
 
 def to_dict(obj: Any) -> Any:
@@ -192,9 +272,9 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"override '{text}' has an empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml.load(raw, Loader=StrictLoader) if raw.strip() else ""
     except yaml.YAMLError as exc:
-        raise ConfigError(f"override '{text}': cannot parse value: {exc}") from exc
+        raise ConfigError(f"override '{text}': cannot parse value: {getattr(exc, 'problem', None) or exc}") from exc
     return key.split("."), value
 
 
@@ -219,21 +299,24 @@ def override_items(overrides: Iterable[str]) -> dict[str, Any]:
     return out
 
 
-def _check_path(cls: type, parts: list[str], text: str) -> None:
-    """Walk the dataclass tree so a bad override names the nearest valid key."""
+def _path_type(cls: type, parts: list[str], text: str) -> Any:
+    """The annotation at a dotted override path; an unknown key names the nearest valid one."""
     current: Any = cls
     for depth, part in enumerate(parts):
+        current = _strip_optional(current)
+        if get_origin(current) in (dict, Mapping):
+            # Below a mapping-valued field any key is allowed; its values keep their type.
+            current = (get_args(current) or (Any, Any))[1]
+            continue
         if not (dataclasses.is_dataclass(current) and isinstance(current, type)):
-            # Below a mapping-valued field any key is allowed.
-            return
+            return Any
         fields = {f.name: f for f in dataclasses.fields(current)}
         if part not in fields:
             prefix = ".".join(parts[:depth])
             full = f"{prefix}.{part}" if prefix else part
             raise ConfigError(f"unknown config key '{full}' in override '{text}'.{_nearest(part, fields)}")
-        tp = get_type_hints(current)[part]
-        args = [a for a in get_args(tp) if a is not type(None)]
-        current = args[0] if get_origin(tp) in (Union, types.UnionType) and len(args) == 1 else tp
+        current = get_type_hints(current)[part]
+    return current
 
 
 def _set_path(tree: dict, parts: list[str], value: Any) -> None:
@@ -259,7 +342,8 @@ def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
     tree = to_dict(cfg)
     for text in overrides:
         parts, value = _parse_override(text)
-        _check_path(type(cfg), parts, text)
+        # Checked one by one: a later "train.lr=..." must not turn a bad "train=abc" into a fresh section.
+        _require_mapping(value, _path_type(type(cfg), parts, text), ".".join(parts))
         _set_path(tree, parts, value)
     return from_dict(type(cfg), tree)
 
@@ -274,22 +358,45 @@ def _merge(base: dict, child: Mapping) -> dict:
     return out
 
 
-def _read_yaml(path: Path) -> dict:
+def _key_lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
+    """Dotted key -> 1-based line of every key of the mappings under ``node``."""
+    out: dict[str, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != _MERGE_TAG:
+                key = f"{prefix}.{key_node.value}" if prefix else key_node.value
+                out[key] = key_node.start_mark.line + 1
+                out.update(_key_lines(value_node, key))
+    return out
+
+
+def _load_yaml(path: Path) -> tuple[dict, dict[str, int]]:
+    """The top-level mapping of a config file and the line of each of its dotted keys."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from exc
+    loader = StrictLoader(text)
     try:
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        data = None if node is None else loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}{line}: invalid YAML: {getattr(exc, 'problem', exc)}") from exc
+    finally:
+        loader.dispose()
     if data is None:
-        return {}
+        raise ConfigError(f"{path}: the config file holds no settings (it is empty, only comments or null); "
+                          "write key: value settings into it, or leave it out")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file must hold a mapping at the top level")
-    return data
+    return data, _key_lines(node)
+
+
+def read_yaml(path: str | Path) -> dict:
+    """The top-level mapping of a config file (read with :class:`StrictLoader`; never empty)."""
+    return _load_yaml(Path(path))[0]
 
 
 def _preset_files(package: str = _PRESET_PACKAGE) -> dict[str, Path]:
@@ -324,36 +431,64 @@ def profile_path(name_or_path: str | Path) -> Path:
     return path
 
 
-def load_preset_dict(name_or_path: str | Path, _seen: tuple[str, ...] = ()) -> dict:
-    """Read a preset by name (shipped) or by path, resolving ``extends``."""
-    text = str(name_or_path)
+def _find_preset(text: str) -> Path:
     presets = _preset_files()
     if text in presets:
-        path = presets[text]
-    else:
-        path = Path(text)
-        if not path.is_file():
-            raise ConfigError(
-                f"no preset or config file '{text}'.{_nearest(text, presets)}"
-            )
-    if text in _seen:
+        return presets[text]
+    path = Path(text)
+    if not path.is_file():
+        raise ConfigError(f"no preset or config file '{text}'.{_nearest(text, presets)}")
+    return path
+
+
+def _load_preset(name_or_path: str | Path, seen: tuple[str, ...] = ()) -> tuple[dict, dict[str, str]]:
+    """A preset's tree with ``extends`` resolved, and ``file:line`` of each dotted key it sets."""
+    text = str(name_or_path)
+    path = _find_preset(text)
+    if text in seen:
         raise ConfigError(f"{path}: preset inheritance loops through '{text}'")
-    data = _read_yaml(path)
+    data, lines = _load_yaml(path)
+    where = {key: f"{path}:{line}" for key, line in lines.items()}
     parent = data.pop(_EXTENDS_KEY, None)
-    if parent is not None:
-        base = load_preset_dict(parent, _seen + (text,))
-        data = _merge(base, data)
-    return data
+    if parent is None:
+        return data, where
+    base, base_where = _load_preset(parent, seen + (text,))
+    return _merge(base, data), {**base_where, **where}
+
+
+def load_preset_dict(name_or_path: str | Path) -> dict:
+    """Read a preset by name (shipped) or by path, resolving ``extends``."""
+    return _load_preset(name_or_path)[0]
+
+
+def _locate(key: str, where: Mapping[str, str]) -> str | None:
+    """``file:line`` of a dotted key (``a.b[2]`` is looked up as ``a.b``), else of the nearest section above it."""
+    key = re.sub(r"\[\d+\]", "", key)
+    while key:
+        if key in where:
+            return where[key]
+        key = key.rpartition(".")[0]
+    return None
+
+
+def preset_config(cls: type[T], preset: str | Path | None) -> tuple[T, dict]:
+    """``cls`` built from a preset (name or YAML path), and the preset's tree.
+
+    An error names the file and line of the key at fault, else the preset.
+    """
+    if preset is None:
+        return from_dict(cls, {}), {}
+    tree, where = _load_preset(preset)
+    try:
+        return from_dict(cls, tree), tree
+    except ConfigError as exc:
+        located = _locate(exc.key, where) if isinstance(exc, KeyedConfigError) else None
+        raise ConfigError(f"{located or preset}: {exc}") from exc
 
 
 def load_config(cls: type[T], preset: str | Path | None = None, overrides: Iterable[str] = ()) -> T:
     """Build ``cls`` from an optional preset (name or YAML path) and overrides."""
-    data = load_preset_dict(preset) if preset is not None else {}
-    where = str(preset) if preset is not None else ""
-    try:
-        cfg = from_dict(cls, data)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}" if where else str(exc)) from exc
+    cfg, _ = preset_config(cls, preset)
     return apply_overrides(cfg, overrides)
 
 
@@ -368,6 +503,8 @@ def save_config(cfg: Any, path: str | Path) -> Path:
 
 
 __all__ = [
+    "KeyedConfigError",
+    "StrictLoader",
     "apply_overrides",
     "from_dict",
     "leaf_items",
@@ -376,7 +513,9 @@ __all__ = [
     "load_config",
     "load_preset_dict",
     "override_items",
+    "preset_config",
     "profile_path",
+    "read_yaml",
     "save_config",
     "to_dict",
 ]

@@ -179,10 +179,10 @@ def _map_label(label: str, mapping: Mapping[str, str] | None) -> str | None:
 def _read_spec(path: Path, require_labels: bool) -> list[BankItem]:
     import yaml
 
-    from audioadapt.config.load import from_dict
+    from audioadapt.config.load import StrictLoader, from_dict
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=StrictLoader)
     except FileNotFoundError:
         raise DataError("bank spec not found", path) from None
     except yaml.YAMLError as exc:

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 import audioadapt
-from audioadapt.config.load import save_config, to_dict
+from audioadapt.config.load import read_yaml, save_config, to_dict
 from audioadapt.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -220,12 +220,7 @@ def start_experiment(
 
 
 def _warn_config_changes(path: Path, config: Any) -> None:
-    import yaml
-
-    try:
-        saved = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read the saved config of the run: {exc}") from exc
+    saved = read_yaml(path)  # a damaged file (empty, duplicate keys, bad YAML) is an error naming it
     current = to_dict(config)
     changed = sorted(_diff(saved, current))
     if changed:
