@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
@@ -123,3 +125,66 @@ def test_resolved_config_round_trips_through_yaml(name):
     cfg = load_sed_config(name)
     again = from_dict(SedExperimentConfig, yaml.safe_load(yaml.safe_dump(to_dict(cfg))))
     assert again == cfg
+
+
+def test_every_section_rejects_a_scalar_or_a_list(sed_section, nested_yaml, first_key_inside):
+    """``sed_section`` runs over every nested dataclass of SedExperimentConfig (tests/config/conftest.py)."""
+    expected = f"{sed_section}: expected a section (key: value mapping), got "
+    inside = first_key_inside(SedExperimentConfig(), sed_section)
+    for value, shown in (("abc", "'abc'"), ("[1, 2]", "[1, 2]")):
+        # a later override of a key inside the section must not turn the scalar into a fresh default section
+        with pytest.raises(ConfigError, match=re.escape(expected + shown)):
+            load_sed_config(None, [f"{sed_section}={value}", f"{sed_section}.{inside}=1"])
+    path = nested_yaml(sed_section, "abc")
+    line = sed_section.count(".") + 1
+    with pytest.raises(ConfigError, match=re.escape(f"{path}:{line}: {expected}'abc'")):
+        load_sed_config(path)
+
+
+def test_every_float_setting_rejects_non_finite_values(sed_float_key):
+    """``sed_float_key`` runs over every float setting of SedExperimentConfig."""
+    for value, shown in (("inf", "inf"), ("-.inf", "-inf"), ("nan", "nan")):
+        with pytest.raises(ConfigError, match=re.escape(f"{sed_float_key}: expected a finite number, got {shown}")):
+            load_sed_config(None, [f"{sed_float_key}={value}"])
+
+
+def test_a_non_finite_value_in_a_preset_names_its_line(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("extends: sed_baseline\n# a learning rate\ntrain:\n  epochs: 3\n  lr: .inf\n")
+    with pytest.raises(ConfigError, match=re.escape(f"{path}:5: train.lr: expected a finite number, got inf")):
+        load_sed_config(path)
+
+
+@pytest.mark.parametrize("preset, overrides, message", [
+    ("sed_baseline", ["train.epochs=0"], "train.epochs=0 trains nothing"),
+    ("sed_mean_teacher", ["train.epochs=0"], "train.epochs=0 trains nothing"),
+    ("sed_tri_training", ["train.epochs=0", "method.phase2_epochs=5"], "train.epochs=0 trains nothing"),
+    ("sed_tri_training", ["method.phase2_epochs=0"],
+     "phase 2 (training on the pseudo labels) gets 0 epoch(s) (method.phase2_epochs) for 1 pseudo-labelling round(s)"),
+    ("sed_adv_time_tri_training", ["method.phase2_epochs=2", "method.pseudo_label_rounds=3"],
+     "gets 2 epoch(s) (method.phase2_epochs) for 3 pseudo-labelling round(s): each round needs at least one"),
+    ("sed_tri_training", ["train.epochs=1", "method.pseudo_label_rounds=2"],
+     "gets 1 epoch(s) (train.epochs, as method.phase2_epochs is null) for 2 pseudo-labelling round(s)"),
+])
+def test_epochs_that_train_nothing_are_rejected(preset, overrides, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_sed_config(preset, overrides)
+
+
+def test_the_fewest_epochs_that_train_every_phase_are_accepted():
+    assert load_sed_config("sed_baseline", ["train.epochs=1"]).train.epochs == 1
+    cfg = load_sed_config("sed_tri_training", ["train.epochs=1", "method.phase2_epochs=2",
+                                               "method.pseudo_label_rounds=2"])
+    assert cfg.phase2_epochs() == 2
+
+
+@pytest.mark.parametrize("preset, override, message", [
+    ("sed_baseline", "features.power=0", "features: power must be positive, got 0.0"),
+    ("sed_baseline", "features.amin=0", "features: amin must be positive, got 0.0"),
+    ("sed_baseline", "features.log_offset=-1", "features: log_offset must be positive, got -1.0"),
+    ("sed_adv_time", "method.grl_weight.end=-0.5", "method.grl_weight.end must be >= 0"),
+    ("sed_adv_time", "method.grl_weight={kind: linear, start: -1}", "method.grl_weight.start must be >= 0"),
+])
+def test_values_that_break_the_features_or_the_reversal_are_rejected(preset, override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_sed_config(preset, [override])

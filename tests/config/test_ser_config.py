@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -147,3 +148,51 @@ def test_with_corpora_and_round_trip_through_the_saved_yaml(tmp_path):
     assert load_ser_config(path) == cfg
     wo_hl = load_ser_config("ser_snsa_wo_hl")
     assert load_ser_config(save_config(wo_hl, tmp_path / "wo_hl.yaml")) == wo_hl
+
+
+def test_every_section_rejects_a_scalar_or_a_list(ser_section, nested_yaml, first_key_inside):
+    """``ser_section`` runs over every nested dataclass of SerExperimentConfig (tests/config/conftest.py)."""
+    expected = f"{ser_section}: expected a section (key: value mapping), got "
+    inside = first_key_inside(SerExperimentConfig(), ser_section)
+    for value, shown in (("abc", "'abc'"), ("[1, 2]", "[1, 2]")):
+        with pytest.raises(ConfigError, match=re.escape(expected + shown)):
+            load_ser_config(None, [f"{ser_section}={value}", f"{ser_section}.{inside}=1"])
+    path = nested_yaml(ser_section, "abc")
+    line = ser_section.count(".") + 1
+    with pytest.raises(ConfigError, match=re.escape(f"{path}:{line}: {expected}'abc'")):
+        load_ser_config(path)
+
+
+def test_every_float_setting_rejects_non_finite_values(ser_float_key):
+    """``ser_float_key`` runs over every float setting of SerExperimentConfig."""
+    for value, shown in (("inf", "inf"), ("-.inf", "-inf"), ("nan", "nan")):
+        with pytest.raises(ConfigError, match=re.escape(f"{ser_float_key}: expected a finite number, got {shown}")):
+            load_ser_config(None, [f"{ser_float_key}={value}"])
+
+
+def test_a_non_finite_value_in_a_preset_names_its_line(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("extends: ser_demo\nstage1:\n  lr: nan\n")
+    with pytest.raises(ConfigError, match=re.escape(f"{path}:3: stage1.lr: expected a finite number, got nan")):
+        load_ser_config(path)
+
+
+@pytest.mark.parametrize("preset, override, message", [
+    ("ser_snsa_f", "stage1.epochs=0", "stage1.epochs=0 trains nothing (method.kind 'snsa_f' has only stage 1)"),
+    ("ser_nnpm", "stage2.epochs=0", "stage2.epochs=0 leaves stage 2 (the adaptation of method.kind 'nnpm') "
+                                    "without epochs"),
+    ("ser_dann", "stage2.epochs=0", "stage2.epochs=0 leaves stage 2"),
+    ("ser_nnpm", "train.epochs=0", "'train.epochs' (stage1.epochs and stage2.epochs set the epochs)"),
+])
+def test_epochs_that_train_nothing_are_rejected(preset, override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_ser_config(preset, [override])
+
+
+def test_stage2_may_start_from_an_untrained_network():
+    assert load_ser_config("ser_dann", ["stage1.epochs=0"]).stage1.epochs == 0
+
+
+def test_a_negative_reversal_weight_is_rejected():
+    with pytest.raises(ConfigError, match=re.escape("dann.grl_weight.end must be >= 0")):
+        load_ser_config("ser_dann", ["dann.grl_weight.end=-1"])

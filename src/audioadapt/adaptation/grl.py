@@ -14,12 +14,23 @@ import math
 import torch
 from torch import nn
 
+from audioadapt.adaptation.schedules import ScheduleConfig
+from audioadapt.errors import ConfigError
+
 
 def _check_coeff(coeff: float) -> float:
     coeff = float(coeff)
     if not math.isfinite(coeff) or coeff < 0:
         raise ValueError(f"gradient reversal coefficient must be finite and >= 0, got {coeff}")
     return coeff
+
+
+def check_coeff_schedule(schedule: ScheduleConfig, where: str) -> None:
+    """Reject a schedule of the coefficient that can go below 0 (``where`` names it in the message)."""
+    for name in ("start", "end"):
+        value = getattr(schedule, name)
+        if value < 0:
+            raise ConfigError(f"{where}.{name} must be >= 0 (a gradient reversal coefficient), got {value}")
 
 
 class _GradientReversal(torch.autograd.Function):
@@ -67,4 +78,4 @@ class GradientReversal(nn.Module):
         return f"coeff={self.coeff}"
 
 
-__all__ = ["GradientReversal", "grad_reverse"]
+__all__ = ["GradientReversal", "check_coeff_schedule", "grad_reverse"]

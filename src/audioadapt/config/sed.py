@@ -27,10 +27,11 @@ from typing import Any, Literal
 
 
 from audioadapt.adaptation.domain import DomainConfig
+from audioadapt.adaptation.grl import check_coeff_schedule
 from audioadapt.adaptation.orthogonality import OrthogonalityConfig
 from audioadapt.adaptation.pseudo_labels import PseudoLabelConfig
 from audioadapt.adaptation.schedules import ScheduleConfig
-from audioadapt.config.load import apply_overrides, from_dict, leaf_items, load_preset_dict, override_items, to_dict
+from audioadapt.config.load import apply_overrides, leaf_items, override_items, preset_config, to_dict
 from audioadapt.data.corpora.desed import SedDataConfig
 from audioadapt.data.labels import LabelConfig
 from audioadapt.data.sampling import SamplerConfig
@@ -131,6 +132,7 @@ class SedMethodConfig:
     mean_teacher: MeanTeacherConfig = field(default_factory=MeanTeacherConfig)
 
     def __post_init__(self) -> None:
+        check_coeff_schedule(self.grl_weight, "method.grl_weight")
         if self.pseudo_label_rounds < 1:
             raise ConfigError(f"method.pseudo_label_rounds must be >= 1, got {self.pseudo_label_rounds}")
         if self.phase2_epochs is not None and self.phase2_epochs < 0:
@@ -238,6 +240,21 @@ class SedExperimentConfig:
         if m.kind == "tri_adv" and m.adversarial == "none" and p1.get("unlabeled", 0) > 0:
             raise ConfigError("sampler.phase1.batch_sizes.unlabeled must be 0 without a domain classifier: "
                               "unlabelled rows enter only the domain loss in phase 1")
+        self._check_epochs()
+
+    def _check_epochs(self) -> None:
+        """Every phase trains: phase 1 (the only one without tri-training) and each part of phase 2."""
+        if self.train.epochs < 1:
+            raise ConfigError(f"train.epochs={self.train.epochs} trains nothing (it counts the epochs of phase 1, "
+                              "the only phase without tri-training); give at least 1")
+        rounds = self.method.pseudo_label_rounds
+        if self.method.uses_labelers and self.phase2_epochs() < rounds:
+            given = ("method.phase2_epochs" if self.method.phase2_epochs is not None
+                     else "train.epochs, as method.phase2_epochs is null")
+            raise ConfigError(f"phase 2 (training on the pseudo labels) gets {self.phase2_epochs()} epoch(s) "
+                              f"({given}) for {rounds} pseudo-labelling round(s): each round needs at least one; "
+                              "raise method.phase2_epochs, lower method.pseudo_label_rounds or set "
+                              "method.tri_training=false")
 
     # -- derived ------------------------------------------------------------------
     def phase2_epochs(self) -> int:
@@ -326,12 +343,8 @@ def load_sed_config(preset: str | Path | None = None, overrides: Iterable[str] =
     ``method.tri_training=false``) is logged as ignored.
     """
     overrides = list(overrides)
-    tree = load_preset_dict(preset) if preset is not None else {}
+    own, tree = preset_config(SedExperimentConfig, preset)
     where = str(preset) if preset is not None else ""
-    try:
-        own = from_dict(SedExperimentConfig, tree)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}" if where else str(exc)) from exc
     items = leaf_items(tree)
     own.check_keys(items, where)
     cfg = override_sed_config(own, overrides)

@@ -48,11 +48,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from audioadapt.adaptation.grl import check_coeff_schedule
 from audioadapt.adaptation.memory import MemoryConfig
 from audioadapt.adaptation.nnpm_losses import NnpmLossConfig
 from audioadapt.adaptation.pseudo_multilabel import PseudoMultilabelConfig
 from audioadapt.adaptation.schedules import ScheduleConfig
-from audioadapt.config.load import apply_overrides, from_dict, load_preset_dict, to_dict
+from audioadapt.config.load import (
+    apply_overrides,
+    from_dict,
+    leaf_items,
+    load_preset_dict,
+    override_items,
+    preset_config,
+    to_dict,
+)
 from audioadapt.data.protocols import ProtocolConfig
 from audioadapt.data.ser_dataset import SerDatasetConfig
 from audioadapt.errors import ConfigError
@@ -269,6 +278,7 @@ class SerDannConfig:
     domain_weight: float = 1.0
 
     def __post_init__(self) -> None:
+        check_coeff_schedule(self.grl_weight, "dann.grl_weight")
         if not (math.isfinite(self.domain_weight) and self.domain_weight >= 0):
             raise ConfigError(f"dann.domain_weight must be finite and >= 0, got {self.domain_weight}")
 
@@ -375,6 +385,7 @@ class SerExperimentConfig:
                               "(one logit per utterance) or time (one per BLSTM frame)")
         if kind != "dann" and domain != "none":
             raise ConfigError(f"model.domain.mode {domain!r} is only used by method.kind 'dann' (got {kind!r})")
+        self._check_epochs()
         n_conv = len(self.model.encoder.conv_channels)
         if self.method.has_stage2 and self.stage2.freeze_conv > n_conv:
             raise ConfigError(f"stage2.freeze_conv={self.stage2.freeze_conv} but the encoder has {n_conv} conv layers")
@@ -382,6 +393,20 @@ class SerExperimentConfig:
         if ignored:
             listed = "; ".join(f"'{k}' ({why})" for k, why in ignored.items())
             raise ConfigError(f"setting(s) that would have no effect with method.kind '{kind}': {listed}")
+
+    def _check_epochs(self) -> None:
+        """The run trains: snsa_f's stage 1 and every other kind's stage 2 need epochs.
+
+        Stage 1 may have none before a stage 2 (the adaptation then starts from
+        the untrained network, as DANN from scratch).
+        """
+        if not self.method.has_stage2 and self.stage1.epochs < 1:
+            raise ConfigError(f"stage1.epochs={self.stage1.epochs} trains nothing (method.kind 'snsa_f' has only "
+                              "stage 1); give at least 1")
+        if self.method.has_stage2 and self.stage2.epochs < 1:
+            raise ConfigError(f"stage2.epochs={self.stage2.epochs} leaves stage 2 (the adaptation of method.kind "
+                              f"'{self.method.kind}') without epochs; give at least 1, or choose method.kind "
+                              "snsa_f to train stage 1 only")
 
     # -- derived ------------------------------------------------------------------
     @property
@@ -433,24 +458,8 @@ def _default_of(key: str) -> Any:
 
 def _explicit_switches(tree: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
     """``losses.target_loss`` / ``losses.source_loss`` as a preset or the overrides give them."""
-    import yaml
-
-    out: dict[str, Any] = {}
-    losses = tree.get("losses")
-    if isinstance(losses, Mapping):
-        out.update({k: losses[k] for k in _SWITCH_KEYS if k in losses})
-    for text in overrides:
-        key, _, raw = text.partition("=")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            continue  # apply_overrides reports it
-        key = key.strip()
-        if key == "losses" and isinstance(value, Mapping):
-            out.update({k: value[k] for k in _SWITCH_KEYS if k in value})
-        elif key.startswith("losses.") and key[len("losses."):] in _SWITCH_KEYS:
-            out[key[len("losses."):]] = value
-    return out
+    items = {**leaf_items(tree), **leaf_items(override_items(overrides))}
+    return {key: items[f"losses.{key}"] for key in _SWITCH_KEYS if f"losses.{key}" in items}
 
 
 _SWITCH_KEYS = ("target_loss", "source_loss")
@@ -465,12 +474,7 @@ def load_ser_config(preset: str | Path | None = None, overrides: Iterable[str] =
     (choose ``snsa_wo_sl`` / ``snsa_wo_hl`` instead).
     """
     overrides = list(overrides)
-    tree = load_preset_dict(preset) if preset is not None else {}
-    where = str(preset) if preset is not None else ""
-    try:
-        cfg = from_dict(SerExperimentConfig, tree)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}" if where else str(exc)) from exc
+    cfg, tree = preset_config(SerExperimentConfig, preset)
     try:
         cfg = apply_overrides(cfg, overrides)
     except ConfigError as exc:

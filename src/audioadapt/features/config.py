@@ -65,6 +65,9 @@ class FeatureConfig:
             raise ValueError(f"hop_length must be positive, got {self.hop_length}")
         if self.clip_seconds is not None and self.clip_seconds <= 0:
             raise ValueError(f"clip_seconds must be positive, got {self.clip_seconds}")
+        for name in ("power", "amin", "log_offset"):  # 0 or less: a constant or non-finite log-mel
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         nyquist = self.sample_rate / 2
         f_max = nyquist if self.f_max is None else self.f_max
         if not 0 <= self.f_min < f_max <= nyquist:
