@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +129,32 @@ def test_failed_save_keeps_the_previous_file(tmp_path):
         save_checkpoint({**ckpt, "oops": lambda: None}, path)  # cannot be pickled
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+
+
+@pytest.mark.parametrize("failure", [
+    OSError(errno.ENOSPC, "No space left on device"),
+    RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 4480 vs 4374"),
+])
+def test_a_write_failure_names_the_file_and_keeps_the_previous_one(tmp_path, monkeypatch, failure):
+    path = tmp_path / "last.pt"
+    _, ckpt = _checkpoint()
+    save_checkpoint(ckpt, path)
+    before = path.read_bytes()
+
+    def failing_save(obj, fh):
+        fh.write(b"partial")
+        raise failure
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    first_line = str(failure.strerror if isinstance(failure, OSError) else failure)
+    with pytest.raises(CheckpointError, match=rf"last\.pt: cannot write the checkpoint: {re.escape(first_line)}; "
+                                              r"the previous last\.pt is unchanged"):
+        save_checkpoint(ckpt, path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # no temporary file left
+    with pytest.raises(CheckpointError, match=r"best\.pt: cannot write the checkpoint: .*; nothing was written"):
+        save_checkpoint(ckpt, tmp_path / "best.pt")
+    assert load_checkpoint(path)["progress"] == {"epoch": 1}
 
 
 def test_to_plain_refuses_objects_with_their_location():

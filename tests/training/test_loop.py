@@ -22,6 +22,7 @@ from audioadapt.training import (
     load_checkpoint,
 )
 from audioadapt.training.logging import read_metrics
+from audioadapt.training.loop import NonFiniteError
 
 from . import toy
 
@@ -142,8 +143,51 @@ def test_nonfinite_loss_stops_with_context():
             out = super().training_step(batch, ctx)
             return StepOutput(out.loss * float("nan"), out.logs)
 
-    with pytest.raises(FloatingPointError, match="phase 'one', epoch 1, step 1"):
+    with pytest.raises(NonFiniteError, match=r"^training stopped in phase 'one', epoch 1, step 1: loss is nan "
+                                             r"\(a=.* t=.*\); no checkpoint written; lower train\.lr"):
         toy.train(None, method_cls=Broken)
+
+
+def test_nonfinite_loss_keeps_the_last_good_checkpoint(tmp_path):
+    class BrokenLater(toy.ToyMethod):
+        def training_step(self, batch, ctx):
+            out = super().training_step(batch, ctx)
+            return StepOutput(out.loss * (float("nan") if ctx.epoch == 1 else 1.0), out.logs)
+
+    run = tmp_path / "run"
+    with pytest.raises(NonFiniteError, match=rf"^{run}: training stopped in phase 'one', epoch 2, step 1: loss is nan"
+                                             rf".*; last good checkpoint: {run / 'last.pt'}; lower train\.lr"):
+        toy.train(run, method_cls=BrokenLater)
+    assert load_checkpoint(run / "last.pt")["progress"]["global_epoch"] == 1
+    assert len(read_metrics(run / "metrics.csv")) == 1
+
+
+def test_huge_learning_rate_stops_with_a_clean_error(tmp_path):
+    method = Regression()
+    trainer = Trainer(TrainConfig(epochs=3, device="cpu", progress_bar=False, tensorboard=False, lr=1e30),
+                      tmp_path / "run", dist=DistInfo())
+    with pytest.raises(NonFiniteError, match=r"run: training stopped in phase 'train', epoch 1, step 2: "
+                                             r"loss is (inf|nan); no checkpoint written"):
+        trainer.fit(method, method.batches())
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_nonfinite_weights_are_never_checkpointed(tmp_path):
+    class Poisoned(toy.ToyMethod):
+        def after_optimizer_step(self, batch, ctx):
+            super().after_optimizer_step(batch, ctx)
+            if ctx.epoch == 1:
+                self.head_b.weight.data.fill_(float("inf"))  # the loss of the step that did it was finite
+
+    run = tmp_path / "run"
+    with pytest.raises(NonFiniteError, match=r"training stopped after phase 'one', epoch 2: the weights of "
+                                             rf"\['head_b'\] are not finite; last good checkpoint: {run / 'last.pt'}"):
+        toy.train(run, method_cls=Poisoned, config={"fast_dev_run": 0}, epochs=(3, 2), batch_size=32)
+    for name in ("last.pt", "best.pt"):
+        ckpt = load_checkpoint(run / name)
+        assert ckpt["progress"]["global_epoch"] == 1
+        assert all(torch.isfinite(t).all() for t in ckpt["networks"]["head_b"].values())
+    assert len(read_metrics(run / "metrics.csv")) == 1
 
 
 def test_unknown_trainable_network_is_reported_before_training():

@@ -125,18 +125,30 @@ def make_checkpoint(
 
 
 def save_checkpoint(checkpoint: Mapping[str, Any], path: str | Path) -> Path:
-    """Write ``checkpoint`` to ``path`` atomically (temp file, fsync, rename) and return the path."""
+    """Write ``checkpoint`` to ``path`` atomically (temp file, fsync, rename) and return the path.
+
+    Raises
+    ------
+    CheckpointError
+        naming ``path`` when the file cannot be written (full disk, read-only
+        folder, torch's writer failing); a previous file at ``path`` is left
+        as it was.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as fh:
             torch.save(dict(checkpoint), fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:  # torch reports a failed write as a RuntimeError
+        _remove_quietly(tmp)
+        raise CheckpointError(f"{path}: cannot write the checkpoint: {_first_line(exc)}; "
+                              f"{_kept(path)}") from exc
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _remove_quietly(tmp)
         raise
     try:  # make the rename itself durable
         fd = os.open(path.parent, os.O_RDONLY)
@@ -147,6 +159,26 @@ def save_checkpoint(checkpoint: Mapping[str, Any], path: str | Path) -> Path:
     except OSError:
         pass
     return path
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none)."""
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return text.splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def _kept(path: Path) -> str:
+    """What is left after a failed write of ``path``, for the error message."""
+    if path.is_file():
+        return f"the previous {path.name} is unchanged (free space or fix the folder, then resume)"
+    return "nothing was written"
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 _GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
@@ -177,8 +209,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             "audioadapt never loads checkpoints that could run code"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"{path}: cannot read checkpoint (truncated or corrupt file?): {first}") from None
+        raise CheckpointError(f"{path}: cannot read checkpoint (truncated or corrupt file?): "
+                              f"{_first_line(exc)}") from None
     if not isinstance(obj, dict) or obj.get("kind") != KIND:
         raise CheckpointError(f"{path}: not an audioadapt checkpoint")
     missing = [k for k in REQUIRED_KEYS if k not in obj]
@@ -189,6 +221,50 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path}: checkpoint format {obj['format']!r} is newer than this audioadapt ({__version__}) reads"
         )
     return obj
+
+
+def checkpoint_task(checkpoint: Mapping[str, Any]) -> str | None:
+    """The kind of run that wrote a loaded checkpoint: ``"sed"``, ``"ser"`` or ``None`` when unknown.
+
+    It is ``meta["task"]``; checkpoints written before runs recorded it are
+    recognised by their meta keys (a SER run's ``dataset_config``, a SED run's
+    ``data_root``).
+    """
+    meta = checkpoint.get("meta") or {}
+    if "task" in meta:
+        return str(meta["task"])
+    if "dataset_config" in meta:
+        return "ser"
+    if "data_root" in meta:
+        return "sed"
+    return None
+
+
+def checkpoint_role(path: str | Path) -> str:
+    """``"best"`` or ``"last"`` for a run's ``best.pt`` / ``last.pt``, ``"file"`` for any other checkpoint."""
+    return {BEST: "best", LAST: "last"}.get(Path(path).name, "file")
+
+
+def checkpoint_inputs(path: str | Path, checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+    """Which checkpoint an evaluation used, for its report: file, role (best/last/file) and epoch."""
+    return {"checkpoint": str(path), "checkpoint_role": checkpoint_role(path),
+            "global_epoch": checkpoint["progress"].get("global_epoch")}
+
+
+def load_run_checkpoint(path: str | Path, task: str, where: str | Path) -> dict[str, Any]:
+    """Load a checkpoint of a ``task`` run (``"sed"``/``"ser"``) and log which one is used.
+
+    ``where`` (the run directory, or the checkpoint file) names the run in a
+    :class:`CheckpointError` when the checkpoint belongs to the other task.
+    """
+    checkpoint = load_checkpoint(path)
+    found = checkpoint_task(checkpoint)
+    if found is not None and found != task:
+        raise CheckpointError(f"{where}: this is a {found.upper()} run, not a {task.upper()} run; "
+                              f"use `audioadapt {found} evaluate` or `audioadapt {found} predict` with it")
+    log.info("using checkpoint %s (%s, epoch %s)", path, checkpoint_role(path),
+             checkpoint["progress"].get("global_epoch"))
+    return checkpoint
 
 
 def restore_networks(
@@ -272,7 +348,11 @@ __all__ = [
     "KIND",
     "LAST",
     "BestTracker",
+    "checkpoint_inputs",
+    "checkpoint_role",
+    "checkpoint_task",
     "load_checkpoint",
+    "load_run_checkpoint",
     "make_checkpoint",
     "resolve_resume",
     "restore_networks",

@@ -6,6 +6,11 @@ resumed from ``last.pt`` repeats only the epoch (or the between-phase pass)
 that was cut short and, on CPU with the same settings, ends with exactly the
 weights and ``metrics.csv`` of an uninterrupted run: the checkpoint holds the
 random-generator states of every rank and the sampler epoch.
+
+A non-finite loss (without float16 gradient scaling, which skips such steps)
+or non-finite weights at the end of an epoch stop the training with a
+:class:`NonFiniteError`; non-finite weights are never checkpointed, so
+``last.pt`` stays the last good state.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import torch
 
 from audioadapt.config.load import to_dict
 from audioadapt.cpus import configure_threads
-from audioadapt.errors import CheckpointError, ConfigError, DataError
+from audioadapt.errors import AudioadaptError, CheckpointError, ConfigError, DataError
 from audioadapt.training.allocator import CpuAllocatorMode, configure_cpu_allocator
 from audioadapt.training.checkpoint import (
     BEST,
@@ -133,6 +138,10 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.grad_clip_norm must be positive or null, got {self.grad_clip_norm}")
         if self.num_threads is not None and self.num_threads < 1:
             raise ConfigError(f"TrainConfig.num_threads must be >= 1 or null, got {self.num_threads}")
+
+
+class NonFiniteError(AudioadaptError, FloatingPointError):
+    """Training stopped on a non-finite loss or non-finite weights (the message names the last good checkpoint)."""
 
 
 @dataclass
@@ -263,6 +272,7 @@ class Trainer:
             train_logs = self._train_epoch(method, ctx, loader, step_module, optimizer, scaler, logger)
             ctx.epoch += 1
             ctx.global_epoch += 1
+            self._check_weights(method, ctx)
             due = ctx.epoch % cfg.validate_every == 0 or ctx.epoch == phase.epochs
             metrics = self._validate(method, ctx) if due else {}
             row = {"phase": phase.name, "epoch": ctx.epoch, "global_epoch": ctx.global_epoch, "step": ctx.step,
@@ -298,9 +308,9 @@ class Trainer:
                 loss, logs = step_module(batch, ctx)
             values = {"loss": float(loss.detach()), **{k: float(v) for k, v in logs.items()}}
             if not math.isfinite(values["loss"]) and not self.grad_scaling:
-                raise FloatingPointError(
-                    f"non-finite loss {values['loss']} in phase '{ctx.phase.name}', epoch {ctx.epoch + 1}, "
-                    f"step {index + 1}; logs: {format_logs(values)}")
+                parts = format_logs({k: v for k, v in values.items() if k != "loss"})
+                raise self._stopped(f"in phase '{ctx.phase.name}', epoch {ctx.epoch + 1}, step {index + 1}: "
+                                    f"loss is {values['loss']}" + (f" ({parts})" if parts else ""))
             scaler.scale(loss).backward()
             if cfg.grad_clip_norm is not None:
                 scaler.unscale_(optimizer)
@@ -333,10 +343,29 @@ class Trainer:
                 module.train(modes[name])
         return self.dist.broadcast_object(metrics)
 
+    # -- non-finite values ----------------------------------------------------------------
+    def _stopped(self, what: str) -> NonFiniteError:
+        """The error that stops a training ``what`` happened to, naming the last good checkpoint."""
+        where = "" if self.run_dir is None else f"{self.run_dir}: "
+        last = None if self.run_dir is None else self.run_dir / LAST
+        kept = f"last good checkpoint: {last}" if last is not None and last.is_file() else "no checkpoint written"
+        return NonFiniteError(f"{where}training stopped {what}; {kept}; "
+                              "lower train.lr or set train.grad_clip_norm")
+
+    def _check_weights(self, method: Method, ctx: StepContext) -> None:
+        """Raise :class:`NonFiniteError` when a network holds a non-finite parameter or buffer."""
+        bad = [name for name, module in method.networks().items()
+               if any(t.is_floating_point() and not bool(torch.isfinite(t).all())
+                      for t in module.state_dict().values())]
+        if bad:
+            raise self._stopped(f"after phase '{ctx.phase.name}', epoch {ctx.epoch}: the weights of {bad} "
+                                "are not finite")
+
     # -- checkpoints -------------------------------------------------------------------
     def _save(self, method: Method, ctx: StepContext, optimizer: Any, scaler: Any, improved: bool) -> None:
         if self.run_dir is None:
             return
+        self._check_weights(method, ctx)  # never checkpoint non-finite weights
         rng = self.dist.gather_objects(capture_rng_state())  # every rank's state; also a barrier
         if self.dist.is_main:
             progress = {"phase_index": ctx.phase_index, "phase": ctx.phase.name, "epoch": ctx.epoch,
@@ -374,4 +403,4 @@ class Trainer:
         return None
 
 
-__all__ = ["BEST", "LAST", "FitResult", "TrainConfig", "Trainer"]
+__all__ = ["BEST", "LAST", "FitResult", "NonFiniteError", "TrainConfig", "Trainer"]
