@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 from dataclasses import dataclass
 
@@ -13,11 +14,12 @@ import torch
 import yaml
 
 import audioadapt
-from audioadapt.errors import ConfigError
+from audioadapt.errors import ConfigError, DataError
 from audioadapt.training.checkpoint import save_checkpoint
 from audioadapt.training.experiment import (
     capture_rng_state,
     collect_versions,
+    record_data,
     restore_rng_state,
     seed_everything,
     set_deterministic,
@@ -76,6 +78,7 @@ def test_start_experiment_writes_config_and_versions(tmp_path):
 def test_existing_run_needs_resume_and_config_changes_are_reported(tmp_path, caplog):
     run_dir = tmp_path / "a"
     start_experiment(run_dir, RunConfig(), seed=0).close()
+    save_checkpoint({"progress": {}}, run_dir / "last.pt")  # a run once it has a checkpoint
     with pytest.raises(ConfigError, match="already holds a run"):
         start_experiment(run_dir, RunConfig(), seed=0)
     with caplog.at_level(logging.WARNING, logger="audioadapt"):
@@ -111,3 +114,72 @@ def test_collect_versions_without_git(monkeypatch):
 
     monkeypatch.setattr(subprocess, "run", no_git)
     assert collect_versions()["git_commit"] is None
+
+
+def test_resume_of_a_directory_without_a_run_is_refused(tmp_path):
+    for run_dir in (tmp_path / "missing", tmp_path):
+        with pytest.raises(ConfigError, match=r"holds no run to resume \(no config\.yaml\)"):
+            start_experiment(run_dir, RunConfig(), seed=0, resume=True)
+    assert list(tmp_path.iterdir()) == []  # nothing created
+
+
+def test_a_directory_left_before_the_first_checkpoint_is_taken_over(tmp_path, caplog):
+    run_dir = tmp_path / "a"
+    start_experiment(run_dir, RunConfig(name="failed"), seed=0).close()  # e.g. a bad dataset path
+    with caplog.at_level(logging.INFO, logger="audioadapt"):
+        with start_experiment(run_dir, RunConfig(name="fixed"), seed=0) as exp:
+            assert not exp.resumed
+    assert "taking over the directory of a training that stopped before its first checkpoint" in caplog.text
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["name"] == "fixed"
+    # --resume of such a directory starts the run afresh as well, with the config given now
+    with start_experiment(run_dir, RunConfig(name="resumed"), seed=0, resume=True) as exp:
+        assert not exp.resumed
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["name"] == "resumed"
+    save_checkpoint({"progress": {}}, run_dir / "best.pt")
+    with pytest.raises(ConfigError, match="already holds a run"):
+        start_experiment(run_dir, RunConfig(), seed=0)
+    assert (run_dir / "best.pt").is_file()
+
+
+def test_one_training_at_a_time_per_run_directory(tmp_path):
+    run_dir = tmp_path / "a"
+    first = start_experiment(run_dir, RunConfig(), seed=0)
+    for resume in (True, False):
+        with pytest.raises(ConfigError, match=rf"a: in use by another training \(pid {os.getpid()}\)"):
+            start_experiment(run_dir, RunConfig(), seed=0, resume=resume)
+    start_experiment(run_dir, RunConfig(), seed=0, resume=True, rank=1).close()  # only rank 0 locks
+    first.close()
+    start_experiment(run_dir, RunConfig(), seed=0, resume=True).close()
+
+
+def test_unwritable_run_directory_is_a_one_line_error(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(DataError, match=r"file/run: cannot write the run directory: .*; choose a writable"):
+        start_experiment(blocker / "run", RunConfig(), seed=0)
+
+    def denied(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(type(tmp_path), "mkdir", denied)
+    with pytest.raises(DataError, match=r"ro/run: cannot write the run directory: Permission denied"):
+        start_experiment(tmp_path / "ro" / "run", RunConfig(), seed=0)
+
+
+SUMMARY = {"root": "/data/a", "classes": ["dog", "cat"], "clips": {"weak": 10}, "valid_files": {"weak": ["x.wav"]}}
+
+
+def test_data_record_is_written_once_and_checked_on_resume(tmp_path, caplog):
+    record_data(tmp_path, SUMMARY, resumed=False)
+    saved = (tmp_path / "data.json").read_bytes()
+    assert json.loads(saved) == SUMMARY
+    with caplog.at_level(logging.INFO, logger="audioadapt"):
+        record_data(tmp_path, {**SUMMARY, "root": "/moved/a"}, resumed=True)  # the same clips elsewhere
+    assert "another place (root)" in caplog.text
+    other = {**SUMMARY, "root": "/data/b", "clips": {"weak": 0}, "valid_files": {"weak": []}}
+    with pytest.raises(DataError, match=r"data\.json: resuming on other data than the run was trained on "
+                                        r"\(clips\.weak, root, valid_files\.weak differ"):
+        record_data(tmp_path, other, resumed=True)
+    assert (tmp_path / "data.json").read_bytes() == saved  # a resume never rewrites the record
+    record_data(tmp_path, other, resumed=False)  # a new run writes its own
+    assert json.loads((tmp_path / "data.json").read_text())["root"] == "/data/b"

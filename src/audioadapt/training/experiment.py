@@ -5,10 +5,16 @@ A run directory holds::
     config.yaml     the resolved configuration (written once, compared on resume)
     versions.json   python, torch, numpy, audioadapt, CUDA and the git commit
     train.log       the log of every start and resume
+    run.lock        held by the training in progress (one at a time; see run_lock)
+    data.json       the data the run used (written once, checked on resume)
     metrics.csv     one row per epoch (training means, validation metrics)
     events.*        TensorBoard event files
     last.pt         checkpoint after the latest epoch (resume from here)
     best.pt         checkpoint of the best epoch by the selection metric
+
+A directory holds a run once a training has written a checkpoint there. A
+directory left by a training that stopped before its first checkpoint (a bad
+dataset path, an empty split) is taken over by the next start.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ import platform
 import random
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -30,7 +38,9 @@ import torch
 
 import audioadapt
 from audioadapt.config.load import read_yaml, save_config, to_dict
-from audioadapt.errors import ConfigError
+from audioadapt.errors import ConfigError, DataError
+from audioadapt.training.checkpoint import BEST, LAST
+from audioadapt.training.run_lock import RunLock
 
 log = logging.getLogger(__name__)
 
@@ -141,19 +151,23 @@ class Experiment:
     Attributes
     ----------
     run_dir: the directory.
-    resumed: true when the directory already held a run.
+    resumed: true when the directory already held a run (one with a checkpoint).
     log_handler: the handler copying log records to ``train.log`` (rank 0).
+    lock: the directory's lock, held until :meth:`close` (rank 0).
     """
 
     run_dir: Path
     resumed: bool
     log_handler: logging.Handler | None = field(default=None, repr=False, compare=False)
+    lock: RunLock | None = field(default=None, repr=False, compare=False)
 
     def close(self) -> None:
-        """Stop copying log records to ``train.log``."""
+        """Stop copying log records to ``train.log`` and release the directory."""
         if self.log_handler is not None:
             logging.getLogger("audioadapt").removeHandler(self.log_handler)
             self.log_handler.close()
+        if self.lock is not None:
+            self.lock.release()
 
     def __enter__(self) -> "Experiment":
         return self
@@ -175,6 +189,29 @@ def default_run_name() -> str:
     return datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
+def holds_run(run_dir: str | Path) -> bool:
+    """Whether a training has written a checkpoint into ``run_dir`` (only then is it a run)."""
+    return any((Path(run_dir) / name).is_file() for name in (LAST, BEST))
+
+
+def check_resumable(run_dir: str | Path) -> None:
+    """Raise :class:`ConfigError` unless ``run_dir`` holds a run's ``config.yaml`` to resume."""
+    if not (Path(run_dir) / CONFIG_FILE).is_file():
+        raise ConfigError(f"{run_dir}: holds no run to resume (no {CONFIG_FILE}); "
+                          "give the directory of an existing run, or train without --resume")
+
+
+@contextmanager
+def writing_run_dir(run_dir: Path) -> Iterator[None]:
+    """Turn an operating-system error while writing the run directory into a one-line :class:`DataError`."""
+    try:
+        yield
+    except OSError as exc:
+        where = exc.filename if exc.filename is not None else run_dir
+        raise DataError(f"cannot write the run directory: {exc.strerror or exc}; "
+                        "choose a writable run directory (--out)", where) from exc
+
+
 def start_experiment(
     run_dir: str | Path,
     config: Any,
@@ -193,30 +230,91 @@ def start_experiment(
     seed: seed of every generator (the same on all ranks, so that networks
         start identical).
     deterministic: call ``torch.use_deterministic_algorithms(True)``.
-    resume: continue the run in ``run_dir``; without it a directory that
-        already holds a run is refused.
-    rank: only rank 0 checks and writes the directory (``resumed`` is then
-        ``resume`` on the other ranks).
+    resume: continue the run in ``run_dir``, which must hold its
+        ``config.yaml``; without it a directory that already holds a run is
+        refused.
+    rank: only rank 0 checks, locks and writes the directory (``resumed`` is
+        then ``resume`` on the other ranks).
+
+    Raises
+    ------
+    ConfigError
+        ``run_dir`` holds a run and ``resume`` is false, holds none to resume,
+        or another training holds its lock.
+    DataError
+        ``run_dir`` cannot be written.
     """
     run_dir = Path(run_dir)
-    config_path = run_dir / CONFIG_FILE
-    handler = None
-    existing = resume  # other ranks trust rank 0, which checks and writes the directory
-    if rank == 0:
-        existing = config_path.is_file()
-        if existing and not resume:
-            raise ConfigError(f"{run_dir}: already holds a run; resume it or choose another run directory")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        handler = _attach_log_file(run_dir / LOG_FILE)
-        if existing:
-            _warn_config_changes(config_path, config)
-        else:
-            save_config(config, config_path)
-            (run_dir / VERSIONS_FILE).write_text(json.dumps(collect_versions(), indent=2) + "\n", encoding="utf-8")
-        log.info("%s run in %s", "resuming" if existing else "starting", run_dir)
+    # other ranks trust rank 0, which checks and writes the directory
+    exp = _open_run_dir(run_dir, config, resume) if rank == 0 else Experiment(run_dir, resumed=resume)
     seed_everything(seed)
     set_deterministic(deterministic)
-    return Experiment(run_dir, resumed=existing, log_handler=handler)
+    return exp
+
+
+def _open_run_dir(run_dir: Path, config: Any, resume: bool) -> Experiment:
+    """Lock ``run_dir``, check it, start copying the log and write or compare the config."""
+    if resume:
+        check_resumable(run_dir)
+    with writing_run_dir(run_dir):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock = RunLock.acquire(run_dir)
+    try:
+        started = holds_run(run_dir)
+        if started and not resume:
+            raise ConfigError(f"{run_dir}: already holds a run; resume it or choose another run directory")
+        with writing_run_dir(run_dir):
+            handler = _attach_log_file(run_dir / LOG_FILE)
+    except BaseException:
+        lock.release()
+        raise
+    exp = Experiment(run_dir, resumed=started, log_handler=handler, lock=lock)
+    try:
+        with writing_run_dir(run_dir):
+            if started:
+                _warn_config_changes(run_dir / CONFIG_FILE, config)
+            else:
+                _write_new_run(run_dir, config)
+    except BaseException:
+        exp.close()
+        raise
+    log.info("%s run in %s", "resuming" if started else "starting", run_dir)
+    return exp
+
+
+def _write_new_run(run_dir: Path, config: Any) -> None:
+    """Write the config and versions of a run that has no checkpoint yet."""
+    config_path = run_dir / CONFIG_FILE
+    if config_path.is_file():
+        log.info("%s: taking over the directory of a training that stopped before its first checkpoint",
+                 run_dir)
+    save_config(config, config_path)
+    (run_dir / VERSIONS_FILE).write_text(json.dumps(collect_versions(), indent=2) + "\n", encoding="utf-8")
+
+
+def record_data(run_dir: str | Path, summary: Mapping[str, Any], *, resumed: bool) -> None:
+    """Write the run's ``data.json``; a resumed run's record is compared with ``summary``, never rewritten.
+
+    Resuming on other data (other clips, classes or splits) is refused; only
+    the dataset's location (``root`` keys: a moved copy) may differ.
+    """
+    path = Path(run_dir) / DATA_FILE
+    current = json.loads(json.dumps(summary))
+    if not (resumed and path.is_file()):
+        with writing_run_dir(Path(run_dir)):
+            path.write_text(json.dumps(current, indent=1) + "\n", encoding="utf-8")
+        return
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read the run's data record: {exc}", path) from exc
+    changed = sorted(_diff(saved, current))
+    if any(key.rsplit(".", 1)[-1] != "root" for key in changed):
+        shown = ", ".join(changed[:6]) + (", ..." if len(changed) > 6 else "")
+        raise DataError(f"resuming on other data than the run was trained on ({shown} differ from this record); "
+                        "resume with the data recorded here, or train a new run", path)
+    if changed:
+        log.info("%s: the run's data is now read from another place (%s)", path, ", ".join(changed))
 
 
 def _warn_config_changes(path: Path, config: Any) -> None:
@@ -254,9 +352,13 @@ __all__ = [
     "Experiment",
     "capture_rng_state",
     "collect_versions",
+    "check_resumable",
     "default_run_name",
+    "holds_run",
+    "record_data",
     "restore_rng_state",
     "seed_everything",
     "set_deterministic",
     "start_experiment",
+    "writing_run_dir",
 ]
