@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
+import os
+import shutil
+from pathlib import Path
 
 import pytest
 
 from audioadapt.cli.main import main
 from audioadapt.config.sed import load_sed_config
+from audioadapt.training.checkpoint import make_checkpoint, save_checkpoint
+from audioadapt.training.run_lock import RunLock
 
 PRESET = "sed_adv_time_tri_training"
 #: Shrinks the preset to seconds (as the training tests do).
@@ -24,15 +32,27 @@ def tiny(sed_tiny_dataset):
     return sed_tiny_dataset
 
 
+@pytest.fixture(scope="module")
+def trained(tiny, tmp_path_factory) -> tuple[Path, int, str]:
+    """A finished run of the shrunk preset: its directory, the exit code and what ``sed train`` printed."""
+    run = tmp_path_factory.mktemp("sed_train") / "run"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        # options between the preset and the overrides, as in the usage line
+        code = main(["sed", "train", PRESET, "--data", str(tiny), "--out", str(run), "--fast-dev-run", "2", *SMALL])
+    return run, code, out.getvalue()
+
+
+def _copy(run: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(run, tmp_path / "copy"))
+
+
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def test_train_then_evaluate_the_run(tiny, tmp_path, capsys):
-    run = tmp_path / "run"
-    # options between the preset and the overrides, as in the usage line
-    code = main(["sed", "train", PRESET, "--data", str(tiny), "--out", str(run), "--fast-dev-run", "2", *SMALL])
+def test_train_then_evaluate_the_run(tiny, trained, capsys):
+    run, code, out = trained
     assert code == 0
-    out = capsys.readouterr().out
     assert f"run directory: {run}" in out and f"audioadapt sed evaluate {run}" in out
     rows = (run / "metrics.csv").read_text().splitlines()
     assert len(rows) == 3 and rows[1].startswith("phase1,1,1,2,") and rows[2].startswith("phase2,1,2,4,")
@@ -42,9 +62,94 @@ def test_train_then_evaluate_the_run(tiny, tmp_path, capsys):
     assert "| macro |" in printed and "psds1" in printed
     saved = json.loads((run / "eval_validation.json").read_text())
     assert saved["inputs"]["run_dir"] == str(run) and saved["inputs"]["clips"] == 12
-    # resume a finished run: nothing left to do, still a clean exit
+    # the report says which checkpoint it scored
+    epoch = saved["inputs"]["global_epoch"]
+    assert (saved["inputs"]["checkpoint"], saved["inputs"]["checkpoint_role"]) == (str(run / "best.pt"), "best")
+    assert f"Checkpoint: `{run / 'best.pt'}` (best, epoch {epoch})" in printed
+    assert f"(best, epoch {epoch})" in (run / "eval_validation.md").read_text()
+    # resume a finished run: nothing left to do, still a clean exit, and the run's records stay as they were
+    records = {name: (run / name).read_bytes() for name in ("data.json", "metrics.csv", "config.yaml")}
     assert main(["sed", "train", PRESET, "--data", str(tiny), "--out", str(run), "--resume", "--fast-dev-run", "2",
                  *SMALL]) == 0
+    assert {name: (run / name).read_bytes() for name in records} == records
+
+
+def test_evaluate_says_when_it_falls_back_to_last(trained, tmp_path, capsys, caplog):
+    run = _copy(trained[0], tmp_path)
+    (run / "best.pt").unlink()
+    with caplog.at_level(logging.INFO, logger="audioadapt"):
+        assert main(["sed", "evaluate", str(run)]) == 0
+    assert f"{run}: no best.pt (no epoch was selected on the validation metrics); using last.pt" in caplog.text
+    assert f"using checkpoint {run / 'last.pt'} (last, epoch 2)" in caplog.text
+    assert f"Checkpoint: `{run / 'last.pt'}` (last, epoch 2)" in capsys.readouterr().out
+    assert json.loads((run / "eval_validation.json").read_text())["inputs"]["checkpoint_role"] == "last"
+
+
+def test_resume_on_other_data_is_refused_and_keeps_the_record(tiny, trained, tmp_path, capsys):
+    run = _copy(trained[0], tmp_path)
+    other = Path(shutil.copytree(tiny, tmp_path / "other", ignore=shutil.ignore_patterns("cache"),
+                                 copy_function=os.symlink))
+    weak = other / "metadata" / "train" / "weak.tsv"
+    rows = weak.read_text().splitlines()
+    weak.unlink()
+    weak.write_text("\n".join(rows[:-1]) + "\n")  # one clip less
+    before = (run / "data.json").read_bytes()
+    assert main(["sed", "train", PRESET, "--data", str(other), "--out", str(run), "--resume", *SMALL]) == 2
+    err = capsys.readouterr().err
+    assert f"{run / 'data.json'}: resuming on other data than the run was trained on (" in err
+    assert "root" in err and "resume with the data recorded here, or train a new run" in err
+    assert (run / "data.json").read_bytes() == before
+
+
+def test_run_directory_errors_are_clean(trained, tmp_path, capsys):
+    run = trained[0]
+    base = ["sed", "train", PRESET, "--data", str(tmp_path / "nowhere"), *SMALL]
+    # --resume of a directory without a run
+    assert main([*base, "--out", str(tmp_path), "--resume"]) == 2
+    assert f"{tmp_path}: holds no run to resume (no config.yaml)" in capsys.readouterr().err
+    # a run another training holds
+    lock = RunLock.acquire(run)
+    try:
+        assert main([*base, "--out", str(run), "--resume"]) == 2
+    finally:
+        lock.release()
+    assert f"{run}: in use by another training (pid {os.getpid()})" in capsys.readouterr().err
+    # an unwritable --out
+    (tmp_path / "file").write_text("")
+    assert main([*base, "--out", str(tmp_path / "file" / "run")]) == 2
+    assert f"{tmp_path / 'file' / 'run'}: cannot write the run directory" in capsys.readouterr().err
+
+
+def test_a_training_that_failed_at_start_up_does_not_block_the_next(tmp_path, capsys):
+    run = tmp_path / "run"
+    for data in ("first", "second"):  # two wrong dataset paths: the second start gets as far as its data
+        (tmp_path / data).mkdir()
+        assert main(["sed", "train", PRESET, "--data", str(tmp_path / data), "--out", str(run), *SMALL]) == 2
+        err = capsys.readouterr().err
+        assert str(tmp_path / data) in err and "already holds a run" not in err
+    assert (run / "config.yaml").is_file() and not (run / "last.pt").exists()
+
+
+def test_a_diverging_training_stops_with_a_clean_error(tiny, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["sed", "train", PRESET, "--data", str(tiny), "--out", str(run), "--fast-dev-run", "2", *SMALL]
+    assert main([*args, "train.lr=1e30"]) == 2
+    err = capsys.readouterr().err
+    assert f"audioadapt: error: {run}: training stopped in phase 'phase1', epoch 1, step " in err
+    assert "; no checkpoint written; lower train.lr" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("meta", [{"task": "ser"}, {"dataset_config": {}}], ids=["task", "older-checkpoint"])
+def test_a_ser_run_is_named_as_such(tmp_path, capsys, meta):
+    run = tmp_path / "ser_run"
+    meta = {**meta, "experiment_config": {"source": {"corpus": "emodb"}}}
+    save_checkpoint(make_checkpoint(networks={}, method_state={}, progress={"global_epoch": 3}, best={}, meta=meta),
+                    run / "last.pt")
+    for command in (["evaluate", str(run)], ["predict", str(run), "clip.wav"]):
+        assert main(["sed", *command]) == 2
+        err = capsys.readouterr().err
+        assert f"{run}: this is a SER run, not a SED run; use `audioadapt ser evaluate`" in err
+        assert "unknown config key" not in err
 
 
 @pytest.mark.parametrize(("args", "message"), [

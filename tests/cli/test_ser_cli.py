@@ -12,6 +12,7 @@ import pytest
 
 from audioadapt.cli.main import main
 from audioadapt.config.ser import load_ser_config
+from audioadapt.training.checkpoint import make_checkpoint, save_checkpoint
 
 #: Shrinks ser_demo to seconds (as the training tests do).
 SMALL = ["features.n_mels=32", "model.encoder.conv_channels=[16,16]", "model.encoder.lstm_hidden=16",
@@ -46,6 +47,9 @@ def test_train_evaluate_predict(tiny, tmp_path, capsys):
     assert "# target test" in printed and "| ua |" in printed and "### Confusion matrix" in printed
     saved = json.loads((run / "eval_test.json").read_text())
     assert saved["inputs"]["utterances"] == 11 and (run / "confusion_test.png").is_file()
+    # the report says which checkpoint it scored
+    assert (saved["inputs"]["checkpoint"], saved["inputs"]["checkpoint_role"]) == (str(run / "last.pt"), "last")
+    assert f"Checkpoint: `{run / 'last.pt'}` (last, epoch 4)" in (run / "eval_test.md").read_text()
     # the same target read through its manifest elsewhere gives the same split and scores
     assert main(["ser", "evaluate", str(run), "--target", f"csv:{tiny / 'target' / 'manifest.csv'}"]) == 0
     again = json.loads((run / "eval_test.json").read_text())
@@ -68,7 +72,13 @@ def test_train_evaluate_predict(tiny, tmp_path, capsys):
     assert len(json.loads(out_json.read_text())) == 32
 
     # resume a finished run, corpora from the run: nothing left to do, still a clean exit
+    records = {name: (run / name).read_bytes() for name in ("data.json", "metrics.csv", "config.yaml")}
     assert main(["ser", "train", "ser_demo", "--out", str(run), "--resume", *SMALL]) == 0
+    # on another source corpus it is refused, and the run's records stay as they were
+    other = f"csv:{tiny / 'target' / 'manifest.csv'}"
+    assert main(["ser", "train", "ser_demo", "--out", str(run), "--resume", "--source", other, *SMALL]) == 2
+    assert f"{run / 'data.json'}: resuming on other data than the run was trained on" in capsys.readouterr().err
+    assert {name: (run / name).read_bytes() for name in records} == records
 
 
 def test_user_errors_exit_with_a_message(tiny, tmp_path, capsys):
@@ -82,6 +92,20 @@ def test_user_errors_exit_with_a_message(tiny, tmp_path, capsys):
     assert "no such checkpoint" in capsys.readouterr().err
     assert main(["ser", "train", "ser_nnpm", "--source", str(tiny), "--target", str(tiny), "memory.rate_end=2"]) == 2
     assert "rate_end" in capsys.readouterr().err
+    assert main(["ser", "train", "ser_nnpm", "--resume", "--out", str(tmp_path)]) == 2
+    assert f"{tmp_path}: holds no run to resume (no config.yaml)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("meta", [{"task": "sed"}, {"data_root": "/data"}], ids=["task", "older-checkpoint"])
+def test_a_sed_run_is_named_as_such(tmp_path, capsys, meta):
+    run = tmp_path / "sed_run"
+    meta = {**meta, "experiment_config": {"sampler": {}}}
+    save_checkpoint(make_checkpoint(networks={}, method_state={}, progress={"global_epoch": 3}, best={}, meta=meta),
+                    run / "last.pt")
+    for command in (["evaluate", str(run)], ["predict", str(run), "clip.wav"]):
+        assert main(["ser", *command]) == 2
+        err = capsys.readouterr().err
+        assert f"{run}: this is a SED run, not a SER run; use `audioadapt sed evaluate`" in err
 
 
 def test_outputs_that_cannot_be_written_are_refused_first(tmp_path, capsys, monkeypatch):

@@ -80,6 +80,7 @@ def checkpoint_meta(cfg: SedExperimentConfig, classes: Iterable[str], normalizer
         "normalizer": normalizer.state_dict(),
         "classes": list(classes),
         "audioadapt_version": __version__,
+        "task": "sed",
         "method": cfg.method.kind,
         "experiment_config": to_dict(cfg),
         "data_root": str(Path(data_root).resolve()),
@@ -109,25 +110,28 @@ def train_sed(preset_or_config: str | Path | SedExperimentConfig, overrides: Ite
         the one recorded in the run directory.
     run_dir: where the run is written; default ``runs/<preset>-<timestamp>``.
     resume: continue the run in ``run_dir`` from its ``last.pt`` (the Trainer
-        repeats only the epoch that was cut short).
+        repeats only the epoch that was cut short); the data must be the
+        one recorded in its ``data.json``.
     """
     from audioadapt.models.sed_model import SedModel
     from audioadapt.training.distributed import init_distributed
-    from audioadapt.training.experiment import default_run_name, start_experiment
+    from audioadapt.training.experiment import check_resumable, default_run_name, record_data, start_experiment
     from audioadapt.training.loop import Trainer
     from audioadapt.training.sed_data import SedDataModule
 
     cfg, name = _resolve_config(preset_or_config, overrides)
     run_dir = Path(run_dir) if run_dir is not None else Path("runs") / f"{name}-{default_run_name()}"
+    if resume:
+        check_resumable(run_dir)
     root = _data_root(data_root, run_dir) if resume else data_root
     if root is None:
         raise ConfigError("train_sed needs data_root (the dataset root)")
     dist = init_distributed(cfg.train.device)
     with start_experiment(run_dir, cfg, seed=cfg.train.seed, deterministic=cfg.train.deterministic,
-                          resume=resume, rank=dist.rank):
+                          resume=resume, rank=dist.rank) as exp:
         data = SedDataModule(root, cfg).setup(dist)
         if dist.is_main:
-            (run_dir / DATA_FILE).write_text(json.dumps(data.summary(), indent=1) + "\n", encoding="utf-8")
+            record_data(run_dir, data.summary(), resumed=exp.resumed)
         normalizer = build_normalizer(cfg, data)
         model = SedModel(cfg.model, cfg.features.n_mels, len(data.classes))
         method = build_method(cfg, model, normalizer, data)
@@ -139,10 +143,16 @@ def train_sed(preset_or_config: str | Path | SedExperimentConfig, overrides: Ite
 
 
 def _checkpoint_path(run_dir: Path, checkpoint: str | Path) -> Path:
+    """The file of ``checkpoint`` (``best``, ``last`` or a path); ``best`` falls back to ``last.pt`` with a warning."""
     from audioadapt.training.checkpoint import BEST, LAST
 
     if checkpoint == "best":
-        return run_dir / BEST if (run_dir / BEST).is_file() else run_dir / LAST
+        if (run_dir / BEST).is_file():
+            return run_dir / BEST
+        if (run_dir / LAST).is_file():
+            log.warning("%s: no %s (no epoch was selected on the validation metrics); using %s, the latest "
+                        "epoch, instead", run_dir, BEST, LAST)
+        return run_dir / LAST
     if checkpoint == "last":
         return run_dir / LAST
     return Path(checkpoint)
@@ -155,10 +165,10 @@ def load_sed_run(run_dir: str | Path,
     ``checkpoint`` is ``"best"`` (``best.pt``, else ``last.pt``), ``"last"`` or a path.
     """
     from audioadapt.training.allocator import configure_cpu_allocator
-    from audioadapt.training.checkpoint import load_checkpoint
+    from audioadapt.training.checkpoint import load_run_checkpoint
 
     path = _checkpoint_path(Path(run_dir), checkpoint)
-    ckpt = load_checkpoint(path)
+    ckpt = load_run_checkpoint(path, "sed", run_dir if checkpoint in ("best", "last") else path)
     if "experiment_config" not in ckpt["meta"]:
         raise DataError("not a checkpoint of a SED run (no experiment_config in its meta)", path)
     cfg = from_dict(SedExperimentConfig, ckpt["meta"]["experiment_config"])
@@ -192,6 +202,7 @@ def evaluate_sed_run(run_dir: str | Path, split: str = "validation", data_root: 
     """
     from audioadapt.data.dcase import write_strong_tsv
     from audioadapt.evaluation.report import write_report
+    from audioadapt.training.checkpoint import checkpoint_inputs
     from audioadapt.training.distributed import resolve_device
     from audioadapt.training.sed_data import SedDataModule
     from audioadapt.training.sed_predict import evaluate_scores, predict_scores
@@ -211,8 +222,8 @@ def evaluate_sed_run(run_dir: str | Path, split: str = "validation", data_root: 
     dataset, durations = data.eval_dataset(split)
     p = cfg.method.predict
     scores = predict_scores(model, normalizer, dataset, p.heads, p.batch_size, device)
-    inputs = {"run_dir": str(run_dir), "checkpoint": str(path), "global_epoch": ckpt["progress"]["global_epoch"],
-              "data_root": str(root), "clips": len(dataset), "predict_heads": list(p.heads)}
+    inputs = {"run_dir": str(run_dir), **checkpoint_inputs(path, ckpt), "data_root": str(root),
+              "clips": len(dataset), "predict_heads": list(p.heads)}
     evaluation, events = evaluate_scores(scores, dataset, data.grid, cfg.decode, cfg.metrics, durations,
                                          cfg.psds.scenarios if cfg.psds.enabled else None, inputs)
     if write:

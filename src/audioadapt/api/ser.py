@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -32,7 +31,6 @@ import numpy as np
 
 from audioadapt import __version__
 from audioadapt.audio.collect import AUDIO_EXTENSIONS, LIST_EXTENSIONS, collect_audio
-from audioadapt.training.experiment import DATA_FILE
 from audioadapt.config.load import apply_overrides, from_dict, to_dict
 from audioadapt.config.ser import SerCorpusConfig, SerExperimentConfig, load_ser_config, with_corpora
 from audioadapt.errors import ConfigError, DataError
@@ -92,6 +90,7 @@ def checkpoint_meta(cfg: SerExperimentConfig, normalizer: Normalizer, classes: S
         "normalizer": normalizer.state_dict(),
         "classes": list(classes),
         "audioadapt_version": __version__,
+        "task": "ser",
         "method": cfg.method.kind,
         "mask_padding": cfg.method.mask_padding,
         "predict_batch_size": cfg.method.predict_batch_size,
@@ -115,17 +114,26 @@ def train_ser(preset_or_config: str | Path | SerExperimentConfig, overrides: Ite
         ``csv:/x/manifest.csv``, ...) or a folder written by ``audioadapt synth
         ser``; on resume they default to the run's.
     run_dir: where the run is written; default ``runs/<preset>-<timestamp>``.
-    resume: continue the run in ``run_dir`` from its ``last.pt``.
+    resume: continue the run in ``run_dir`` from its ``last.pt``; the data
+        must be the one recorded in its ``data.json``.
     """
     from audioadapt.models.ser_model import SerModel
     from audioadapt.training.distributed import init_distributed
-    from audioadapt.training.experiment import CONFIG_FILE, default_run_name, start_experiment
+    from audioadapt.training.experiment import (
+        CONFIG_FILE,
+        check_resumable,
+        default_run_name,
+        record_data,
+        start_experiment,
+    )
     from audioadapt.training.loop import Trainer
     from audioadapt.training.ser_data import SerDataModule
     from audioadapt.training.ser_nnpm import SerNnpmMethod
 
     if resume and run_dir is None:
         raise ConfigError("resume needs the run directory to continue")
+    if resume:
+        check_resumable(run_dir)
     saved = Path(run_dir) / CONFIG_FILE if resume and run_dir is not None else None
     cfg, name = resolve_ser_config(preset_or_config, overrides, source, target, saved)
     for role in ("source", "target"):
@@ -134,10 +142,10 @@ def train_ser(preset_or_config: str | Path | SerExperimentConfig, overrides: Ite
     run_dir = Path(run_dir) if run_dir is not None else Path("runs") / f"{name}-{default_run_name()}"
     dist = init_distributed(cfg.train.device)
     with start_experiment(run_dir, cfg, seed=cfg.train.seed, deterministic=cfg.train.deterministic,
-                          resume=resume, rank=dist.rank):
+                          resume=resume, rank=dist.rank) as exp:
         data = SerDataModule(cfg).setup(dist)
         if dist.is_main:
-            (run_dir / DATA_FILE).write_text(json.dumps(data.summary(), indent=1) + "\n", encoding="utf-8")
+            record_data(run_dir, data.summary(), resumed=exp.resumed)
         normalizer = build_normalizer(cfg, data)
         model = SerModel(cfg.model, cfg.features.n_mels)
         method = SerNnpmMethod(cfg, model, normalizer, data)
@@ -162,10 +170,10 @@ def checkpoint_path(run_dir: str | Path, checkpoint: str | Path = "last") -> Pat
 
 def _load_run(run_dir: str | Path, checkpoint: str | Path) -> tuple[dict[str, Any], SerExperimentConfig, Path]:
     from audioadapt.training.allocator import configure_cpu_allocator
-    from audioadapt.training.checkpoint import load_checkpoint
+    from audioadapt.training.checkpoint import load_run_checkpoint
 
     path = checkpoint_path(run_dir, checkpoint)
-    ckpt = load_checkpoint(path)
+    ckpt = load_run_checkpoint(path, "ser", run_dir if checkpoint in ("best", "last") else path)
     meta = ckpt["meta"]
     if "experiment_config" not in meta or "dataset_config" not in meta:
         raise DataError("not a checkpoint of a SER run (no experiment_config in its meta)", path)
@@ -201,6 +209,7 @@ def evaluate_ser_run(run_dir: str | Path, checkpoint: str | Path = "last", write
     """
     from audioadapt.evaluation.report import write_report
     from audioadapt.evaluation.ser_metrics import plot_confusion_matrix, ser_metrics
+    from audioadapt.training.checkpoint import checkpoint_inputs
     from audioadapt.training.distributed import resolve_device
     from audioadapt.training.ser_data import SerDataModule
     from audioadapt.training.ser_predict import load_memory, load_ser_model, predict_dataset
@@ -229,8 +238,8 @@ def evaluate_ser_run(run_dir: str | Path, checkpoint: str | Path = "last", write
         results[side] = metrics
         if not write:
             continue
-        inputs = {"run_dir": str(run_dir), "checkpoint": str(path), "method": cfg.method.kind,
-                  "global_epoch": ckpt["progress"]["global_epoch"], "side": side, "target": cfg.target.describe(),
+        inputs = {"run_dir": str(run_dir), **checkpoint_inputs(path, ckpt), "method": cfg.method.kind,
+                  "side": side, "target": cfg.target.describe(),
                   "protocol": data.split.protocol if data.split else None,
                   "split_method": data.split.method if data.split else None,
                   "utterances": len(dataset), "scored": int(known.sum())}

@@ -128,8 +128,10 @@ class Report:
         )
 
     def to_markdown(self, digits: int = 2) -> str:
-        """Markdown: headline entries, then every table."""
+        """Markdown: the checkpoint scored (a run's evaluation), headline entries, then every table."""
         parts = [f"## {self.kind.upper()} evaluation"]
+        if self.inputs.get("checkpoint"):
+            parts.append(checkpoint_line(self.inputs))
         if self.entries:
             rows = [[name, value] for name, value in self.entries.items()]
             parts.append(Table("Summary", ["entry", "value"], rows).to_markdown(digits))
@@ -145,6 +147,12 @@ def report_paths(json_path: str | Path, markdown_path: str | Path | None = None)
         raise DataError("the Markdown report would overwrite the JSON report; give the JSON file a .json name",
                         json_path)
     return json_path, md_path
+
+
+def checkpoint_line(inputs: Mapping[str, Any]) -> str:
+    """``Checkpoint: `RUN/best.pt` (best, epoch 12)``: which checkpoint of a run was scored."""
+    role = inputs.get("checkpoint_role", "file")
+    return f"Checkpoint: `{inputs['checkpoint']}` ({role}, epoch {inputs.get('global_epoch', '?')})"
 
 
 def write_report(
@@ -228,6 +236,7 @@ __all__ = [
     "Report",
     "Table",
     "VERSIONED_PACKAGES",
+    "checkpoint_line",
     "format_value",
     "fscore_table",
     "package_versions",
