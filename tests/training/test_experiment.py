@@ -25,6 +25,7 @@ from audioadapt.training.experiment import (
     set_deterministic,
     start_experiment,
 )
+from audioadapt.training.run_lock import RunLock
 
 
 @dataclass(frozen=True)
@@ -161,8 +162,14 @@ def test_unwritable_run_directory_is_a_one_line_error(tmp_path, monkeypatch):
     def denied(self, *args, **kwargs):
         raise PermissionError(13, "Permission denied", str(self))
 
+    def read_only(run_dir):
+        raise PermissionError(13, "Permission denied", str(run_dir / "run.lock"))
+
+    monkeypatch.setattr(RunLock, "acquire", read_only)  # an existing folder without write permission
+    with pytest.raises(DataError, match=r"ro: cannot write the run directory: Permission denied \(.*ro/run\.lock\)"):
+        start_experiment(tmp_path / "ro", RunConfig(), seed=0)
     monkeypatch.setattr(type(tmp_path), "mkdir", denied)
-    with pytest.raises(DataError, match=r"ro/run: cannot write the run directory: Permission denied"):
+    with pytest.raises(DataError, match=r"ro/run: cannot write the run directory: Permission denied; choose"):
         start_experiment(tmp_path / "ro" / "run", RunConfig(), seed=0)
 
 

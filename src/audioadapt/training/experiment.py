@@ -207,9 +207,11 @@ def writing_run_dir(run_dir: Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        where = exc.filename if exc.filename is not None else run_dir
-        raise DataError(f"cannot write the run directory: {exc.strerror or exc}; "
-                        "choose a writable run directory (--out)", where) from exc
+        reason = exc.strerror or str(exc)
+        if exc.filename is not None and Path(exc.filename) != run_dir:
+            reason += f" ({exc.filename})"
+        raise DataError(f"cannot write the run directory: {reason}; choose a writable run directory (--out)",
+                        run_dir) from exc
 
 
 def start_experiment(
