@@ -143,6 +143,23 @@ BAD_ROWS = [
     ("durations", DUR, ["a.wav\t10.0", "b.wav\tlong"], 1, "duration 'long' is not a number", {}),
     ("durations", DUR, ["a.wav\t0"], 0, "duration is zero", {}),
     ("durations", DUR, ["a.wav\t10.0", "a.wav\t9.0"], 1, "listed again with duration", {}),
+    # columns separated by spaces instead of tabs
+    ("strong", STRONG, ["a.wav\t0.0\t1.0\tDog", "b.wav 0.5 1.2 Dog"], 1,
+     "expected 4 tab-separated columns, found spaces; separate the columns", {}),
+    ("strong", STRONG, ["a.wav\t0.5 1.2\tDog"], 0, "expected 4 tab-separated columns, found spaces", {}),
+    ("weak", WEAK, ["a.wav Dog,Cat"], 0, "expected 2 tab-separated columns, found spaces", {}),
+    ("durations", DUR, ["a.wav 10.0"], 0, "expected 2 tab-separated columns, found spaces", {}),
+    # a class list and where it comes from
+    ("weak", WEAK, ["a.wav\tDog", "b.wav\tUnicorn"], 1,
+     "unknown label 'Unicorn'; the classes (from d/dataset.json) are Cat, Dog, Speech: fix the label",
+     {"classes": CLASSES, "classes_from": "d/dataset.json"}),
+    ("strong", STRONG, ["a.wav\t0\t1\tDog_Barking"], 0,
+     "unknown label 'Dog_Barking'; the classes (from data.classes)",
+     {"classes": CLASSES, "classes_from": "data.classes"}),
+    # an event that starts after its clip's end (one that only ends after it is cut in skip mode)
+    ("strong", STRONG, ["a.wav\t0\t1\tDog", "a.wav\t12\t14\tDog"], 1,
+     "event 12-14 s starts after the end of clip 'a.wav' (its listed duration is 10.000 s)",
+     {"durations": {"a.wav": 10.0}}),
 ]
 READERS = {
     "strong": read_strong_tsv,
@@ -354,3 +371,122 @@ def test_infer_classes_is_sorted_union():
     weak = {"w": frozenset({"Dog", "Alarm"})}
     assert infer_classes([strong], [weak]) == ("Alarm", "Dog", "Speech")
     assert infer_classes() == ()
+
+
+# --------------------------------------------------------------------------- spaces for tabs
+def test_a_space_separated_header_is_named(tmp_path):
+    path = _write(tmp_path / "s.tsv", ["filename onset offset event_label", "a.wav 0 1 Dog"])
+    with pytest.raises(DataError, match=r"s\.tsv:1: .*the columns are separated by spaces: separate them with tabs"):
+        read_strong_tsv(path)
+
+
+def test_a_file_name_with_spaces_is_not_taken_for_columns(tmp_path):
+    path = _write(tmp_path / "s.tsv", [STRONG, "my clip.wav", "a b c d.wav\t1\t2\tDog", "one two three.wav"])
+    assert read_strong_tsv(path) == {"my clip.wav": (), "a b c d.wav": (Event(1.0, 2.0, "Dog"),),
+                                     "one two three.wav": ()}
+    assert read_unlabeled_tsv(_write(tmp_path / "u.tsv", [UNLAB, "my clip.wav"])) == ["my clip.wav"]
+
+
+# --------------------------------------------------------------------------- events past the end of their clip
+def _wav(path: Path, seconds: float, rate: int = 8000) -> Path:
+    import numpy as np
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.zeros(int(seconds * rate), dtype=np.float32), rate, subtype="PCM_16")
+    return path
+
+
+def test_an_event_past_the_end_of_its_audio_is_an_error(tmp_path):
+    audio = tmp_path / "audio"
+    _wav(audio / "a.wav", 10.0)
+    path = _write(tmp_path / "s.tsv", [STRONG, "a.wav\t1\t2\tDog", "a.wav\t3\t25\tCat", "a.wav\t4\t10.005\tCat"])
+    with pytest.raises(DataError, match=r"s\.tsv:3: offset 25 s lies past the end of clip 'a\.wav' "
+                                        r"\(its audio lasts 10\.000 s\); fix the offset or the audio file"):
+        read_strong_tsv(path, audio_dir=audio)
+    # rounded times a few milliseconds past the end are fine
+    fine = _write(tmp_path / "f.tsv", [STRONG, "a.wav\t4\t10.005\tCat"])
+    assert read_strong_tsv(fine, audio_dir=audio) == {"a.wav": (Event(4.0, 10.005, "Cat"),)}
+    # without the audio or a duration nothing is known about the end
+    assert read_strong_tsv(path)["a.wav"][1] == Event(3.0, 25.0, "Cat")
+
+
+def test_a_truncated_wav_is_as_long_as_the_samples_it_holds(tmp_path):
+    audio = tmp_path / "audio"
+    wav = _wav(audio / "cut.wav", 10.0)
+    with open(wav, "r+b") as fh:  # cut in half, header unchanged
+        fh.truncate(wav.stat().st_size // 2)
+    path = _write(tmp_path / "s.tsv", [STRONG, "cut.wav\t1\t2\tDog", "cut.wav\t4\t8\tCat"])
+    with pytest.raises(DataError, match=r"s\.tsv:3: offset 8 s lies past the end of clip 'cut\.wav' "
+                                        r"\(its audio lasts 4\.99\d s\)"):
+        read_strong_tsv(path, audio_dir=audio, durations={"cut.wav": 10.0})
+
+
+def test_skip_mode_cuts_events_at_the_end_of_their_clip(tmp_path, caplog):
+    audio = tmp_path / "audio"
+    _wav(audio / "a.wav", 10.0)
+    _wav(audio / "b.wav", 10.0)
+    rows = [STRONG, "a.wav\t3\t25\tCat", "a.wav\t12\t14\tDog", "b.wav\t1\t9.5\tDog", "b.wav\t8\t12\tCat"]
+    path = _write(tmp_path / "s.tsv", rows)
+    report = SkipReport()
+    with caplog.at_level(logging.WARNING, logger="audioadapt.data.dcase"):
+        out = read_strong_tsv(path, audio_dir=audio, durations={"b.wav": 9.0}, on_error="skip", report=report)
+    assert out == {"a.wav": (Event(3.0, 10.0, "Cat"),), "b.wav": (Event(1.0, 9.0, "Dog"), Event(8.0, 9.0, "Cat"))}
+    assert [line for _, line, _ in report.skipped] == [3]  # starts after the end: skipped
+    assert "cut 3 event(s) at their clip's end" in caplog.text
+    assert "s.tsv:2: offset 25 s cut to the end of clip 'a.wav' (its audio lasts 10.000 s)" in caplog.text
+    assert "s.tsv:4: offset 9.5 s cut to the end of clip 'b.wav' (its listed duration is 9.000 s)" in caplog.text
+
+
+# --------------------------------------------------------------------------- the class list of dataset.json
+def _declare(root: Path, classes) -> None:
+    import json
+
+    (root / "dataset.json").write_text(json.dumps({"generator": "audioadapt synth sed", "classes": classes}))
+
+
+def test_dataset_json_classes_are_the_class_list(tmp_path):
+    _make_dataset(tmp_path)
+    _declare(tmp_path, ["Speech", "Dog", "Cat", "Blender"])
+    ds = load_dcase_dataset(tmp_path)
+    assert ds.classes == ("Speech", "Dog", "Cat", "Blender")
+    assert ds.classes_from == str(tmp_path / "dataset.json")
+    # data.classes wins over the declared list
+    assert load_dcase_dataset(tmp_path, SedDataConfig(classes=CLASSES)).classes == CLASSES
+
+
+@pytest.mark.parametrize("split, row, line", [("synthetic", "2.wav\t5\t6\tDog_Barking", 6),
+                                              ("weak", "Yw4.wav\tDog,Unicorn", 5)])
+def test_an_unknown_label_is_an_error_when_the_dataset_declares_its_classes(tmp_path, split, row, line):
+    _make_dataset(tmp_path)
+    _declare(tmp_path, list(CLASSES))
+    tsv = tmp_path / DcaseLayout().tsv(split)
+    tsv.write_text(tsv.read_text() + row + "\n")
+    label = row.rsplit("\t", 1)[1].split(",")[-1]
+    with pytest.raises(DataError) as info:
+        load_dcase_dataset(tmp_path, SedDataConfig(check_audio=False))
+    declared = tmp_path / "dataset.json"
+    assert str(info.value) == (f"{tsv}:{line}: unknown label '{label}'; the classes (from {declared}) are Cat, Dog, "
+                               "Speech: fix the label or the class list")
+    # without a declared list the label would have made a class of its own
+    (tmp_path / "dataset.json").unlink()
+    assert label in load_dcase_dataset(tmp_path, SedDataConfig(check_audio=False)).classes
+
+
+@pytest.mark.parametrize("text", ['{"classes": "Dog"}', '{"classes": ["Dog", "Dog"]}', '{"classes": []}', "{oops"])
+def test_a_bad_dataset_json_is_named(tmp_path, text):
+    _make_dataset(tmp_path)
+    (tmp_path / "dataset.json").write_text(text)
+    with pytest.raises(DataError, match=r"dataset\.json: "):
+        load_dcase_dataset(tmp_path)
+
+
+def test_clipped_events_are_counted_per_split(tmp_path):
+    _make_dataset(tmp_path)
+    _wav(tmp_path / "audio/train/synthetic/2.wav", 3.0)  # events up to 4 s
+    with pytest.raises(DataError, match=r"synthetic\.tsv:4: offset 4 s lies past the end of clip '2\.wav'"):
+        load_dcase_dataset(tmp_path)
+    ds = load_dcase_dataset(tmp_path, SedDataConfig(on_error="skip"))
+    assert ds.counts["synthetic"].clipped_events == 1 and ds.counts["synthetic"].skipped_rows == 0
+    assert ds.records("synthetic")[1].events == (Event(1.0, 3.0, "Cat"), Event(2.0, 3.0, "Dog"))
+    assert "synthetic: 3 of 3 clips, 1 event(s) cut at the clip's end" in ds.summary()

@@ -12,10 +12,22 @@ Formats (DCASE 2019 / DESED, with a header row):
 
 Readers check the header and every row. The header may list the expected
 columns in another order (e.g. ``filename event_label onset offset``, as some
-systems write predictions); columns are then matched by name. A bad row
+systems write predictions); columns are then matched by name. A row whose
+columns are separated by spaces instead of tabs is named as such. A bad row
 raises :class:`~audioadapt.errors.DataError` naming the file and the 1-based
 line; with ``on_error="skip"`` the row is recorded in a
 :class:`~audioadapt.data.manifest.SkipReport` instead and reading goes on.
+
+Known classes: given a class list (and, for the message, where it comes
+from), any other label is a bad row.
+
+Clip ends: a strong event must end within its clip, whose length is the
+shortest of what is known about it: the listed duration (``durations``) and
+the audio file's own length (read from its header when ``audio_dir`` is
+given; a truncated file counts with the samples it really holds). An event
+that ends later (beyond :data:`CLIP_END_TOLERANCE`) is a bad row; in skip mode
+it is cut at the clip's end instead (counted and logged), and an event that
+starts after the end is skipped.
 
 Duplicate rules (the same file named on several rows):
 
@@ -45,8 +57,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from audioadapt.audio.io import audio_info
 from audioadapt.data.manifest import Event, SkipReport
-from audioadapt.errors import ConfigError, DataError
+from audioadapt.errors import AudioError, ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +75,10 @@ _KINDS = {
     UNLABELED_HEADER: "unlabeled",
     DURATIONS_HEADER: "durations",
 }
+#: Columns that hold numbers (seconds).
+_NUMERIC_COLUMNS = frozenset({"onset", "offset", "duration"})
+#: Seconds an event may end past its clip's end (rounded times) before it counts as past the end.
+CLIP_END_TOLERANCE = 0.01
 
 
 # --------------------------------------------------------------------------- writers
@@ -124,11 +141,26 @@ class _RowError(Exception):
 
 
 class _AudioIndex:
-    """Existence checks for audio files, listing each folder once."""
+    """Existence checks for audio files (listing each folder once) and their lengths."""
 
     def __init__(self, audio_dir: str | Path | None):
         self.root = None if audio_dir is None else Path(audio_dir)
         self._listings: dict[Path, frozenset[str]] = {}
+        self._seconds: dict[str, float | None] = {}
+
+    def seconds(self, filename: str) -> float | None:
+        """The length of a listed file's audio; ``None`` without an audio folder or a readable header.
+
+        An unreadable file is left to the feature cache, which reports it.
+        """
+        if self.root is None:
+            return None
+        if filename not in self._seconds:
+            try:
+                self._seconds[filename] = audio_info(self.root / filename).duration
+            except AudioError:
+                self._seconds[filename] = None
+        return self._seconds[filename]
 
     def check(self, filename: str) -> None:
         if self.root is None:
@@ -155,6 +187,7 @@ class _Reader:
         self.on_error = on_error
         self.outer_report = report
         self.report = SkipReport()
+        self.clipped = SkipReport()  # rows whose event was cut at the clip's end (skip mode)
         self.dropped: dict[str, int] = {}  # filename -> line of the conflict that dropped it
         self.order: list[int] | None = None  # column permutation when the header reorders them
 
@@ -199,6 +232,8 @@ class _Reader:
             return
         kind = _KINDS.get(found)
         hint = f" (this looks like a {kind} file)" if kind else ""
+        if len(found) < len(self.header) and set(" ".join(found).split()) == set(self.header):
+            hint = "; the columns are separated by spaces: separate them with tabs"
         raise DataError(
             f"expected a {_KINDS[self.header]} header {_show(self.header)}, got {_show(found)}{hint}",
             self.path,
@@ -227,12 +262,18 @@ class _Reader:
         self.report.add(self.path, line, f"'{filename}' was dropped after the conflict at line {first}")
         return True
 
+    def clip(self, line: int, reason: str) -> None:
+        """A row whose event was cut at the end of its clip (skip mode)."""
+        self.clipped.add(self.path, line, reason)
+
     def finish(self) -> None:
-        """Log what was skipped and pass it on to the caller's report."""
+        """Log what was skipped or cut and pass the skipped rows on to the caller's report."""
         if self.outer_report is not None:
             self.outer_report.skipped.extend(self.report.skipped)
         if len(self.report):
             logger.warning("%s: %s", self.path, self.report.summary())
+        if len(self.clipped):
+            logger.warning("%s: %s", self.path, self.clipped.summary(heading="cut {n} event(s) at their clip's end"))
 
 
 def _show(fields: Iterable[str]) -> str:
@@ -251,7 +292,26 @@ def _parse_time(text: str, name: str) -> float:
     return value
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _spaces_for_tabs(fields: list[str], header: tuple[str, ...]) -> bool:
+    """Whether ``fields`` are the ``header``'s columns separated by spaces instead of tabs."""
+    words = " ".join(fields).split()
+    if len(fields) == len(header) or len(words) != len(header):
+        return False
+    return all(_is_number(w) for w, name in zip(words, header) if name in _NUMERIC_COLUMNS)
+
+
 def _check_columns(fields: list[str], header: tuple[str, ...]) -> None:
+    if _spaces_for_tabs(fields, header):
+        raise _RowError(f"expected {len(header)} tab-separated columns, found spaces; separate the columns "
+                        f"{_show(header)} with tabs")
     if header == STRONG_HEADER and len(fields) == 1:
         fields.extend(["", "", ""])  # a filename alone: an empty-event row whose tabs were stripped
     if len(fields) != len(header):
@@ -262,9 +322,28 @@ def _check_columns(fields: list[str], header: tuple[str, ...]) -> None:
         raise _RowError("empty filename")
 
 
-def _check_label(label: str, classes: frozenset[str] | None) -> None:
-    if classes is not None and label not in classes:
-        raise _RowError(f"unknown label '{label}' (known: {', '.join(sorted(classes))})")
+@dataclass(frozen=True)
+class _Classes:
+    """A known class list and where it comes from (for the message)."""
+
+    names: frozenset[str]
+    origin: str | None
+
+    @classmethod
+    def of(cls, classes: Iterable[str] | None, origin: str | None) -> "_Classes | None":
+        return None if classes is None else cls(frozenset(classes), origin)
+
+    def check(self, label: str) -> None:
+        if label in self.names:
+            return
+        where = f" (from {self.origin})" if self.origin else ""
+        raise _RowError(f"unknown label '{label}'; the classes{where} are {', '.join(sorted(self.names))}: "
+                        "fix the label or the class list")
+
+
+def _check_label(label: str, classes: _Classes | None) -> None:
+    if classes is not None:
+        classes.check(label)
 
 
 @dataclass
@@ -273,6 +352,7 @@ class _Read:
 
     value: object
     listed: set[str] = field(default_factory=set)
+    clipped: int = 0
 
 
 def _read(
@@ -280,13 +360,12 @@ def _read(
     header: tuple[str, ...],
     parse: Callable[[list[str]], object],
     merge: Callable[[_Reader, dict, int, str, object], None],
-    audio_dir: str | Path | None,
+    audio: _AudioIndex,
     on_error: str,
     report: SkipReport | None,
 ) -> _Read:
-    """Shared loop: parse each row, check audio, and ``merge`` it into a dict."""
+    """Shared loop: parse each row, check audio, and ``merge`` it into a dict (a ``_RowError`` there is a bad row)."""
     reader = _Reader(path, header, on_error, report)
-    audio = _AudioIndex(audio_dir)
     out: dict = {}
     listed: set[str] = set()
     for line, fields in reader.rows():
@@ -298,19 +377,63 @@ def _read(
                 continue
             value = parse(fields)
             audio.check(filename)
+            merge(reader, out, line, filename, value)
         except _RowError as exc:
             reader.fail(line, str(exc))
-            continue
-        merge(reader, out, line, filename, value)
     for filename in reader.dropped:
         out.pop(filename, None)
     reader.finish()
-    return _Read(out, listed)
+    return _Read(out, listed, len(reader.clipped))
 
 
 # --------------------------------------------------------------------------- strong
-def _strong(path, classes, audio_dir, on_error, report) -> _Read:
-    known = None if classes is None else frozenset(classes)
+class _ClipEnds:
+    """The known length of each clip: its listed duration and its audio's length, whichever is shorter."""
+
+    def __init__(self, audio: _AudioIndex, durations: Mapping[str, float] | None):
+        self.audio = audio
+        self.durations = durations or {}
+
+    def end(self, filename: str) -> tuple[float, str] | None:
+        """``(seconds, what says so)``, or ``None`` if nothing is known."""
+        known = []
+        if filename in self.durations:
+            known.append((float(self.durations[filename]), "its listed duration is"))
+        seconds = self.audio.seconds(filename)
+        if seconds is not None:
+            known.append((seconds, "its audio lasts"))
+        return min(known) if known else None
+
+    def fit(self, reader: _Reader, line: int, filename: str, ev: Event) -> Event:
+        """``ev`` if it ends within its clip; else a bad row, or (skip mode) ``ev`` cut at the clip's end."""
+        end = self.end(filename)
+        if end is None or ev.offset <= end[0] + CLIP_END_TOLERANCE:
+            return ev
+        seconds, what = end
+        clip = f"'{filename}' ({what} {seconds:.3f} s)"
+        if ev.onset >= seconds:
+            raise _RowError(f"event {ev.onset:g}-{ev.offset:g} s starts after the end of clip {clip}; "
+                            "fix the times or the audio file")
+        if reader.on_error == "raise":
+            raise _RowError(f"offset {ev.offset:g} s lies past the end of clip {clip}; fix the offset or the "
+                            "audio file (with on_error=skip such events are cut at the clip's end)")
+        reader.clip(line, f"offset {ev.offset:g} s cut to the end of clip {clip}")
+        return Event(ev.onset, seconds, ev.label)
+
+
+def _strong(
+    path: str | Path,
+    *,
+    classes: Iterable[str] | None = None,
+    classes_from: str | None = None,
+    audio_dir: str | Path | None = None,
+    durations: Mapping[str, float] | None = None,
+    on_error: str = "raise",
+    report: SkipReport | None = None,
+) -> _Read:
+    known = _Classes.of(classes, classes_from)
+    audio = _AudioIndex(audio_dir)
+    ends = _ClipEnds(audio, durations)
 
     def parse(fields: list[str]) -> Event | None:
         _, onset, offset, label = fields
@@ -325,6 +448,8 @@ def _strong(path, classes, audio_dir, on_error, report) -> _Read:
         return ev
 
     def merge(reader: _Reader, out: dict, line: int, filename: str, ev: Event | None) -> None:
+        if ev is not None:
+            ev = ends.fit(reader, line, filename, ev)
         rows = out.setdefault(filename, {})  # event (None = empty marker) -> first line
         if ev in rows:
             reader.duplicate(line, rows[ev], filename)
@@ -334,7 +459,7 @@ def _strong(path, classes, audio_dir, on_error, report) -> _Read:
         else:
             rows[ev] = line
 
-    result = _read(path, STRONG_HEADER, parse, merge, audio_dir, on_error, report)
+    result = _read(path, STRONG_HEADER, parse, merge, audio, on_error, report)
     result.value = {f: tuple(sorted(e for e in rows if e is not None)) for f, rows in result.value.items()}
     return result
 
@@ -343,7 +468,9 @@ def read_strong_tsv(
     path: str | Path,
     *,
     classes: Iterable[str] | None = None,
+    classes_from: str | None = None,
     audio_dir: str | Path | None = None,
+    durations: Mapping[str, float] | None = None,
     on_error: OnError = "raise",
     report: SkipReport | None = None,
 ) -> dict[str, tuple[Event, ...]]:
@@ -353,8 +480,14 @@ def read_strong_tsv(
     ----------
     path: the TSV file (header ``filename onset offset event_label``).
     classes: if given, any other label is an error.
-    audio_dir: if given, every listed file must exist there.
-    on_error: ``"raise"`` (default) or ``"skip"`` bad rows into ``report``.
+    classes_from: where ``classes`` comes from (e.g. a file), named in the
+        error about an unknown label.
+    audio_dir: if given, every listed file must exist there, and its events
+        must end within its audio.
+    durations: clip lengths by file name (e.g. :func:`read_durations_tsv`);
+        events must end within them.
+    on_error: ``"raise"`` (default) or ``"skip"`` bad rows into ``report``
+        (events past a clip's end are then cut at the end, and logged).
     report: collects skipped rows (and ignored duplicates).
 
     Returns
@@ -362,12 +495,21 @@ def read_strong_tsv(
     File name -> its events sorted by onset, in file order; a clip marked by
     the empty-event row maps to ``()``.
     """
-    return _strong(path, classes, audio_dir, on_error, report).value
+    return _strong(path, classes=classes, classes_from=classes_from, audio_dir=audio_dir, durations=durations,
+                   on_error=on_error, report=report).value
 
 
 # --------------------------------------------------------------------------- weak
-def _weak(path, classes, audio_dir, on_error, report) -> _Read:
-    known = None if classes is None else frozenset(classes)
+def _weak(
+    path: str | Path,
+    *,
+    classes: Iterable[str] | None = None,
+    classes_from: str | None = None,
+    audio_dir: str | Path | None = None,
+    on_error: str = "raise",
+    report: SkipReport | None = None,
+) -> _Read:
+    known = _Classes.of(classes, classes_from)
 
     def parse(fields: list[str]) -> frozenset[str]:
         text = fields[1]
@@ -394,7 +536,7 @@ def _weak(path, classes, audio_dir, on_error, report) -> _Read:
                 filename,
             )
 
-    result = _read(path, WEAK_HEADER, parse, merge, audio_dir, on_error, report)
+    result = _read(path, WEAK_HEADER, parse, merge, _AudioIndex(audio_dir), on_error, report)
     result.value = {f: tags for f, (tags, _) in result.value.items()}
     return result
 
@@ -403,6 +545,7 @@ def read_weak_tsv(
     path: str | Path,
     *,
     classes: Iterable[str] | None = None,
+    classes_from: str | None = None,
     audio_dir: str | Path | None = None,
     on_error: OnError = "raise",
     report: SkipReport | None = None,
@@ -412,18 +555,25 @@ def read_weak_tsv(
     Parameters as :func:`read_strong_tsv`. Returns file name -> clip tags, in
     file order.
     """
-    return _weak(path, classes, audio_dir, on_error, report).value
+    return _weak(path, classes=classes, classes_from=classes_from, audio_dir=audio_dir, on_error=on_error,
+                 report=report).value
 
 
 # --------------------------------------------------------------------------- unlabeled
-def _unlabeled(path, audio_dir, on_error, report) -> _Read:
+def _unlabeled(
+    path: str | Path,
+    *,
+    audio_dir: str | Path | None = None,
+    on_error: str = "raise",
+    report: SkipReport | None = None,
+) -> _Read:
     def merge(reader: _Reader, out: dict, line: int, filename: str, _: object) -> None:
         if filename in out:
             reader.fail(line, f"duplicate file name '{filename}' (first at line {out[filename]})")
         else:
             out[filename] = line
 
-    result = _read(path, UNLABELED_HEADER, lambda fields: None, merge, audio_dir, on_error, report)
+    result = _read(path, UNLABELED_HEADER, lambda fields: None, merge, _AudioIndex(audio_dir), on_error, report)
     result.value = list(result.value)
     return result
 
@@ -440,7 +590,7 @@ def read_unlabeled_tsv(
     A repeated name is an error; in skip mode the repeat is skipped and the
     first occurrence kept.
     """
-    return _unlabeled(path, audio_dir, on_error, report).value
+    return _unlabeled(path, audio_dir=audio_dir, on_error=on_error, report=report).value
 
 
 # --------------------------------------------------------------------------- durations
@@ -469,11 +619,12 @@ def read_durations_tsv(
                 line, f"'{filename}' is listed again with duration {value} (line {out[filename][1]})", filename
             )
 
-    result = _read(path, DURATIONS_HEADER, parse, merge, audio_dir, on_error, report)
+    result = _read(path, DURATIONS_HEADER, parse, merge, _AudioIndex(audio_dir), on_error, report)
     return {f: v for f, (v, _) in result.value.items()}
 
 
 __all__ = [
+    "CLIP_END_TOLERANCE",
     "DURATIONS_HEADER",
     "STRONG_HEADER",
     "UNLABELED_HEADER",

@@ -76,11 +76,11 @@ class SkipReport:
     def __len__(self) -> int:
         return len(self.skipped)
 
-    def summary(self, limit: int = 10) -> str:
-        """Human-readable count and the first ``limit`` reasons."""
+    def summary(self, limit: int = 10, heading: str = "skipped {n} row(s)") -> str:
+        """Human-readable count (``heading`` with ``{n}``) and the first ``limit`` reasons."""
         if not self.skipped:
             return "no rows skipped"
-        lines = [f"skipped {len(self.skipped)} row(s):"]
+        lines = [heading.format(n=len(self.skipped)) + ":"]
         for path, line, reason in self.skipped[:limit]:
             where = f"{path}:{line}" if line is not None else path
             lines.append(f"  {where}: {reason}")

@@ -11,7 +11,9 @@ From a DESED 2019-layout dataset root it
    file name with a fixed seed (:class:`SedSplitConfig`; DCASE 2019 baseline:
    ``random_state=26``), independent of the order of the metadata rows;
 3. builds (or reopens) one memory-mapped :class:`~audioadapt.features.cache.FeatureCache`
-   per split under ``<root>/cache`` or :attr:`~audioadapt.features.store.CacheConfig.directory`;
+   per split in :func:`~audioadapt.features.store.cache_base` (``<root>/cache``,
+   :attr:`~audioadapt.features.store.CacheConfig.directory`, or the user cache
+   when the dataset folder is read-only);
 4. wraps them in :class:`~audioadapt.data.sed_dataset.SedDataset` objects: the
    training sources ``synthetic``, ``weak``, ``unlabeled`` (one
    :class:`~audioadapt.data.sed_dataset.MultiSourceDataset`) and the valid
@@ -40,13 +42,13 @@ from torch.utils.data import DataLoader
 
 from audioadapt.data.batch import collate
 from audioadapt.data.dcase import read_durations_tsv
-from audioadapt.data.corpora.desed import SplitCounts, load_dcase_dataset, load_sed_split
+from audioadapt.data.corpora.desed import CONFIG_CLASSES, SplitCounts, load_dcase_dataset, load_sed_split
 from audioadapt.data.manifest import ClipRecord
 from audioadapt.data.sampling import MultiSourceBatchSampler, SamplerConfig
 from audioadapt.data.sed_dataset import MultiSourceDataset, SedDataset, SedDatasetConfig
 from audioadapt.errors import ConfigError, DataError
 from audioadapt.features.cache import FeatureCache
-from audioadapt.features.store import IndexedFeatures
+from audioadapt.features.store import IndexedFeatures, cache_base
 from audioadapt.features.frames import FrameGrid
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -124,16 +126,20 @@ class SedDataModule:
     root: the dataset root (DESED 2019 layout).
     cfg: the experiment configuration (``data``, ``labels``, ``features``,
         ``cache``, ``model.crnn`` pooling, ``sampler``, ``method``).
+    classes_from: where ``cfg.data.classes`` comes from (e.g. a run's
+        checkpoint), named in the error about an unknown label.
 
     Call :meth:`setup` before using the datasets.
     """
 
-    def __init__(self, root: str | Path, cfg: "SedExperimentConfig"):
+    def __init__(self, root: str | Path, cfg: "SedExperimentConfig", *, classes_from: str | None = None):
         self.root = Path(root)
         self.cfg = cfg
         self.grid = FrameGrid.from_features(cfg.features, cfg.model.crnn.time_pooling)
         self.dataset_config = SedDatasetConfig(labels=cfg.labels, weak_from_strong=cfg.method.synthetic_clip_loss)
         self.classes: tuple[str, ...] = tuple(cfg.data.classes or ())
+        #: where the class list comes from (named in the error about an unknown label)
+        self.classes_from = (classes_from or CONFIG_CLASSES) if cfg.data.classes else ""
         self.train: MultiSourceDataset | None = None
         self.valid: dict[str, SedDataset] = {}
         self.split_names: dict[str, list[str]] = {}
@@ -162,7 +168,7 @@ class SedDataModule:
         if missing:
             raise ConfigError(f"the method draws from {missing}, but data.splits is {list(cfg.data.splits)}")
         dataset = load_dcase_dataset(self.root, dataclasses.replace(cfg.data, splits=tuple(wanted)))
-        self.classes = dataset.classes
+        self.classes, self.classes_from = dataset.classes, dataset.classes_from
         self.counts = dict(dataset.counts)
         parts: dict[str, list[ClipRecord]] = {}
         fractions = {"synthetic": cfg.method.validation.synthetic_valid_fraction,
@@ -170,6 +176,9 @@ class SedDataModule:
         for split in wanted:
             records = self._cached_records(split, dataset.records(split))
             if split in fractions:
+                if len(records) < 2:
+                    raise DataError(f"split '{split}' holds {len(records)} usable clip; holding out "
+                                    f"{split}_valid needs at least 2", self.root / cfg.data.layout.tsv(split))
                 by_name = {r.filename: r for r in records}
                 train, valid = split_by_filename(list(by_name), fractions[split], cfg.method.validation.seed, split)
                 self.split_names[split] = train
@@ -185,19 +194,19 @@ class SedDataModule:
 
     def _cached_records(self, split: str, records: Sequence[ClipRecord]) -> list[ClipRecord]:
         """Build or open the cache of ``split``; drop records whose audio it had to skip."""
+        tsv = self.root / self.cfg.data.layout.tsv(split)
         if not records:
-            raise DataError(f"split '{split}' holds no clip", self.root / self.cfg.data.layout.tsv(split))
+            raise DataError(f"split '{split}' holds no usable clip; check the metadata file and the audio folder "
+                            f"{self.root / self.cfg.data.layout.audio(split)}", tsv)
         cache = self._build_cache(split, [r.path for r in records])
-        held = set(cache.paths)
-        kept = [r for r in records if str(r.path) in held]
+        kept = [r for r, item in zip(records, cache.positions(r.path for r in records)) if item is not None]
         self.features_skipped[split] = len(records) - len(kept)
         self._caches[split] = cache
         return kept
 
     def _build_cache(self, split: str, paths: Sequence[Path]) -> FeatureCache:
         cc = self.cfg.cache
-        base = Path(cc.directory) if cc.directory is not None else self.root / "cache"
-        directory = base / f"{split}-{_feature_hash(self.cfg.features)}"
+        directory = cache_base(cc, self.root) / f"{split}-{_feature_hash(self.cfg.features)}"
         dist = self._dist
 
         def build() -> FeatureCache:
@@ -213,8 +222,7 @@ class SedDataModule:
     def _dataset(self, split: str, records: Sequence[ClipRecord]) -> SedDataset:
         source = split[: -len("_valid")] if split.endswith("_valid") else split
         cache = self._caches[source]
-        index = {p: i for i, p in enumerate(cache.paths)}
-        store = IndexedFeatures(cache, [index[str(r.path)] for r in records])
+        store = IndexedFeatures(cache, cache.positions(r.path for r in records))
         return SedDataset(records, store, self.grid, self.classes, self.dataset_config, name=split)
 
     # -- access -------------------------------------------------------------------
@@ -237,7 +245,9 @@ class SedDataModule:
         return {
             "root": str(self.root.resolve()),
             "classes": list(self.classes),
-            "metadata": {s: {"listed": c.listed, "kept": c.kept, "lost": c.lost, "skipped_rows": c.skipped_rows}
+            "classes_from": self.classes_from,
+            "metadata": {s: {"listed": c.listed, "kept": c.kept, "lost": c.lost, "skipped_rows": c.skipped_rows,
+                             "clipped_events": c.clipped_events}
                          for s, c in self.counts.items()},
             "features_skipped": dict(self.features_skipped),
             "clips": self.sizes(),
@@ -277,13 +287,13 @@ class SedDataModule:
         else:
             if not self.classes:
                 raise ConfigError("the class list is unknown: give data.classes or call setup() first")
-            found = load_sed_split(self.root, split, self.cfg.data, classes=self.classes)
+            dur_path = self.root / self.cfg.data.layout.validation_durations_tsv
+            durations = read_durations_tsv(dur_path) if dur_path.is_file() else None
+            found = load_sed_split(self.root, split, self.cfg.data, classes=self.classes,
+                                   classes_from=self.classes_from, durations=durations)
             self.counts[split] = found.counts
             dataset = self._dataset(split, self._cached_records(split, found.records))
-            dur_path = self.root / self.cfg.data.layout.validation_durations_tsv
-            durations = None
-            if dur_path.is_file():
-                durations = read_durations_tsv(dur_path)
+            if durations is not None:
                 lacking = [r.filename for r in dataset.records if r.filename not in durations]
                 if lacking:
                     raise DataError(f"no duration for {len(lacking)} clip(s), e.g. {lacking[0]!r}", dur_path)
