@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 #: Name of the folder inside a dataset root that holds its feature caches by default.
 DATASET_CACHE_FOLDER = "cache"
 
+_announced: set[Path] = set()  # fallback folders already logged by this process
+
 
 @dataclass(frozen=True)
 class CacheConfig:
@@ -82,8 +84,10 @@ def cache_base(config: CacheConfig, dataset_root: str | Path) -> Path:
     resolved = resolve_path(dataset_root)
     digest = hashlib.sha256(resolved.encode("utf-8")).hexdigest()[:12]
     fallback = user_cache_dir() / f"{Path(resolved).name}-{digest}"
-    logger.info("%s cannot be written; the feature caches go to %s (set cache.directory to choose)", inside,
-                fallback)
+    if fallback not in _announced:
+        _announced.add(fallback)
+        logger.info("%s cannot be written; the feature caches go to %s (set cache.directory to choose)", inside,
+                    fallback)
     return fallback
 
 
