@@ -216,7 +216,7 @@ def evaluate_sed_run(run_dir: str | Path, split: str = "validation", data_root: 
     model.to(device)
     normalizer.to(device)
     known = dataclasses.replace(cfg.data, classes=tuple(meta["classes"]))
-    data = SedDataModule(root, dataclasses.replace(cfg, data=known))
+    data = SedDataModule(root, dataclasses.replace(cfg, data=known), classes_from=f"the checkpoint {path}")
     if split == "synthetic_valid":
         data.setup()
     dataset, durations = data.eval_dataset(split)
