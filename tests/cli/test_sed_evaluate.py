@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,7 @@ REFERENCE = {
 PREDICTED = {
     "a.wav": [E(0.6, 2.1, "Speech"), E(7.0, 8.0, "Dog")],
     "b.wav": [E(1.0, 2.0, "Speech")],
+    "c.wav": [],  # an empty-event row: no detections
 }
 
 
@@ -112,3 +114,119 @@ def test_bad_classes_argument_is_a_usage_error(files, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["sed", "evaluate", "--pred", str(pred), "--ref", str(ref), "--classes", "Speech,,Dog"])
     assert exc.value.code == 2
+
+
+def test_unknown_predicted_label_without_classes_names_file_and_line(files, capsys):
+    tmp, ref, _, _ = files
+    pred = tmp / "unicorn.tsv"
+    pred.write_text("filename\tonset\toffset\tevent_label\na.wav\t0.5\t1.0\tSpeech\nb.wav\t1.0\t2.0\tUnicorn\n"
+                    "c.wav\t\t\t\n")
+    assert main(["sed", "evaluate", "--pred", str(pred), "--ref", str(ref)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"audioadapt: error: {pred}:3: unknown label 'Unicorn'; the classes (from the reference {ref}; "
+                   "list every class with --classes) are Blender, Dog, Speech: fix the label or the class list\n")
+    # with --classes naming it, the label is known and is scored
+    assert main(["sed", "evaluate", "--pred", str(pred), "--ref", str(ref),
+                 "--classes", "Speech,Dog,Blender,Unicorn"]) == 0
+
+
+def test_unknown_reference_label_with_classes_names_file_and_line(files, capsys):
+    _, ref, pred, _ = files
+    assert main(["sed", "evaluate", "--pred", str(pred), "--ref", str(ref), "--classes", "Speech,Dog,Cat"]) == 2
+    assert f"{ref}:5: unknown label 'Blender'; the classes (from --classes) are Cat, Dog, Speech" \
+        in capsys.readouterr().err
+
+
+def test_reference_files_missing_from_the_predictions(files, capsys):
+    tmp, ref, _, _ = files
+    partial = write_strong_tsv(tmp / "partial.tsv", {"a.wav": PREDICTED["a.wav"]})
+    args = ["sed", "evaluate", "--pred", str(partial), "--ref", str(ref)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"{partial}: 2 of the 3 reference file(s) have no row here: 'b.wav', 'c.wav'" in err
+    assert "--missing-pred empty" in err
+    # scored as without detections when asked: the same as empty-event rows for them
+    assert main(args + ["--missing-pred", "empty", "--out", str(tmp / "empty.json")]) == 0
+    rows = write_strong_tsv(tmp / "rows.tsv", {"a.wav": PREDICTED["a.wav"], "b.wav": [], "c.wav": []})
+    assert main(["sed", "evaluate", "--pred", str(rows), "--ref", str(ref), "--out", str(tmp / "rows.json")]) == 0
+    empty, explicit = (json.loads((tmp / f"{n}.json").read_text()) for n in ("empty", "rows"))
+    assert empty["entries"] == explicit["entries"] and empty["results"]["event"]["class_wise"]["Blender"]["fn"] == 1
+    assert empty["inputs"]["reference_files_not_predicted"] == 2
+    assert explicit["inputs"]["reference_files_not_predicted"] == 0
+
+
+def test_missing_pred_only_applies_to_files(files, tmp_path, capsys):
+    assert main(["sed", "evaluate", str(tmp_path), "--missing-pred", "empty"]) == 2
+    assert "--missing-pred cannot be combined with RUN_DIR" in capsys.readouterr().err
+
+
+# -- outputs that cannot be written: one line naming the path, before any work --------------------
+def read_only(monkeypatch, folder):
+    """``folder`` not writable: chmod where permissions apply, else (root) as the permission check sees it."""
+    import os
+
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        return
+    real = os.access
+    monkeypatch.setattr("audioadapt.cli.outputs.os.access",
+                        lambda path, mode: False if Path(path) == folder else real(path, mode))
+
+
+def test_read_only_out_folder_is_refused_before_evaluating(files, monkeypatch, capsys):
+    tmp, ref, pred, _ = files
+    locked = tmp / "locked"
+    locked.mkdir()
+    read_only(monkeypatch, locked)
+    monkeypatch.setattr("audioadapt.evaluation.api.evaluate_sed_files", pytest.fail)  # must not be reached
+    try:
+        assert main(["sed", "evaluate", "--pred", str(pred), "--ref", str(ref),
+                     "--out", str(locked / "r.json")]) == 2
+    finally:
+        locked.chmod(0o755)
+    assert capsys.readouterr().err == (f"audioadapt: error: {locked / 'r.json'}: cannot write --out: "
+                                       f"folder {locked} is not writable; choose another place\n")
+
+
+def test_out_below_a_file_is_refused(files, capsys):
+    tmp, ref, pred, _ = files
+    assert main(["sed", "evaluate", "--pred", str(pred), "--ref", str(ref), "--out", str(ref / "r.json")]) == 2
+    assert f"{ref / 'r.json'}: cannot write --out: {ref} is a file, not a folder" in capsys.readouterr().err
+
+
+def test_a_failing_write_is_one_line(files, monkeypatch, capsys):
+    tmp, ref, pred, _ = files
+    out = tmp / "r.json"
+
+    def denied(report, path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("audioadapt.evaluation.report.write_report", denied)
+    assert main(["sed", "evaluate", "--pred", str(pred), "--ref", str(ref), "--out", str(out)]) == 2
+    assert capsys.readouterr().err == f"audioadapt: error: {out}: Permission denied\n"
+
+
+def test_read_only_run_folder_is_refused_before_predicting(tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    read_only(monkeypatch, run)
+    monkeypatch.setattr("audioadapt.api.sed.evaluate_sed_run", pytest.fail)
+    try:
+        assert main(["sed", "evaluate", str(run)]) == 2
+    finally:
+        run.chmod(0o755)
+    assert f"{run}: cannot write the evaluation report into the run: folder {run} is not writable" \
+        in capsys.readouterr().err
+
+
+def test_markdown_out_would_overwrite_the_json(files, capsys):
+    tmp, ref, pred, _ = files
+    assert main(["sed", "evaluate", "--pred", str(pred), "--ref", str(ref), "--out", str(tmp / "r.md")]) == 2
+    assert f"{tmp / 'r.md'}: the Markdown report would overwrite the JSON report" in capsys.readouterr().err
+
+
+def test_a_reference_without_events_does_not_restrict_the_labels(tmp_path, capsys):
+    ref = write_strong_tsv(tmp_path / "ref.tsv", {"a.wav": [], "b.wav": []})
+    pred = write_strong_tsv(tmp_path / "pred.tsv", {"a.wav": [E(0.0, 1.0, "Dog")], "b.wav": []})
+    assert main(["sed", "evaluate", "--pred", str(pred), "--ref", str(ref)]) == 0
+    assert "| Dog | 0 |" in capsys.readouterr().out

@@ -24,6 +24,7 @@ class EvaluateInputs:
     out: Path | None = None
     classes: tuple[str, ...] | None = None
     extra_pred_files: str | None = None
+    missing_pred: str | None = None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="event/segment/clip F1 of a trained run (RUN_DIR) or of predicted events against a reference TSV",
         description="Score predicted events (DCASE strong TSV: filename onset offset event_label) against a "
         "reference with the DCASE task 4 settings: event-based F1 (200 ms collar, 20 % offset, zero_score), "
-        "segment-based F1 (1 s) and clip-level F1. Prints the per-class table; --out also writes JSON "
+        "segment-based F1 (1 s) and clip-level F1. Every reference file needs a row in the predictions "
+        "(a file without detections: its name with empty onset, offset and label, as 'sed predict' writes). "
+        "Prints the per-class table; --out also writes JSON "
         "and a Markdown table beside it. With RUN_DIR, the run's checkpoint predicts the split first "
         "(PSDS1/2 added) and the report, with the predicted events, goes into RUN_DIR.",
     )
@@ -49,10 +52,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="clip durations (filename duration) for the segment metric; default: last event offset")
     p.add_argument("--out", type=Path, metavar="RESULTS.json", help="write results JSON (and RESULTS.md)")
     p.add_argument("--classes", type=_parse_classes, metavar="A,B,...",
-                   help="comma-separated class list (default: the labels found in both files)")
+                   help="comma-separated class list; a label of either file outside it is an error "
+                   "(default: the labels of the reference; a predicted label outside them is an error)")
     p.add_argument("--extra-pred-files", choices=("error", "false_positive"),
                    help="predicted files absent from the reference: an error (default) or evaluated as "
                    "clips without events, so that all their detections are false positives")
+    p.add_argument("--missing-pred", choices=("error", "empty"),
+                   help="reference files without a row in the predictions: an error (default) or scored as "
+                   "files without detections. A file listed with empty onset, offset and label has no "
+                   "detections and is not missing")
     p.set_defaults(func=_run)
 
 
@@ -66,14 +74,16 @@ def _parse_classes(text: str) -> tuple[str, ...]:
 
 
 def _inputs_from_files(args: argparse.Namespace) -> EvaluateInputs:
-    return EvaluateInputs(args.pred, args.ref, args.durations, args.out, args.classes, args.extra_pred_files)
+    return EvaluateInputs(args.pred, args.ref, args.durations, args.out, args.classes, args.extra_pred_files,
+                          args.missing_pred)
 
 
 def _run(args: argparse.Namespace) -> int:
     from audioadapt.errors import ConfigError
 
     file_options = {"--pred": args.pred, "--ref": args.ref, "--durations": args.durations, "--out": args.out,
-                    "--classes": args.classes, "--extra-pred-files": args.extra_pred_files}
+                    "--classes": args.classes, "--extra-pred-files": args.extra_pred_files,
+                    "--missing-pred": args.missing_pred}
     run_options = {"--split": args.split != "validation", "--data": args.data,
                    "--checkpoint": args.checkpoint != "best"}
     if args.run_dir is not None:
@@ -92,7 +102,9 @@ def _run(args: argparse.Namespace) -> int:
 def evaluate_run(args: argparse.Namespace) -> int:
     """Predict with a run's checkpoint, print the Markdown table and write the report into the run."""
     from audioadapt.api.sed import evaluate_sed_run
+    from audioadapt.cli.outputs import check_run_output
 
+    check_run_output(args.run_dir)
     evaluation = evaluate_sed_run(args.run_dir, split=args.split, data_root=args.data, checkpoint=args.checkpoint)
     print(evaluation.to_markdown(), end="")
     print(f"\nwrote {args.run_dir / f'eval_{args.split}.json'} and {args.run_dir / f'eval_{args.split}.md'}")
@@ -101,14 +113,19 @@ def evaluate_run(args: argparse.Namespace) -> int:
 
 def evaluate_inputs(inputs: EvaluateInputs) -> int:
     """Evaluate, print the Markdown table and write the report files if asked."""
+    from audioadapt.cli.outputs import check_output_file
     from audioadapt.evaluation.api import evaluate_sed_files
-    from audioadapt.evaluation.report import write_report
+    from audioadapt.evaluation.report import report_paths, write_report
     from audioadapt.evaluation.sed_metrics import SedMetricConfig
 
+    if inputs.out is not None:
+        for path in report_paths(inputs.out):
+            check_output_file(path, "--out")
     cfg = SedMetricConfig()
     if inputs.extra_pred_files is not None:
         cfg = dataclasses.replace(cfg, extra_prediction_files=inputs.extra_pred_files)
-    evaluation = evaluate_sed_files(inputs.pred, inputs.ref, inputs.durations, cfg, inputs.classes)
+    optional = {} if inputs.missing_pred is None else {"missing_predictions": inputs.missing_pred}
+    evaluation = evaluate_sed_files(inputs.pred, inputs.ref, inputs.durations, cfg, inputs.classes, **optional)
     report = evaluation.report()
     print(report.to_markdown(), end="")
     if inputs.out is not None:

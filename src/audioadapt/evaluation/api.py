@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from audioadapt.data.manifest import Event
 from audioadapt.errors import DataError
@@ -155,24 +155,41 @@ def evaluate_sed(
     return SedEvaluation(event, segment, segment.rescore("zero_score"), clip, cfg, info)
 
 
+#: What :func:`evaluate_sed_files` does with reference files the predictions do not name.
+MissingPredictions = Literal["error", "empty"]
+MISSING_PREDICTIONS: tuple[str, ...] = ("error", "empty")
+
+
 def evaluate_sed_files(
     pred_tsv: str | Path,
     ref_tsv: str | Path,
     durations_tsv: str | Path | None = None,
     cfg: SedMetricConfig = SedMetricConfig(),
     classes: Sequence[str] | None = None,
+    missing_predictions: MissingPredictions = "error",
 ) -> SedEvaluation:
     """Evaluate a predictions TSV against a reference TSV (DCASE strong format).
 
-    Both files use the header ``filename onset offset event_label``; a
-    reference row with only a filename marks a clip without events. Bad rows
-    raise :class:`~audioadapt.errors.DataError` naming the file and line.
-    ``classes``, if given, is enforced on both files.
+    Both files use the header ``filename onset offset event_label``; a row
+    with only a filename (empty onset, offset and label) marks a clip without
+    events. Bad rows raise :class:`~audioadapt.errors.DataError` naming the
+    file and line.
+
+    Labels: ``classes``, if given, is enforced on both files; otherwise every
+    predicted label must occur in the reference (when it has any event), so
+    that a misspelt label is an error rather than a class of its own.
+
+    Files: a reference file without a row in the predictions is an error with
+    ``missing_predictions="error"`` (usually a truncated or partial file), or
+    is scored as a file without detections with ``"empty"``. Predicted files
+    absent from the reference follow ``cfg.extra_prediction_files``.
     """
     from audioadapt.data.dcase import read_durations_tsv, read_strong_tsv
 
-    reference = read_strong_tsv(ref_tsv, classes=classes)
-    estimated = read_strong_tsv(pred_tsv, classes=classes)
+    if missing_predictions not in MISSING_PREDICTIONS:
+        raise ValueError(f"missing_predictions must be one of {MISSING_PREDICTIONS}, got {missing_predictions!r}")
+    reference = read_strong_tsv(ref_tsv, classes=classes, classes_from="--classes")
+    estimated = _read_predictions(pred_tsv, ref_tsv, reference, classes)
     extra = [name for name in estimated if name not in reference]
     if extra and cfg.extra_prediction_files == "error":
         raise DataError(
@@ -180,18 +197,47 @@ def evaluate_sed_files(
             "(check the filename column, or count them as false positives)",
             pred_tsv,
         )
+    missing = [name for name in reference if name not in estimated]
+    if missing and missing_predictions == "error":
+        raise DataError(
+            f"{len(missing)} of the {len(reference)} reference file(s) have no row here: {_first(missing)}. "
+            "A file without detections needs a row with its name and empty onset, offset and event_label; "
+            "to score missing files as files without detections, use --missing-pred empty",
+            pred_tsv,
+        )
     durations = None
     if durations_tsv is not None:
         durations = read_durations_tsv(durations_tsv)
-        missing = [name for name in (*reference, *estimated) if name not in durations]
-        if missing:
-            raise DataError(f"no duration for {len(missing)} evaluated file(s), e.g. {missing[0]!r}", durations_tsv)
+        missing_durations = [name for name in (*reference, *estimated) if name not in durations]
+        if missing_durations:
+            raise DataError(f"no duration for {len(missing_durations)} evaluated file(s), "
+                            f"e.g. {missing_durations[0]!r}", durations_tsv)
     inputs = {
         "predictions": str(pred_tsv),
         "reference": str(ref_tsv),
         "durations": None if durations_tsv is None else str(durations_tsv),
+        "missing_predictions": missing_predictions,
+        "reference_files_not_predicted": len(missing),
     }
     return evaluate_sed(reference, estimated, classes, cfg, durations, inputs)
 
 
-__all__ = ["SedEvaluation", "evaluate_sed", "evaluate_sed_files"]
+def _first(names: Sequence[str], limit: int = 3) -> str:
+    """``'a.wav', 'b.wav', 'c.wav', ...``: the first ``limit`` names."""
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return shown + (", ..." if len(names) > limit else "")
+
+
+def _read_predictions(pred_tsv: str | Path, ref_tsv: str | Path, reference: Mapping[str, Sequence[Event]],
+                      classes: Sequence[str] | None) -> dict[str, tuple[Event, ...]]:
+    """The predictions; a label outside ``classes`` (or, without them, the reference's labels) is an error."""
+    from audioadapt.data.dcase import read_strong_tsv
+
+    if classes is not None:
+        return read_strong_tsv(pred_tsv, classes=classes, classes_from="--classes")
+    known = sorted({ev.label for events in reference.values() for ev in events}) or None  # none: no check
+    return read_strong_tsv(pred_tsv, classes=known,
+                           classes_from=f"the reference {ref_tsv}; list every class with --classes")
+
+
+__all__ = ["MISSING_PREDICTIONS", "SedEvaluation", "evaluate_sed", "evaluate_sed_files"]
