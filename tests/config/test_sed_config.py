@@ -21,6 +21,7 @@ ROWS = {
     "sed_adv_whole_tri_training": ("tri_adv", "whole", True),
     "sed_adv_time_tri_training": ("tri_adv", "time", True),
     "sed_mean_teacher": ("mean_teacher", "none", False),
+    "sed_adv_time_mean_teacher": ("mean_teacher", "time", False),
 }
 
 
@@ -96,7 +97,7 @@ def test_inconsistent_switches_are_errors():
     with pytest.raises(ConfigError, match="unlabeled must be 0 without a domain classifier"):
         load_sed_config("sed_adv_time", ["method.adversarial=none"])
     with pytest.raises(ConfigError, match="mean_teacher.*needs"):
-        load_sed_config("sed_adv_time", ["method.kind=mean_teacher"])
+        load_sed_config("sed_adv_time_tri_training", ["method.kind=mean_teacher"])
     with pytest.raises(ConfigError, match=r"predict.heads \['f1'\]"):
         load_sed_config("sed_baseline", ["method.predict.heads=[f1]"])
     with pytest.raises(ConfigError, match="unknown sources"):
@@ -188,3 +189,20 @@ def test_the_fewest_epochs_that_train_every_phase_are_accepted():
 def test_values_that_break_the_features_or_the_reversal_are_rejected(preset, override, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_sed_config(preset, [override])
+
+
+def test_the_mean_teacher_takes_a_domain_classifier_with_the_park_rows_settings():
+    cfg = load_sed_config("sed_adv_time", ["method.kind=mean_teacher"])
+    assert (cfg.model.domain.mode, cfg.model.heads) == ("time", ("ft",))
+    adv = load_sed_config("sed_adv_time_mean_teacher", ["method.loss_weights.domain=0.5",
+                                                         "method.grl_weight.end=0.1", "method.grl_progress=phase"])
+    assert adv.method.loss_weights.domain == 0.5 and adv.method.grl_weight.end == 0.1
+    assert adv.method.synthetic_clip_loss is False  # the rest is the mean-teacher preset
+    park = load_sed_config("sed_adv_time").method  # the same alpha schedule and domain weight as Adv.time
+    default = load_sed_config("sed_adv_time_mean_teacher").method
+    assert (default.grl_weight, default.grl_progress, default.loss_weights.domain) == (
+        park.grl_weight, park.grl_progress, park.loss_weights.domain)
+    with pytest.raises(ConfigError, match="loss_weights.ft.*mean teacher weighs"):
+        load_sed_config("sed_adv_time_mean_teacher", ["method.loss_weights.ft=2"])
+    with pytest.raises(ConfigError, match="loss_weights.domain.*adversarial is none"):
+        load_sed_config("sed_mean_teacher", ["method.loss_weights.domain=2"])

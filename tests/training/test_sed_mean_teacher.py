@@ -136,3 +136,81 @@ def test_masked_mse_divides_by_the_divisor_of_the_valid_count():
     torch.testing.assert_close(_masked_mse(a, b, mask, divisor), torch.tensor(18 / 6))
     assert seen == [4]
     torch.testing.assert_close(_masked_mse(a, b, None), (a**2).mean())
+
+
+# --------------------------------------------------------------------------- with Adv.time (beyond the paper)
+ADV_MT = "sed_adv_time_mean_teacher"
+
+
+def make_adv_method(extra: tuple[str, ...] = ()) -> SedMeanTeacherMethod:
+    cfg = load_sed_config(ADV_MT, support.unit_overrides(ADV_MT) + list(extra))
+    torch.manual_seed(0)
+    model = SedModel(cfg.model, support.N_MELS, len(support.CLASSES))
+    return SedMeanTeacherMethod(cfg, model, Normalizer(cfg.normalizer, support.N_MELS), support.make_module(cfg))
+
+
+def test_adv_time_student_trains_d_and_the_teacher_is_its_ema():
+    method = make_adv_method()
+    assert method.adversarial and method.student.domain.per_frame
+    nets = method.networks()
+    assert {"domain", f"{TEACHER_PREFIX}domain"} <= set(nets)
+    (phase,) = method.phases(method.cfg.train)
+    assert set(phase.trainable) == {"encoder", "ft", "domain"}
+    with torch.no_grad():
+        for p in method.student.parameters():
+            p.add_(1.0)
+    method.after_optimizer_step(None, context(method, step=1))  # first update: a copy, D included
+    for t, s in zip(method.teacher.parameters(), method.student.parameters()):
+        torch.testing.assert_close(t, s)
+
+
+def test_adv_time_domain_gradient_reaches_the_student_reversed_and_scaled():
+    from audioadapt.adaptation.losses import domain_bce
+
+    method = make_adv_method(("method.grl_weight.kind=constant", "method.grl_weight.end=0.3",
+                              "method.mean_teacher.teacher_noise=none"))
+    model = method.student.eval()
+    batch = support.mixed_batch(method)
+    terms = method.compute_losses(batch, context(method))
+    enc, dom = list(model.encoder.parameters()), list(model.domain.parameters())
+    reversed_f, through_d = support.grads(terms["domain"], enc), support.grads(terms["domain"], dom)
+    h = model.encoder(method.normalizer(batch.features))  # the same loss without the GRL
+    plain = domain_bce(model.domain(h), batch.domain, True, None)
+    assert terms["domain"].item() == pytest.approx(plain.item())
+    for r, p in zip(reversed_f, support.grads(plain, enc)):
+        torch.testing.assert_close(r, -0.3 * p, rtol=1e-4, atol=1e-7)
+    for r, p in zip(through_d, support.grads(plain, dom)):
+        torch.testing.assert_close(r, p)  # D itself minimises L_d
+
+
+def test_adv_time_training_step_adds_the_weighted_domain_loss_and_logs_alpha():
+    method = make_adv_method(("method.loss_weights.domain=2", "train.epochs=10"))
+    method.student.eval()
+    ctx = context(method, epoch=5)
+    out = method.training_step(support.mixed_batch(method), ctx)
+    t = {k: float(v) for k, v in out.logs.items()}
+    w = t["consistency_weight"]
+    expected = t["frame"] + t["clip"] + w * (t["consistency_strong"] + t["consistency_weak"]) + 2 * t["domain"]
+    assert float(out.loss.detach()) == pytest.approx(expected, rel=1e-5)
+    # alpha follows the Park rows' schedule over the (single-phase) run
+    assert t["grl_weight"] == pytest.approx(method.cfg.method.grl_weight.value(0.5))
+    plain = make_method()
+    logs = plain.training_step(support.mixed_batch(plain), context(plain)).logs
+    assert "domain" not in logs and "grl_weight" not in logs
+
+
+def test_adv_time_mean_teacher_trains_to_a_bar(sed_tiny_dataset, tmp_path, one_thread):
+    from audioadapt.api.sed import evaluate_sed_run, train_sed
+
+    from .test_sed_e2e import ft_loss, read_metrics, tiny_overrides
+
+    run = tmp_path / "run"
+    hidden = ["data.layout.validation_tsv=absent/validation.tsv", "data.layout.validation_audio=absent"]
+    result = train_sed(ADV_MT, tiny_overrides(ADV_MT) + hidden, data_root=sed_tiny_dataset, run_dir=run)
+    rows = [r for r in read_metrics(run) if r["phase"] == "train"]
+    first, last = ft_loss(rows[0], "mean_teacher"), ft_loss(rows[-1], "mean_teacher")
+    assert last < 0.75 * first, f"student loss went from {first:.3f} to {last:.3f}"
+    assert float(rows[-1]["train/domain"]) > 0 and float(rows[-1]["train/grl_weight"]) > 0
+    assert result.best["metric"] == "selection" and (run / "best.pt").is_file()
+    entries = evaluate_sed_run(run, data_root=sed_tiny_dataset, write=False).entries()
+    assert 0.0 <= entries["event_macro_f1"] <= 1.0

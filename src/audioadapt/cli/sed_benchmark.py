@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     from audioadapt.cli.common import add_benchmark_parser
 
     p = add_benchmark_parser(sub, help="Table 1 rows + mean teacher over several seeds -> Markdown/JSON/PNG",
-                             description=_DESCRIPTION, rows_help="rows to run (default: all seven)")
+                             description=_DESCRIPTION, rows_help="rows to run (default: all of them)")
     p.add_argument("--data", required=True, type=Path, metavar="ROOT", help="dataset root (DESED 2019 layout)")
     p.add_argument("--split", default=SED_SPLIT, choices=["validation", "synthetic_valid"],
                    help=f"strongly labelled split to score (default: {SED_SPLIT}, the real domain)")

@@ -86,7 +86,9 @@ class SedMethodConfig:
         (the DCASE 2019 baseline, on our CRNN and features).
     adversarial: domain classifier D behind a GRL: ``none``, ``whole``
         (Adv.whole, one logit per clip) or ``time`` (Adv.time, per frame).
-        Sets ``model.domain.mode``.
+        Sets ``model.domain.mode``. With ``kind: mean_teacher`` D sits on the
+        student (``sed_adv_time_mean_teacher``), with the same ``grl_weight``,
+        ``grl_progress`` and ``loss_weights.domain``.
     tri_training: labelers F1, F2 with the orthogonality term in phase 1, a
         pseudo-labelling pass, then phase 2 (Algorithm 1). Without it only
         phase 1 runs, training F and Ft (and D). Sets ``model.heads``.
@@ -137,9 +139,8 @@ class SedMethodConfig:
             raise ConfigError(f"method.pseudo_label_rounds must be >= 1, got {self.pseudo_label_rounds}")
         if self.phase2_epochs is not None and self.phase2_epochs < 0:
             raise ConfigError(f"method.phase2_epochs must be >= 0 or null, got {self.phase2_epochs}")
-        if self.kind == "mean_teacher" and (self.adversarial != "none" or self.tri_training):
-            raise ConfigError("method.kind 'mean_teacher' needs method.adversarial: none and "
-                              f"method.tri_training: false (got {self.adversarial!r}, {self.tri_training})")
+        if self.kind == "mean_teacher" and self.tri_training:
+            raise ConfigError("method.kind 'mean_teacher' needs method.tri_training: false")
 
     @property
     def uses_labelers(self) -> bool:
@@ -275,7 +276,7 @@ class SedExperimentConfig:
         if m.kind != "mean_teacher":
             out["method.mean_teacher"] = "method.kind is not mean_teacher"
         else:
-            out["method.loss_weights"] = "the mean teacher weighs its terms with method.mean_teacher"
+            out["method.loss_weights.ft"] = "the mean teacher weighs its terms with method.mean_teacher"
         if not m.uses_labelers:
             why = "there is no tri-training (method.tri_training false or a mean teacher)"
             for key in ("method.orthogonality", "method.pseudo_labels", "method.pseudo_label_rounds",

@@ -15,6 +15,14 @@ As in ``turpaultn/DCASE2019_task4`` ``baseline/main.py``:
   ``s`` the number of earlier updates (so the first update copies the student);
 * the teacher runs in train mode during training (batch statistics and
   dropout, as both reference implementations do); its outputs get no gradient.
+
+With ``method.adversarial`` ``time`` (preset ``sed_adv_time_mean_teacher``,
+beyond the paper) or ``whole``, the student also has Park et al.'s domain
+classifier D behind the gradient reversal layer: the domain loss of all rows
+(synthetic vs real) is added with ``method.loss_weights.domain`` and alpha
+follows ``method.grl_weight`` as in the Adv.* rows
+(:mod:`~audioadapt.training.sed_adversarial`). The teacher stays the EMA of
+the student (D included, never run).
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from audioadapt.features.config import FeatureConfig
 from audioadapt.features.normalization import Normalizer
 from audioadapt.models.sed_model import FINAL_HEAD, SedModel
 from audioadapt.training.method import Method, PhaseSpec, StepContext, StepOutput
+from audioadapt.training.sed_adversarial import domain_loss, set_grl_coefficient
 from audioadapt.training.sed_predict import model_networks, run_model, selection_metrics
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -125,7 +134,7 @@ def _masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None,
 
 
 class SedMeanTeacherMethod(Method):
-    """Student/teacher training of the DCASE 2019 baseline (one phase, ``train.epochs`` epochs)."""
+    """Student/teacher training of the DCASE 2019 baseline (one phase, ``train.epochs`` epochs), optionally with D."""
 
     selection_metric = "selection"
     selection_mode = "max"
@@ -134,8 +143,11 @@ class SedMeanTeacherMethod(Method):
                  data: "SedDataModule"):
         from audioadapt.features.logmel import LogMel
 
-        if model.domain is not None or tuple(model.heads.keys()) != (FINAL_HEAD,):
-            raise ConfigError("the mean teacher needs a model with the single head 'ft' and no domain classifier")
+        if tuple(model.heads.keys()) != (FINAL_HEAD,):
+            raise ConfigError("the mean teacher needs a model with the single head 'ft'")
+        if (model.domain is not None) != (cfg.method.adversarial != "none"):
+            raise ConfigError(f"method.adversarial is {cfg.method.adversarial!r} but the model "
+                              f"{'has' if model.domain is not None else 'lacks'} a domain classifier")
         self.cfg = cfg
         self.mt = cfg.method.mean_teacher
         self.student = model
@@ -144,11 +156,17 @@ class SedMeanTeacherMethod(Method):
         self.data = data
         self.db_multiplier = LogMel(cfg.features).db_multiplier
 
+    @property
+    def adversarial(self) -> bool:
+        """True when the student has a domain classifier behind the GRL."""
+        return self.student.domain is not None
+
     def networks(self) -> dict[str, torch.nn.Module]:
         return {**model_networks(self.student), **model_networks(self.teacher, TEACHER_PREFIX)}
 
     def phases(self, config: "TrainConfig") -> Sequence[PhaseSpec]:
-        return (PhaseSpec("train", config.epochs, ("encoder", FINAL_HEAD)),)
+        trainable = ("encoder", FINAL_HEAD) + (("domain",) if self.adversarial else ())
+        return (PhaseSpec("train", config.epochs, trainable),)
 
     def train_loader(self, phase: PhaseSpec, ctx: StepContext):
         return self.data.train_loader(self.cfg.sampler.phase1, rank=ctx.dist.rank, world_size=ctx.dist.world_size,
@@ -161,8 +179,11 @@ class SedMeanTeacherMethod(Method):
         return self.mt.consistency_weight * consistency_rampup(ctx.run_progress, self.mt.rampup_fraction)
 
     def compute_losses(self, batch: SedBatch, ctx: StepContext) -> dict[str, torch.Tensor]:
-        """Unweighted terms: ``frame``, ``clip`` (student BCE) and ``consistency_strong``, ``consistency_weak``."""
-        out = run_model(self.student, self.normalizer, batch, (FINAL_HEAD,), domain=False)
+        """Unweighted terms: ``frame``, ``clip`` (student BCE), ``consistency_strong``, ``consistency_weak``
+        and, with a domain classifier, ``domain`` (eq. 4 through the GRL)."""
+        if self.adversarial:
+            set_grl_coefficient(self.student, self.cfg.method, ctx)
+        out = run_model(self.student, self.normalizer, batch, (FINAL_HEAD,), domain=self.adversarial)
         noisy = batch.features
         if self.mt.teacher_noise == "linear_mel" and self.mt.teacher_noise_std > 0:
             noisy = linear_mel_noise(batch.features, self.cfg.features, self.mt.teacher_noise_std, self.db_multiplier)
@@ -171,18 +192,25 @@ class SedMeanTeacherMethod(Method):
             teacher = run_model(self.teacher, self.normalizer, batch, (FINAL_HEAD,), domain=False, features=noisy)
         s, t = out[FINAL_HEAD], teacher[FINAL_HEAD]
         divisor = ctx.dist.all_reduce_mean if ctx.dist.enabled else None  # global-batch means under DDP
-        return {
+        terms = {
             "frame": frame_bce(s.frame_logits, batch.strong, out.frame_mask, divisor),
             "clip": clip_bce(s.clip_logits, batch.weak, divisor),
             "consistency_strong": _masked_mse(s.frame_probs, t.frame_probs.detach(), out.frame_mask, divisor),
             "consistency_weak": ((s.clip_probs - t.clip_probs.detach()) ** 2).mean(),
         }
+        if self.adversarial:
+            terms["domain"] = domain_loss(self.student, out, batch, divisor)
+        return terms
 
     def training_step(self, batch: SedBatch, ctx: StepContext) -> StepOutput:
         terms = self.compute_losses(batch, ctx)
         weight = self.consistency_weight(ctx)
         loss = terms["frame"] + terms["clip"] + weight * (terms["consistency_strong"] + terms["consistency_weak"])
-        return StepOutput(loss, {**{k: v.detach() for k, v in terms.items()}, "consistency_weight": weight})
+        logs = {**{k: v.detach() for k, v in terms.items()}, "consistency_weight": weight}
+        if self.adversarial:
+            loss = loss + self.cfg.method.loss_weights.domain * terms["domain"]
+            logs["grl_weight"] = self.student.grl.coeff
+        return StepOutput(loss, logs)
 
     def after_optimizer_step(self, batch: SedBatch, ctx: StepContext) -> None:
         ema_update(self.teacher, self.student, ema_coefficient(ctx.step - 1, self.mt.ema_decay))

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from audioadapt.adaptation.losses import clip_bce, domain_bce, frame_bce
+from audioadapt.adaptation.losses import clip_bce, frame_bce
 from audioadapt.adaptation.orthogonality import labeler_orthogonality
 from audioadapt.adaptation.pseudo_labels import PseudoLabels, make_pseudo_labels, pseudo_label_stats
 from audioadapt.data.batch import SedBatch
@@ -39,6 +39,7 @@ from audioadapt.errors import CheckpointError
 from audioadapt.features.normalization import Normalizer
 from audioadapt.models.sed_model import FINAL_HEAD, LABELER_HEADS, SedModel
 from audioadapt.training.method import Method, PhaseSpec, StepContext, StepOutput
+from audioadapt.training.sed_adversarial import domain_loss, grl_coefficient, set_grl_coefficient
 from audioadapt.training.sed_predict import model_networks, run_model, selection_metrics
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -129,9 +130,7 @@ class SedTriAdvMethod(Method):
     # -- losses -------------------------------------------------------------------------
     def grl_weight(self, ctx: StepContext) -> float:
         """alpha of eq. 5 at the current progress."""
-        m = self.cfg.method
-        progress = ctx.run_progress if m.grl_progress == "run" else ctx.phase_progress
-        return m.grl_weight.value(progress)
+        return grl_coefficient(self.cfg.method, ctx)
 
     def compute_losses(self, batch: SedBatch, ctx: StepContext) -> dict[str, torch.Tensor]:
         """The unweighted loss terms of one batch: ``<head>_frame``, ``<head>_clip``, ``ortho``, ``domain``.
@@ -144,7 +143,7 @@ class SedTriAdvMethod(Method):
         phase1 = ctx.phase.name == "phase1"
         heads = (LABELER_HEADS + (FINAL_HEAD,)) if (phase1 and self.labelers) else (FINAL_HEAD,)
         if self.adversarial:
-            self.model.set_grl_weight(self.grl_weight(ctx))
+            set_grl_coefficient(self.model, self.cfg.method, ctx)
         out = run_model(self.model, self.normalizer, batch, heads, domain=self.adversarial)
         divisor = ctx.dist.all_reduce_mean if ctx.dist.enabled else None  # global-batch means under DDP
         terms: dict[str, torch.Tensor] = {}
@@ -155,10 +154,7 @@ class SedTriAdvMethod(Method):
             heads_mod = self.model.heads
             terms["ortho"] = labeler_orthogonality(heads_mod["f1"], heads_mod["f2"], self.cfg.method.orthogonality)
         if self.adversarial:
-            per_frame = out.domain_logits is not None and out.domain_logits.dim() == 2
-            mask = out.frame_mask if per_frame else None
-            terms["domain"] = domain_bce(out.domain_logits, batch.domain, self.model.cfg.domain.balance, mask,
-                                         divisor)
+            terms["domain"] = domain_loss(self.model, out, batch, divisor)
         return terms
 
     def training_step(self, batch: SedBatch, ctx: StepContext) -> StepOutput:
