@@ -62,8 +62,8 @@ def prepare_data(root: Path) -> None:
 
 
 def job_command(data: Path, out: Path, overrides: list[str]) -> list[str]:
-    return [*_audioadapt(), "sed", "benchmark", "--data", str(data), "--out", str(out), "--profile", "sed_cpu",
-            "--rows", "baseline", "--seeds", "0", "train.progress_bar=false", *overrides]
+    return [*_audioadapt(), "sed", "benchmark", "train.progress_bar=false", *overrides, "--data", str(data),
+            "--out", str(out), "--profile", "sed_cpu", "--rows", "baseline", "--seeds", "0"]
 
 
 def start_competitors(k: int) -> list[subprocess.Popen]:
