@@ -112,6 +112,17 @@ def test_hidden_layer_is_the_first_layer():
     assert head(torch.randn(1, 3, 6)).frame_logits.shape == (1, 3, 4)
 
 
+def test_labeler_hidden_dim_shapes_only_the_labeler_config():
+    cfg = HeadConfig(labeler_hidden_dim=5)
+    assert cfg.for_labeler() == HeadConfig(hidden_dim=5, labeler_hidden_dim=5)
+    assert FrameClipHead(6, 4, cfg).hidden is None  # a head built from the shared shape has none
+    assert FrameClipHead(6, 4, cfg.for_labeler()).hidden.weight.shape == (5, 6)
+    assert HeadConfig(hidden_dim=3).for_labeler() == HeadConfig(hidden_dim=3)  # null: the labelers share it
+    for bad in ({"labeler_hidden_dim": 0}, {"hidden_dim": -2}):
+        with pytest.raises(ValueError, match="must be positive or null"):
+            HeadConfig(**bad)
+
+
 def test_mean_pooling_head_has_no_attention_layer():
     head = FrameClipHead(6, 4, HeadConfig(pooling="mean"))
     assert head.attention is None

@@ -117,6 +117,24 @@ def test_heads_start_different():
     assert not torch.equal(model.heads["f1"].strong.weight, model.heads["f2"].strong.weight)
 
 
+def test_only_the_labelers_get_the_labeler_hidden_layer():
+    from audioadapt.adaptation.orthogonality import OrthogonalityConfig, labeler_orthogonality
+
+    model = _tiny(head=HeadConfig(labeler_hidden_dim=7))
+    for name in ("f1", "f2"):
+        assert model.heads[name].hidden.weight.shape == (7, model.encoder.output_dim)
+    assert model.heads["ft"].hidden is None  # the final classifier stays the baseline's head
+    out = model(torch.randn(2, 16, 8))
+    assert {h.frame_logits.shape for h in out.heads.values()} == {(2, 4, 3)}
+    # eq. 8's "first layer" is now the labelers' hidden layer
+    cfg = OrthogonalityConfig(normalization="row", orientation="out", reduction="mean_abs")
+    first = labeler_orthogonality(model.heads["f1"], model.heads["f2"], cfg)
+    hidden = labeler_orthogonality(model.heads["f1"], model.heads["f2"], OrthogonalityConfig(
+        layer="hidden", normalization="row", orientation="out", reduction="mean_abs"))
+    torch.testing.assert_close(first, hidden)
+    assert 0.0 < first.item() < 1.0
+
+
 @pytest.mark.parametrize("heads", [(), ("ft", "ft"), ("f-1",)])
 def test_invalid_head_names(heads):
     with pytest.raises(ValueError):

@@ -33,6 +33,7 @@ equals ``clip_probs``, so BCE can always be taken from logits.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -58,24 +59,38 @@ class HeadConfig:
     hidden_dim: size of an optional hidden layer (``Linear`` + ReLU) shared by
         the strong and attention outputs; ``None`` for none. With a hidden
         layer, the "first layer" of eq. 8 is unambiguous.
+    labeler_hidden_dim: hidden layer of the labelers F1 and F2 only, in place
+        of ``hidden_dim`` (the final classifier Ft keeps ``hidden_dim``, so it
+        stays the baseline's head); ``None`` gives the labelers
+        ``hidden_dim`` too. Labelers with a hidden layer are ATDA's (Saito et
+        al.) and make eq. 8's "first layer of two labelers" a hidden layer.
     """
 
     pooling: Pooling = "attention_class"
     attention_clamp_min: float = 1e-7
     dropout: float = 0.5
     hidden_dim: int | None = None
+    labeler_hidden_dim: int | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.attention_clamp_min < 1.0:
             raise ValueError(f"attention_clamp_min must lie in (0, 1), got {self.attention_clamp_min}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
-        if self.hidden_dim is not None and self.hidden_dim <= 0:
-            raise ValueError(f"hidden_dim must be positive or null, got {self.hidden_dim}")
+        for name in ("hidden_dim", "labeler_hidden_dim"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive or null, got {value}")
 
     @property
     def has_attention(self) -> bool:
         return self.pooling in ("attention_class", "attention_time")
+
+    def for_labeler(self) -> HeadConfig:
+        """The shape of a labeler head: ``labeler_hidden_dim`` as its hidden layer, when set."""
+        if self.labeler_hidden_dim is None:
+            return self
+        return dataclasses.replace(self, hidden_dim=self.labeler_hidden_dim)
 
 
 @dataclass

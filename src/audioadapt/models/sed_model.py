@@ -37,7 +37,8 @@ class SedModelConfig:
     ----------
     crnn: feature extractor F (its ``init`` scheme also initialises the heads
         and D).
-    head: shape shared by every head.
+    head: shape shared by every head (the labelers may have their own
+        hidden layer, ``head.labeler_hidden_dim``).
     heads: names of the heads; the default is the tri-training set
         (``f1``, ``f2`` labelers and ``ft`` final classifier). The baseline
         uses ``["ft"]``.
@@ -57,6 +58,11 @@ class SedModelConfig:
         bad = [h for h in self.heads if not _NAME.match(h)]
         if bad:
             raise ValueError(f"head names must be identifiers, got {bad}")
+
+
+def head_config(head: HeadConfig, name: str) -> HeadConfig:
+    """The shape of the head ``name``: the labelers F1, F2 take ``head.labeler_hidden_dim`` when set."""
+    return head.for_labeler() if name in LABELER_HEADS else head
 
 
 @dataclass
@@ -97,7 +103,8 @@ class SedModel(nn.Module):
         self.n_classes = n_classes
         self.encoder = CRNN(cfg.crnn, n_mels)
         dim = self.encoder.output_dim
-        self.heads = nn.ModuleDict({name: FrameClipHead(dim, n_classes, cfg.head) for name in cfg.heads})
+        self.heads = nn.ModuleDict({name: FrameClipHead(dim, n_classes, head_config(cfg.head, name))
+                                    for name in cfg.heads})
         self.grl: GradientReversal | None = None
         self.domain: DomainClassifier | None = None
         if cfg.domain.enabled:
@@ -159,4 +166,4 @@ class SedModel(nn.Module):
         return SedOutput(h, outputs, domain_logits, mask)
 
 
-__all__ = ["FINAL_HEAD", "LABELER_HEADS", "SedModel", "SedModelConfig", "SedOutput"]
+__all__ = ["FINAL_HEAD", "LABELER_HEADS", "SedModel", "SedModelConfig", "SedOutput", "head_config"]
