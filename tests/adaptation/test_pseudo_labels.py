@@ -132,3 +132,86 @@ def test_stats_by_hand():
 def test_config_validation(kwargs):
     with pytest.raises(ValueError):
         PseudoLabelConfig(**kwargs)
+
+
+#: The working rule: confident negatives only, none for a class the weak label marks present.
+WORKING = PseudoLabelConfig(threshold=0.5, negative_threshold=0.1, present_negatives="unknown")
+
+
+def _votes(values: list[float]) -> torch.Tensor:
+    """One clip, one frame per value, one class: ``(1, frame, 1)`` probabilities."""
+    return torch.tensor(values).view(1, -1, 1)
+
+
+def test_working_rule_positive_confident_negative_or_unknown():
+    # unlabelled clip: both > 0.5 -> 1, both <= 0.1 -> 0, an unsure or disagreeing frame -> unknown
+    p1 = _votes([0.9, 0.05, 0.3, 0.05, 0.9, 0.1, 0.45])
+    p2 = _votes([0.7, 0.08, 0.2, 0.3, 0.2, 0.1, 0.45])
+    labels = frame_pseudo_labels(p1, p2, WORKING, weak_labels=torch.tensor([[-1]]))
+    assert labels.view(-1).tolist() == [1, 0, -1, -1, -1, 0, -1]
+    # the paper's rule makes every frame where both are <= 0.5 a negative
+    paper = frame_pseudo_labels(p1, p2, PseudoLabelConfig(), weak_labels=torch.tensor([[-1]]))
+    assert paper.view(-1).tolist() == [1, 0, 0, 0, -1, 0, 0]
+
+
+def test_absent_classes_are_negative_on_every_frame_whatever_the_vote():
+    p1 = _votes([0.9, 0.05, 0.3, 0.9])
+    p2 = _votes([0.7, 0.08, 0.2, 0.1])
+    for cfg in (WORKING, PseudoLabelConfig()):
+        labels = frame_pseudo_labels(p1, p2, cfg, weak_labels=torch.tensor([[0]]))
+        assert labels.view(-1).tolist() == [0, 0, 0, 0]
+
+
+def test_a_present_class_never_gets_negative_frames_in_the_working_rule():
+    p1 = _votes([0.9, 0.05, 0.3, 0.02])
+    p2 = _votes([0.7, 0.08, 0.2, 0.01])
+    present = torch.tensor([[1]])
+    assert frame_pseudo_labels(p1, p2, WORKING, present).view(-1).tolist() == [1, -1, -1, -1]
+    # the paper's rule keeps the vote: a present class can be negative on every frame
+    low = _votes([0.2, 0.05, 0.3, 0.02])
+    assert frame_pseudo_labels(low, low, PseudoLabelConfig(), present).view(-1).tolist() == [0, 0, 0, 0]
+    assert frame_pseudo_labels(low, low, WORKING, present).view(-1).tolist() == [-1, -1, -1, -1]
+
+
+def test_with_positive_keeps_negatives_only_beside_a_positive_frame():
+    cfg = PseudoLabelConfig(negative_threshold=0.1, present_negatives="with_positive")
+    present = torch.tensor([[1]])
+    detected = _votes([0.9, 0.05, 0.3, 0.02])
+    assert frame_pseudo_labels(detected, detected, cfg, present).view(-1).tolist() == [1, 0, -1, 0]
+    missed = _votes([0.2, 0.05, 0.3, 0.02])
+    assert frame_pseudo_labels(missed, missed, cfg, present).view(-1).tolist() == [-1, -1, -1, -1]
+    # a positive vote on a padded frame does not count
+    padded = _votes([0.05, 0.05, 0.9, 0.9])
+    mask = torch.tensor([[True, True, False, False]])
+    assert frame_pseudo_labels(padded, padded, cfg, present, mask).view(-1).tolist() == [-1, -1, -1, -1]
+
+
+@pytest.mark.parametrize("rule", ["unknown", "with_positive"])
+def test_no_present_class_is_all_negative_and_no_weak_label_is_contradicted(rule):
+    torch.manual_seed(0)
+    cfg = PseudoLabelConfig(negative_threshold=0.1, present_negatives=rule)
+    p1, p2 = torch.rand(16, 20, 5) ** 3, torch.rand(16, 20, 5) ** 3  # mostly low probabilities
+    weak = torch.randint(-1, 2, (16, 5))
+    weak[0, 0], p1[0, :, 0], p2[0, :, 0] = 1, 0.3, 0.05  # a present class both labelers call absent
+    mask = torch.arange(20)[None, :] < torch.randint(5, 21, (16, 1))
+    labels = frame_pseudo_labels(p1, p2, cfg, weak, mask)
+    valid = mask.unsqueeze(-1).expand_as(labels)
+    present = (weak == 1).unsqueeze(1).expand_as(labels)
+    absent = (weak == 0).unsqueeze(1).expand_as(labels)
+    assert (labels[~valid] == -1).all()
+    assert (labels[absent & valid] == 0).all()
+    negative_only = ((labels == 0) | ~valid).all(dim=1) & (labels == 0).any(dim=1)
+    assert not (negative_only & (weak == 1)).any()
+    if rule == "unknown":
+        assert not (labels[present] == 0).any()
+    paper = frame_pseudo_labels(p1, p2, PseudoLabelConfig(), weak, mask)
+    assert ((((paper == 0) | ~valid).all(dim=1)) & (weak == 1)).any()  # what the rule is there to prevent
+
+
+def test_present_negatives_must_be_a_known_rule():
+    from audioadapt.config.load import from_dict
+    from audioadapt.errors import ConfigError
+
+    assert from_dict(PseudoLabelConfig, {"present_negatives": "unknown"}).present_negatives == "unknown"
+    with pytest.raises(ConfigError, match="present_negatives"):
+        from_dict(PseudoLabelConfig, {"present_negatives": "drop"})

@@ -4,14 +4,18 @@ Two labelers F1 and F2 vote on every (frame, class) and (clip, class):
 
 * positive (1) where both probabilities exceed ``threshold`` (tau = 0.5);
 * negative (0) where both are at most ``negative_threshold`` (tau unless
-  set lower);
+  set lower: with e.g. 0.1 only confident frames become negatives);
 * unknown (-1) otherwise, and on padded frames.
 
 For clips with a known weak label, classes absent from it are forced to 0 in
 every frame, so a pseudo label never contradicts the weak label and never
-invents a positive for an absent class; present classes keep the agreement
-result. Clip-level pseudo labels come from the labelers' clip outputs for
-clips without a weak label; a known weak label is copied as it is.
+invents a positive for an absent class. For classes the weak label marks
+present, ``present_negatives`` decides what becomes of the frames the vote
+makes negative: ``keep`` them (the paper's rule, which can label a present
+class negative on every frame), turn them into ``unknown``, or keep them only
+``with_positive``, i.e. in clips where the class also has a positive frame.
+Clip-level pseudo labels come from the labelers' clip outputs for clips
+without a weak label; a known weak label is copied as it is.
 
 Labels are ``torch.int8`` tensors (1 / 0 / -1) with the probabilities' leading
 axes; everything is vectorised over the batch.
@@ -20,6 +24,7 @@ axes; everything is vectorised over the batch.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 
@@ -37,6 +42,11 @@ class PseudoLabelConfig:
         uses ``threshold`` (with tau = 0.5 "confident" then adds nothing
         beyond agreement).
     weak_constraint: force classes absent from a known weak label to 0.
+    present_negatives: the frames voted negative of a class that a clip's
+        weak label marks present: ``keep`` (default, the paper's rule),
+        ``unknown`` (never a negative frame for a present class), or
+        ``with_positive`` (kept only where the class has a positive frame in
+        the clip, so that a present class is never negative on every frame).
     median_filter: odd window (output frames) of a median filter applied
         over time to each labeler's frame probabilities before the vote;
         1 = off.
@@ -47,6 +57,7 @@ class PseudoLabelConfig:
     threshold: float = 0.5
     negative_threshold: float | None = None
     weak_constraint: bool = True
+    present_negatives: Literal["keep", "unknown", "with_positive"] = "keep"
     median_filter: int = 1
     clip_labels: bool = True
 
@@ -129,15 +140,33 @@ def frame_pseudo_labels(
         p1 = median_smooth(p1, cfg.median_filter)
         p2 = median_smooth(p2, cfg.median_filter)
     labels = agreement(p1, p2, cfg.threshold, cfg.resolved_negative_threshold)
-    weak = _check_weak(weak_labels, p1.shape[0], p1.shape[2])
-    if weak is not None and cfg.weak_constraint:
-        absent = (weak == 0).unsqueeze(1).expand_as(labels)
-        labels = labels.masked_fill(absent, 0)
+    valid = None
     if frame_mask is not None:
         if frame_mask.shape != p1.shape[:2]:
             raise ValueError(f"frame mask must be {tuple(p1.shape[:2])}, got {tuple(frame_mask.shape)}")
-        labels = labels.masked_fill(~frame_mask.bool().unsqueeze(-1), UNKNOWN)
+        valid = frame_mask.bool().unsqueeze(-1)
+        labels = labels.masked_fill(~valid, UNKNOWN)
+    weak = _check_weak(weak_labels, p1.shape[0], p1.shape[2])
+    if weak is not None:
+        labels = _apply_weak_labels(labels, weak, cfg, valid)
     return labels
+
+
+def _apply_weak_labels(labels: torch.Tensor, weak: torch.Tensor, cfg: PseudoLabelConfig,
+                       valid: torch.Tensor | None) -> torch.Tensor:
+    """Frame votes ``(batch, frame, class)`` reconciled with the clips' weak labels ``(batch, class)``.
+
+    ``valid``: ``(batch, frame, 1)``, ``False`` on padded frames (already unknown), or ``None``.
+    """
+    if cfg.weak_constraint:
+        absent = (weak == 0).unsqueeze(1)
+        labels = labels.masked_fill(absent if valid is None else absent & valid, 0)
+    if cfg.present_negatives == "keep":
+        return labels
+    present = weak == 1
+    if cfg.present_negatives == "with_positive":
+        present = present & ~(labels == 1).any(dim=1)
+    return labels.masked_fill(present.unsqueeze(1) & (labels == 0), UNKNOWN)
 
 
 def clip_pseudo_labels(
