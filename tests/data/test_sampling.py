@@ -150,3 +150,25 @@ def test_config_validation_and_loading():
     assert cfg.global_batch_size == 24 and cfg.steps_per_epoch is None
     with pytest.raises(ConfigError, match="unknown config key"):
         from_dict(SamplerConfig, {"batch_size": 64})
+
+
+def test_the_run_seed_drives_the_shuffles_unless_the_sampler_has_its_own():
+    derived = SamplerConfig(batch_sizes=CFG.batch_sizes)  # seed null: the run's seed
+    assert derived.seed is None and derived.shuffle_seed(5) == 5 and CFG.shuffle_seed(5) == 11
+
+    def order(cfg: SamplerConfig, run_seed: int) -> list[list[int]]:
+        return list(MultiSourceBatchSampler(SOURCES, cfg, run_seed=run_seed))
+
+    assert order(derived, 3) == order(derived, 3)
+    assert order(derived, 3) != order(derived, 4)
+    fixed = SamplerConfig(batch_sizes=CFG.batch_sizes, seed=3)
+    assert order(derived, 3) == order(fixed, 0) == order(fixed, 4)  # an explicit seed ignores the run's
+    assert order(derived, 0) == list(MultiSourceBatchSampler(SOURCES, derived))  # run seed 0 by default
+    ranks = [list(MultiSourceBatchSampler(SOURCES, derived, num_replicas=2, rank=r, run_seed=7)) for r in (0, 1)]
+    merged = [sorted(a + b) for a, b in zip(*ranks)]
+    assert merged == [sorted(b) for b in order(derived, 7)]  # every rank shuffles with the same seed
+    with pytest.raises(ConfigError, match="non-negative or null"):
+        SamplerConfig(seed=-1)
+    with pytest.raises(ConfigError, match="run_seed"):
+        MultiSourceBatchSampler(SOURCES, derived, run_seed=-2)
+    assert from_dict(SamplerConfig, {"seed": None}).seed is None

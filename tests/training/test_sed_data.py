@@ -81,6 +81,19 @@ def test_loader_batches_have_the_phase_composition(tiny):
     assert next(iter(half)).size == 6
 
 
+def test_train_seed_drives_the_batch_order_unless_the_sampler_has_a_seed(tiny):
+    def rows(*extra: str) -> list[list[int]]:
+        cfg = _config("sed_adv_time", *extra)
+        data = SedDataModule(tiny, cfg).setup()
+        return [batch.index.tolist() for batch in data.train_loader(cfg.sampler.phase1)]
+
+    first = rows("train.seed=1")
+    assert rows("train.seed=1") == first
+    assert rows("train.seed=2") != first
+    fixed = rows("train.seed=1", "sampler.phase1.seed=5")
+    assert rows("train.seed=2", "sampler.phase1.seed=5") == fixed != first
+
+
 def test_evaluation_split_and_durations(tiny):
     cfg = _config("sed_adv_time")
     data = SedDataModule(tiny, cfg)

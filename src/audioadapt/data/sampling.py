@@ -11,7 +11,10 @@ an epoch has that many steps instead and a source that runs out starts a new
 shuffled pass within the epoch.
 
 Shuffling depends only on ``(seed, epoch, source name, pass)``: call
-:meth:`MultiSourceBatchSampler.set_epoch` before each epoch. Without shuffling
+:meth:`MultiSourceBatchSampler.set_epoch` before each epoch. The seed is the
+config's ``seed``, or when that is ``None`` the run's seed handed to the
+sampler (``train.seed`` in a training run), so that a run's seed drives both
+the initialisation and the batch order. Without shuffling
 each source is walked in order and an epoch continues where the previous one
 stopped.
 
@@ -50,13 +53,16 @@ class SamplerConfig:
     steps_per_epoch: fixed epoch length in steps; ``None`` ends the epoch when
         the shortest stream runs out.
     shuffle: reshuffle each source every epoch.
-    seed: base seed of the shuffles.
+    seed: base seed of the shuffles; ``None`` (default) takes the run's seed
+        (``train.seed``), so runs with different seeds also see their clips in
+        different orders. A fixed value keeps the batch order whatever the
+        run's seed (0 was the fixed value before).
     """
 
     batch_sizes: dict[str, int] = field(default_factory=_default_batch_sizes)
     steps_per_epoch: int | None = None
     shuffle: bool = True
-    seed: int = 0
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         if not self.batch_sizes:
@@ -68,13 +74,17 @@ class SamplerConfig:
             raise ConfigError("batch_sizes are all zero")
         if self.steps_per_epoch is not None and self.steps_per_epoch <= 0:
             raise ConfigError(f"steps_per_epoch must be positive or null, got {self.steps_per_epoch}")
-        if self.seed < 0:
-            raise ConfigError(f"seed must be non-negative, got {self.seed}")
+        if self.seed is not None and self.seed < 0:
+            raise ConfigError(f"seed must be non-negative or null, got {self.seed}")
 
     @property
     def global_batch_size(self) -> int:
         """Rows per global batch, summed over the sources."""
         return sum(self.batch_sizes.values())
+
+    def shuffle_seed(self, run_seed: int) -> int:
+        """The base seed of the shuffles: ``seed``, or ``run_seed`` when ``seed`` is ``None``."""
+        return run_seed if self.seed is None else self.seed
 
 
 def _distributed_defaults() -> tuple[int, int]:
@@ -96,6 +106,8 @@ class MultiSourceBatchSampler(Sampler[list[int]]):
     config: batch composition, epoch length, shuffling and seed.
     num_replicas, rank: distributed setting; default from
         ``torch.distributed`` when it is initialised, else 1 and 0.
+    run_seed: the run's seed, the shuffles' seed when ``config.seed`` is
+        ``None`` (the same on every rank).
     """
 
     def __init__(
@@ -105,8 +117,12 @@ class MultiSourceBatchSampler(Sampler[list[int]]):
         *,
         num_replicas: int | None = None,
         rank: int | None = None,
+        run_seed: int = 0,
     ):
         self.config = config or SamplerConfig()
+        if run_seed < 0:
+            raise ConfigError(f"run_seed must be non-negative, got {run_seed}")
+        self.seed = self.config.shuffle_seed(int(run_seed))
         world, own = _distributed_defaults() if num_replicas is None or rank is None else (1, 0)
         self.num_replicas = world if num_replicas is None else int(num_replicas)
         self.rank = own if rank is None else int(rank)
@@ -164,7 +180,7 @@ class MultiSourceBatchSampler(Sampler[list[int]]):
         key = zlib.crc32(name.encode("utf-8"))
         passes = []
         for p in range(-(-need // n)):
-            rng = np.random.default_rng([self.config.seed, self.epoch, key, p])
+            rng = np.random.default_rng([self.seed, self.epoch, key, p])
             passes.append(rng.permutation(n))
         return pool[np.concatenate(passes)[:need]]
 

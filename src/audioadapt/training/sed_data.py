@@ -257,10 +257,12 @@ class SedDataModule:
 
     def train_loader(self, sampler: SamplerConfig, *, rank: int = 0, world_size: int = 1, num_workers: int = 0,
                      pin_memory: bool = False) -> DataLoader:
-        """Batches of a phase with ``sampler``'s per-source composition (this rank's share)."""
+        """Batches of a phase with ``sampler``'s per-source composition (this rank's share), shuffled with
+        ``sampler.seed`` or, when that is null, ``train.seed``."""
         if self.train is None:
             raise RuntimeError("SedDataModule.setup() has not run")
-        batch_sampler = MultiSourceBatchSampler(self.train.ranges, sampler, num_replicas=world_size, rank=rank)
+        batch_sampler = MultiSourceBatchSampler(self.train.ranges, sampler, num_replicas=world_size, rank=rank,
+                                                run_seed=self.cfg.train.seed)
         return DataLoader(self.train, batch_sampler=batch_sampler, collate_fn=collate, num_workers=num_workers,
                           pin_memory=pin_memory)
 
