@@ -101,6 +101,15 @@ def test_config_loads_from_yaml_like_dict_and_rejects_unknown_keys():
         from_dict(CRNNConfig, {"rnn_layer": 2})
 
 
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_bn_momentum_reaches_every_conv_block(momentum):
+    cfg = from_dict(CRNNConfig, {"filters": [4, 8], "kernel_sizes": [3, 3], "pooling": [[2, 2], [2, 2]],
+                                 "rnn_hidden": 6, "bn_momentum": momentum})
+    model = CRNN(cfg, n_mels=16)
+    assert [block.norm.momentum for block in model.cnn] == [momentum, momentum]
+    assert CRNNConfig().bn_momentum == 0.99  # DESED's value (PyTorch convention)
+
+
 def test_channels_last_gives_the_same_features_and_gradients_as_contiguous():
     torch.manual_seed(0)
     small = dict(filters=(4, 8), kernel_sizes=(3, 3), pooling=((2, 2), (2, 2)), rnn_hidden=8, rnn_layers=1,

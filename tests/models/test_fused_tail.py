@@ -72,6 +72,25 @@ def test_fused_tail_matches_the_operator_path(cin, cout, pool, p, shape):
 
 
 @needs_kernel
+@pytest.mark.parametrize("momentum", [0.99, 0.1, None])
+def test_running_statistics_follow_the_configured_momentum_over_steps(momentum):
+    """``model.crnn.bn_momentum`` reaches the kernel: several steps give the operator path's running statistics."""
+    plain, fused = _pair(8, 16, (2, 2), 0.5)
+    for block in (plain, fused):
+        block.norm.momentum = momentum
+    torch.manual_seed(4)
+    batches = [torch.randn(3, 8, 12, 10).mul(1 + k).add(k).contiguous(memory_format=torch.channels_last)
+               for k in range(3)]
+    for k, x in enumerate(batches):
+        grad = torch.randn(3, 16, 6, 5)
+        _run(plain, x, grad, seed=k)
+        _run(fused, x, grad, seed=k)
+    for buf in ("running_mean", "running_var"):
+        torch.testing.assert_close(getattr(fused.norm, buf), getattr(plain.norm, buf), rtol=1e-5, atol=1e-6)
+    assert int(fused.norm.num_batches_tracked) == int(plain.norm.num_batches_tracked) == 3
+
+
+@needs_kernel
 def test_batch_statistics_are_accurate_on_a_large_batch():
     # float64 reference: the fused pass accumulates in double
     plain, fused = _pair(1, 16, (2, 2), 0.0)

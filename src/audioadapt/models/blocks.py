@@ -127,7 +127,7 @@ class ConvBlock(nn.Module):
         outputs ``2 * out_channels`` that the GLU halves) or ``"relu"``.
     bn_eps, bn_momentum:
         BatchNorm settings; ``bn_momentum`` uses PyTorch's convention
-        ``running = (1 - m) * running + m * batch``.
+        ``running = (1 - m) * running + m * batch`` (``None``: cumulative average).
     fused_cpu:
         On CPU, run BatchNorm, GLU, dropout and pooling through the fused kernel of
         :mod:`audioadapt.models.fused_tail` where it applies (see :meth:`fusable`): in training, and in
@@ -144,7 +144,7 @@ class ConvBlock(nn.Module):
         dropout: float,
         activation: Activation,
         bn_eps: float,
-        bn_momentum: float,
+        bn_momentum: float | None,
         fused_cpu: bool = False,
     ):
         super().__init__()

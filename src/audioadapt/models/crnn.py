@@ -45,9 +45,13 @@ class CRNNConfig:
     bn_eps: BatchNorm epsilon (DESED: 1e-3).
     bn_momentum: BatchNorm momentum in **PyTorch's** convention,
         ``running = (1 - m) * running + m * batch``. DESED passes 0.99 in this
-        convention, so the running statistics follow mostly the latest batch.
-        That is *not* Keras' ``momentum=0.99`` (``running = m * running +
-        (1 - m) * batch``), which corresponds to 0.01 here.
+        convention, so the running statistics follow mostly the latest batch
+        (with small batches, the statistics used at evaluation are those of
+        the last few clips). That is *not* Keras' ``momentum=0.99``
+        (``running = m * running + (1 - m) * batch``), which corresponds to
+        0.01 here. ``null``: the cumulative average over all training batches
+        (PyTorch's ``momentum=None``). The fused CPU kernel updates the
+        running statistics with the same momentum.
     rnn_type: ``"gru"`` (default) or ``"lstm"``.
     rnn_hidden: units per direction.
     rnn_layers: stacked recurrent layers.
@@ -81,7 +85,7 @@ class CRNNConfig:
     dropout: float = 0.5
     activation: Activation = "glu"
     bn_eps: float = 1e-3
-    bn_momentum: float = 0.99
+    bn_momentum: float | None = 0.99
     rnn_type: Literal["gru", "lstm"] = "gru"
     rnn_hidden: int = 128
     rnn_layers: int = 2
@@ -110,8 +114,8 @@ class CRNNConfig:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
         if not 0.0 <= self.rnn_dropout < 1.0:
             raise ValueError(f"rnn_dropout must lie in [0, 1), got {self.rnn_dropout}")
-        if not 0.0 <= self.bn_momentum <= 1.0:
-            raise ValueError(f"bn_momentum must lie in [0, 1], got {self.bn_momentum}")
+        if self.bn_momentum is not None and not 0.0 <= self.bn_momentum <= 1.0:
+            raise ValueError(f"bn_momentum must lie in [0, 1] or be null, got {self.bn_momentum}")
         if self.bn_eps <= 0:
             raise ValueError(f"bn_eps must be positive, got {self.bn_eps}")
         if self.fused_cpu_max_channels < 0:
