@@ -168,7 +168,7 @@ def test_adv_time_domain_gradient_reaches_the_student_reversed_and_scaled():
     from audioadapt.adaptation.losses import domain_bce
 
     method = make_adv_method(("method.grl_weight.kind=constant", "method.grl_weight.end=0.3",
-                              "method.mean_teacher.teacher_noise=none"))
+                              "method.grl_weight.warmup=0", "method.mean_teacher.teacher_noise=none"))
     model = method.student.eval()
     batch = support.mixed_batch(method)
     terms = method.compute_losses(batch, context(method))
@@ -200,7 +200,7 @@ def test_adv_time_training_step_adds_the_weighted_domain_loss_and_logs_alpha():
 
 
 def test_adv_time_mean_teacher_trains_to_a_bar(sed_tiny_dataset, tmp_path, one_thread):
-    from audioadapt.api.sed import evaluate_sed_run, train_sed
+    from audioadapt.api.sed import train_sed
 
     from .test_sed_e2e import ft_loss, read_metrics, tiny_overrides
 
@@ -212,5 +212,3 @@ def test_adv_time_mean_teacher_trains_to_a_bar(sed_tiny_dataset, tmp_path, one_t
     assert last < 0.75 * first, f"student loss went from {first:.3f} to {last:.3f}"
     assert float(rows[-1]["train/domain"]) > 0 and float(rows[-1]["train/grl_weight"]) > 0
     assert result.best["metric"] == "selection" and (run / "best.pt").is_file()
-    entries = evaluate_sed_run(run, data_root=sed_tiny_dataset, write=False).entries()
-    assert 0.0 <= entries["event_macro_f1"] <= 1.0
