@@ -65,6 +65,10 @@ def test_benchmark_runs_systems_for_each_protocol(ser_tiny_dataset, tmp_path, ca
             if key != "snsa_f":  # stage 2 started from the same seed's SNSA-F run
                 assert cfg.stage2.init_from == str(out / protocol / "runs" / "snsa_f" / "seed0")
         assert data["results"]["nnpm"]["settings"]["stage1_from"] == "snsa_f"
+        paired = data["results"]["nnpm"]["paired_difference"]  # every system against SNSA-F, seed by seed
+        assert paired["reference"] == "snsa_f" and paired["ua"]["n"] == 1
+        ua = data["results"]["nnpm"]["metrics"]["ua"]["values"][0] - data["results"]["snsa_f"]["metrics"]["ua"]["values"][0]
+        assert paired["ua"]["mean"] == pytest.approx(ua)
         assert data["settings"]["protocol"] == protocol
     summary = (out / "benchmark.md").read_text()
     assert "transductive protocol" in summary and "held_out_speaker protocol" in summary

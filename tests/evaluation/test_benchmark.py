@@ -54,3 +54,47 @@ def test_write_produces_json_markdown_and_plot(tmp_path):
     assert paths["markdown"].read_text().startswith("### Toy table\n")
     assert paths["plot"].stat().st_size > 1000
     assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_paired_difference_is_the_mean_of_per_seed_differences_with_a_t_interval():
+    from scipy import stats
+
+    from audioadapt.evaluation.benchmark import PairedDifference
+
+    system = {0: 0.30, 1: 0.42, 2: 0.35, 3: math.nan, 4: 0.50}
+    reference = {0: 0.25, 1: 0.40, 2: 0.20, 3: 0.30, 5: 0.9}
+    d = PairedDifference.of(system, reference)
+    diffs = np.array([0.05, 0.02, 0.15])  # seeds 0-2; seed 3 undefined, 4 and 5 unpaired
+    half = stats.t.ppf(0.975, 2) * diffs.std(ddof=1) / np.sqrt(3)
+    assert d.n == 3 and d.mean == pytest.approx(diffs.mean())
+    assert (d.ci_low, d.ci_high) == (pytest.approx(diffs.mean() - half), pytest.approx(diffs.mean() + half))
+    assert d.significant is False  # the interval reaches below 0 with 3 noisy pairs
+    assert d.format(percent=True).startswith("+7.33 [")
+
+
+def test_a_consistent_gain_is_significant_and_one_pair_has_no_interval():
+    from audioadapt.evaluation.benchmark import PairedDifference
+
+    d = PairedDifference.of({s: 0.5 + 0.01 * s for s in range(5)}, {s: 0.4 + 0.011 * s for s in range(5)})
+    assert d.significant and d.ci_low > 0
+    one = PairedDifference.of({0: 0.5}, {0: 0.4})
+    assert one.n == 1 and math.isnan(one.ci_low) and not one.significant
+    assert one.format(percent=True) == "+10.00"
+    assert PairedDifference.of({0: 0.5}, {1: 0.4}).format(percent=True) == "n/a"
+
+
+def test_tables_with_a_reference_row_show_and_record_the_paired_differences(tmp_path):
+    table = _table()
+    table.reference = "a"
+    md = table.to_markdown()
+    assert "### Paired differences to System A" in md
+    assert "| System C | +10.00 [+10.00, +10.00] * | -1.0000 | 2 |" in md  # loss: seed 1 only (seed 0 NaN)
+    assert "| System B | +40.00 | n/a | 1 |" in md
+    assert "| System A | +" not in md
+    data = json.loads(table.write(tmp_path)["json"].read_text())
+    c = data["results"]["c"]["paired_difference"]
+    assert c["reference"] == "a" and c["event"]["n"] == 2 and c["event"]["mean"] == pytest.approx(0.1)
+    assert "paired_difference" not in data["results"]["a"]
+    assert data["results"]["c"]["runs"]["1"]["event"] == 0.4  # the per-seed shape is kept
+    table.reference = None
+    assert "Paired differences" not in table.to_markdown()

@@ -43,6 +43,8 @@ SER_ROWS: tuple[RowSpec, ...] = (
 
 #: Columns: UA and WA on the target test side.
 SER_METRICS: tuple[MetricSpec, ...] = (MetricSpec("ua", "UA"), MetricSpec("wa", "WA"))
+#: The row every other system is compared with (paired per-seed differences): the source-only model.
+SER_REFERENCE_ROW = "snsa_f"
 
 #: Target protocols a benchmark runs unless told otherwise.
 SER_PROTOCOLS: tuple[str, ...] = ("transductive", "held_out_speaker")
@@ -154,7 +156,7 @@ def benchmark_ser(
                       "profile": str(profile) if profile is not None else None, "common_settings": prof.common,
                       "row_settings": prof.rows, "share_stage1": share,
                       "failures": grid.failure_names()},
-            note=_NOTE.format(protocol=protocol))
+            note=_NOTE.format(protocol=protocol), reference=SER_REFERENCE_ROW)
         table.write(where)
         tables[protocol] = table
     summary = "\n".join(t.to_markdown() for t in tables.values())
@@ -163,4 +165,4 @@ def benchmark_ser(
     return tables
 
 
-__all__ = ["SER_METRICS", "SER_PROTOCOLS", "SER_ROWS", "STAGE1_ROW", "ablation_rows", "benchmark_ser", "ser_row_overrides"]
+__all__ = ["SER_METRICS", "SER_PROTOCOLS", "SER_REFERENCE_ROW", "SER_ROWS", "STAGE1_ROW", "ablation_rows", "benchmark_ser", "ser_row_overrides"]

@@ -10,13 +10,20 @@ The spread is the sample standard deviation over seeds (``ddof=1``); it is
 undefined (``n/a``) for a single seed. A seed whose metric is undefined
 (NaN) is left out of that metric's mean; the table then shows how many
 seeds the mean is over (``(n=1)``).
+
+Systems are compared by paired per-seed differences: with a reference row
+(the baseline), each other row's value minus the reference's value for the
+same seed, over the seeds where both are defined, with a Student-t 95 %
+confidence interval of their mean (:class:`PairedDifference`). Seeds drive
+initialisation and sampling alike, so pairing removes what a seed does to
+both systems.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +76,64 @@ class Summary:
         return text + (f" ± {scale * self.std:.{digits}f}" if not math.isnan(self.std) else "")
 
 
+@dataclass(frozen=True)
+class PairedDifference:
+    """Mean of per-seed differences (system - reference) with its confidence interval.
+
+    Attributes
+    ----------
+    mean: mean difference over the paired seeds.
+    ci_low, ci_high: Student-t interval of the mean (NaN with fewer than 2 pairs).
+    n: number of seeds where both values are defined.
+    confidence: the interval's level.
+    """
+
+    mean: float
+    ci_low: float
+    ci_high: float
+    n: int
+    confidence: float = 0.95
+
+    @classmethod
+    def of(cls, values: Mapping[int, float], reference: Mapping[int, float],
+           confidence: float = 0.95) -> PairedDifference:
+        """Pair ``values`` with ``reference`` by seed; seeds where either is undefined are left out."""
+        from scipy import stats
+
+        if not 0.0 < confidence < 1.0:
+            raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+        diffs = np.array([values[s] - reference[s] for s in sorted(set(values) & set(reference))
+                          if _finite(values[s]) and _finite(reference[s])], dtype=np.float64)
+        n = int(diffs.size)
+        if n == 0:
+            return cls(math.nan, math.nan, math.nan, 0, confidence)
+        mean = float(diffs.mean())
+        if n < 2:
+            return cls(mean, math.nan, math.nan, n, confidence)
+        half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * diffs.std(ddof=1) / math.sqrt(n))
+        return cls(mean, mean - half, mean + half, n, confidence)
+
+    @property
+    def significant(self) -> bool:
+        """Whether the interval excludes 0."""
+        return _finite(self.ci_low) and (self.ci_low > 0 or self.ci_high < 0)
+
+    def format(self, percent: bool, digits: int = 2) -> str:
+        """``+1.23 [+0.10, +2.36]`` (``n/a`` parts when undefined)."""
+        if math.isnan(self.mean):
+            return MISSING
+        scale = 100.0 if percent else 1.0
+        digits = digits if percent else digits + 2
+        text = f"{scale * self.mean:+.{digits}f}"
+        if _finite(self.ci_low):
+            text += f" [{scale * self.ci_low:+.{digits}f}, {scale * self.ci_high:+.{digits}f}]"
+        return text
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
 @dataclass
 class BenchmarkRow:
     """One system of the table and its per-seed numbers.
@@ -90,6 +155,10 @@ class BenchmarkRow:
         """The per-seed values of ``metric``, in seed order (NaN where a run lacks it)."""
         return [float(self.runs[s].get(metric, math.nan)) for s in sorted(self.runs)]
 
+    def by_seed(self, metric: str) -> dict[int, float]:
+        """Seed -> value of ``metric`` (NaN where a run lacks it)."""
+        return {s: float(self.runs[s].get(metric, math.nan)) for s in sorted(self.runs)}
+
     def summary(self, metric: str) -> Summary:
         return Summary.of(self.values(metric))
 
@@ -106,6 +175,8 @@ class BenchmarkTable:
     rows: the systems, in table order.
     settings: how the runs were made (dataset, seeds, common overrides).
     note: text under the table (what the numbers are, where they come from).
+    reference: key of the row the others are compared with (paired per-seed
+        differences); ``None`` or a key absent from ``rows``: no comparison.
     """
 
     kind: str
@@ -114,6 +185,35 @@ class BenchmarkTable:
     rows: list[BenchmarkRow]
     settings: dict[str, Any] = field(default_factory=dict)
     note: str = ""
+    reference: str | None = None
+
+    def reference_row(self) -> BenchmarkRow | None:
+        """The row the others are compared with, if it is in the table."""
+        return next((r for r in self.rows if r.key == self.reference), None)
+
+    def difference(self, row: BenchmarkRow, metric: str) -> PairedDifference | None:
+        """``row`` minus the reference row on ``metric``, paired by seed (``None`` without a reference)."""
+        ref = self.reference_row()
+        if ref is None:
+            return None
+        return PairedDifference.of(row.by_seed(metric), ref.by_seed(metric))
+
+    def difference_table(self) -> Table | None:
+        """Paired per-seed differences of every other row to the reference row, with 95 % intervals."""
+        ref = self.reference_row()
+        if ref is None:
+            return None
+        columns = ["system", *(f"Δ {m.label}" + (" (points)" if m.percent else "") for m in self.metrics), "pairs"]
+        body = []
+        for row in self.rows:
+            if row is ref:
+                continue
+            diffs = [self.difference(row, m.key) for m in self.metrics]
+            cells = [d.format(m.percent) + (" *" if d.significant else "") for d, m in zip(diffs, self.metrics)]
+            body.append([row.label, *cells, max((d.n for d in diffs), default=0)])
+        note = (f"Each system minus {ref.label}, seed by seed, mean and Student-t 95 % confidence interval over "
+                "the seeds both have; * marks an interval that excludes 0.")
+        return Table(f"Paired differences to {ref.label}", columns, body, note=note)
 
     def table(self) -> Table:
         columns = ["system", *(m.label + (" (%)" if m.percent else "") for m in self.metrics), "seeds"]
@@ -147,17 +247,25 @@ class BenchmarkTable:
                             for m in self.metrics},
                 "runs": {str(s): row.runs[s] for s in sorted(row.runs)},
             }
+            ref = self.reference_row()
+            if ref is not None and row is not ref:
+                out[row.key]["paired_difference"] = {
+                    "reference": ref.key,
+                    **{m.key: dataclasses.asdict(self.difference(row, m.key)) for m in self.metrics}}
         return out
+
+    def _tables(self) -> list[Table]:
+        diff = self.difference_table()
+        return [self.table(), *([diff] if diff is not None else []), self.seed_table()]
 
     def report(self) -> Report:
         entries = {f"{row.key}.{m.key}": row.summary(m.key).mean for row in self.rows for m in self.metrics}
-        return Report(self.kind, self.to_results(), settings=self.settings, entries=entries,
-                      tables=[self.table(), self.seed_table()])
+        return Report(self.kind, self.to_results(), settings={**self.settings, "reference": self.reference},
+                      entries=entries, tables=self._tables())
 
     def to_markdown(self) -> str:
-        """The table, then the per-seed numbers (the Report's Markdown without the entry list)."""
-        parts = [self.table().to_markdown(), self.seed_table().to_markdown()]
-        return "\n\n".join(parts) + "\n"
+        """The table, the paired differences, then the per-seed numbers (the Report's Markdown without the entry list)."""
+        return "\n\n".join(t.to_markdown() for t in self._tables()) + "\n"
 
     def plot(self, path: str | Path) -> Path:
         """Grouped bars (one group per metric, one bar per system) with +/- std error bars."""
@@ -200,4 +308,4 @@ class BenchmarkTable:
         return {"json": json_path, "markdown": md_path, "plot": png}
 
 
-__all__ = ["BenchmarkRow", "BenchmarkTable", "MetricSpec", "Summary"]
+__all__ = ["BenchmarkRow", "BenchmarkTable", "MetricSpec", "PairedDifference", "Summary"]
