@@ -7,7 +7,7 @@ import json
 import pytest
 
 from audioadapt.api.benchmark import Profile
-from audioadapt.api.sed_benchmark import SED_ROWS, benchmark_sed, sed_row_overrides
+from audioadapt.api.sed_benchmark import SED_ALL_ROWS, SED_PAPER_ROWS, SED_ROWS, benchmark_sed, sed_row_overrides
 from audioadapt.cli.main import main
 from audioadapt.config.sed import load_sed_config
 
@@ -73,7 +73,7 @@ def test_the_shipped_cpu_profile_is_valid_for_every_row(capsys):
     from audioadapt.api.benchmark import read_profile
 
     prof = read_profile("sed_cpu")
-    for row in SED_ROWS:
+    for row in SED_ALL_ROWS:
         overrides, _ = sed_row_overrides(row, prof, 0)
         cfg = load_sed_config(row.preset, overrides)
         assert cfg.features.n_mels == 64 and cfg.sampler.phase1.steps_per_epoch == 100
@@ -81,3 +81,36 @@ def test_the_shipped_cpu_profile_is_valid_for_every_row(capsys):
         assert unlabeled == (8 if cfg.method.adversarial != "none" or cfg.method.kind == "mean_teacher" else 0)
     assert main(["config", "list", "--profiles"]) == 0
     assert capsys.readouterr().out.split() == ["sed_cpu", "ser_cpu"]
+
+
+def test_paper_literal_rows_are_extra_rows_of_their_own_presets():
+    assert [r.key for r in SED_PAPER_ROWS] == ["paper_adv_whole", "paper_adv_time", "paper_tri_training",
+                                              "paper_adv_whole_tri_training", "paper_adv_time_tri_training"]
+    assert all(r.preset == f"sed_{r.key}" for r in SED_PAPER_ROWS)
+    assert not set(SED_PAPER_ROWS) & set(SED_ROWS) and SED_ALL_ROWS == SED_ROWS + SED_PAPER_ROWS
+    for row in SED_PAPER_ROWS:
+        cfg = load_sed_config(row.preset)
+        assert cfg.method.grl_weight.warmup == 0.0 and cfg.model.head.labeler_hidden_dim is None
+
+
+def test_config_list_shows_the_paper_literal_presets(capsys):
+    assert main(["config", "list", "sed_paper_"]) == 0
+    assert capsys.readouterr().out.split() == sorted(["sed_paper_base"] + [r.preset for r in SED_PAPER_ROWS])
+
+
+def test_a_paper_literal_row_runs_beside_its_working_row(sed_tiny_dataset, sed_tiny_profile, tmp_path):
+    profile = tmp_path / "profile.yaml"  # the tiny profile, with the paper row's unlabelled share
+    profile.write_text(sed_tiny_profile.read_text() + "  paper_adv_time: {sampler: {phase1: {batch_sizes: "
+                                                      "{unlabeled: 4}}}}\n")
+    out = tmp_path / "bench"
+    table = benchmark_sed(sed_tiny_dataset, out, seeds=(0,), rows=["paper_adv_time", "adv_time"], profile=profile)
+    assert [r.key for r in table.rows] == ["adv_time", "paper_adv_time"]  # table order
+    data = json.loads((out / "benchmark.json").read_text())
+    assert data["results"]["paper_adv_time"]["settings"]["preset"] == "sed_paper_adv_time"
+    assert 0.0 <= data["results"]["paper_adv_time"]["runs"]["0"]["event_macro_f1"] <= 1.0
+    paper = load_sed_config(out / "runs" / "paper_adv_time" / "seed0" / "config.yaml")
+    working = load_sed_config(out / "runs" / "adv_time" / "seed0" / "config.yaml")
+    assert (paper.method.grl_weight.end, working.method.grl_weight.end) == (1.0, 0.1)
+    assert paper.sampler.phase1.batch_sizes["unlabeled"] == 4
+    # without --rows the benchmark runs the Table 1 rows (and the mean teachers) only
+    assert "paper_adv_time" not in [r.key for r in SED_ROWS]

@@ -8,7 +8,10 @@ import pytest
 import yaml
 
 from audioadapt.config import from_dict, list_presets, to_dict
-from audioadapt.config.load import load_preset_dict
+from audioadapt.adaptation.orthogonality import OrthogonalityConfig
+from audioadapt.adaptation.pseudo_labels import PseudoLabelConfig
+from audioadapt.adaptation.schedules import ScheduleConfig
+from audioadapt.config.load import load_preset_dict, override_items, own_preset_dict
 from audioadapt.config.sed import SedExperimentConfig, leaf_items, load_sed_config, override_sed_config
 from audioadapt.errors import ConfigError
 
@@ -22,11 +25,19 @@ ROWS = {
     "sed_adv_time_tri_training": ("tri_adv", "time", True),
     "sed_mean_teacher": ("mean_teacher", "none", False),
     "sed_adv_time_mean_teacher": ("mean_teacher", "time", False),
+    "sed_paper_adv_whole": ("tri_adv", "whole", False),
+    "sed_paper_adv_time": ("tri_adv", "time", False),
+    "sed_paper_tri_training": ("tri_adv", "none", True),
+    "sed_paper_adv_whole_tri_training": ("tri_adv", "whole", True),
+    "sed_paper_adv_time_tri_training": ("tri_adv", "time", True),
 }
+#: The six Table 1 presets (the working readings of sed_base.yaml).
+TABLE1 = ("sed_baseline", "sed_adv_whole", "sed_adv_time", "sed_tri_training", "sed_adv_whole_tri_training",
+          "sed_adv_time_tri_training")
 
 
 def test_the_shipped_sed_presets_are_the_expected_ones():
-    assert set(list_presets("sed_")) == set(ROWS) | {"sed_base"}
+    assert set(list_presets("sed_")) == set(ROWS) | {"sed_base", "sed_paper_base"}
 
 
 @pytest.mark.parametrize("name", sorted(ROWS))
@@ -44,9 +55,73 @@ def test_no_preset_key_is_unused(name):
     tree = load_preset_dict(name)
     cfg = from_dict(SedExperimentConfig, tree)  # unknown keys would raise here
     inactive = cfg.inactive_keys()
-    for key in leaf_items(tree):
+    for key in leaf_items(own_preset_dict(name)):  # what the file itself sets
         hits = [p for p in inactive if key == p or key.startswith(p + ".")]
         assert not hits, f"{name}: '{key}' has no effect ({inactive[hits[0]]})"
+    # what it inherits but does not use is left at the default
+    loaded = load_sed_config(name)
+    assert loaded.ignored_keys(leaf_items(to_dict(loaded))) == {}
+
+
+def test_the_table1_presets_share_the_working_readings():
+    for name in TABLE1:
+        cfg = load_sed_config(name)
+        m = cfg.method
+        labelers = m.uses_labelers
+        assert cfg.model.head.labeler_hidden_dim == (128 if labelers else None)
+        assert cfg.model.head.hidden_dim is None  # Ft keeps the baseline's head
+        cosine = OrthogonalityConfig(weight=1.0, normalization="row", orientation="out", reduction="mean_abs")
+        assert m.orthogonality == (cosine if labelers else OrthogonalityConfig())
+        working = PseudoLabelConfig(threshold=0.5, negative_threshold=0.1, present_negatives="unknown")
+        assert m.pseudo_labels == (working if labelers else PseudoLabelConfig())
+        grl = ScheduleConfig(kind="sigmoid_ramp", end=0.1, warmup=0.3)
+        assert m.grl_weight == (grl if m.adversarial != "none" else ScheduleConfig())
+        if m.adversarial != "none":
+            assert m.grl_weight.value(0.29) == 0.0 and m.grl_weight.value(1.0) == pytest.approx(0.1, rel=1e-3)
+
+
+@pytest.mark.parametrize("row", ["adv_whole", "adv_time", "tri_training", "adv_whole_tri_training",
+                                 "adv_time_tri_training"])
+def test_paper_presets_are_their_rows_with_the_literal_readings(row):
+    paper, working = load_sed_config(f"sed_paper_{row}"), load_sed_config(f"sed_{row}")
+    defaults = SedExperimentConfig()
+    assert paper.method.orthogonality == defaults.method.orthogonality  # stacked outputs, Frobenius, sum
+    assert paper.method.pseudo_labels == defaults.method.pseudo_labels  # tau 0.5 for both
+    assert paper.method.grl_weight == defaults.method.grl_weight  # ramp to 1 from the start
+    assert paper.model.head == defaults.model.head  # labelers without a hidden layer
+    literal = ["model.head.labeler_hidden_dim=null", "method.grl_weight.warmup=0.0", "method.grl_weight.end=1.0",
+               "method.orthogonality.normalization=frobenius", "method.orthogonality.orientation=in",
+               "method.orthogonality.reduction=sum_abs", "method.pseudo_labels.negative_threshold=null",
+               "method.pseudo_labels.present_negatives=keep"]
+    applicable = [o for o in literal if not working.ignored_keys(override_items([o]))]
+    assert override_sed_config(working, applicable) == paper  # nothing else differs
+
+
+def test_inherited_settings_a_row_does_not_use_keep_their_defaults(tmp_path, caplog):
+    with caplog.at_level("DEBUG", logger="audioadapt.config.sed"):
+        base = load_sed_config("sed_baseline")
+    assert "method.orthogonality" in caplog.text and "WARNING" not in caplog.text
+    assert base.method.orthogonality == OrthogonalityConfig() and base.method.grl_weight == ScheduleConfig()
+    from audioadapt.config import save_config
+
+    for name in ("sed_baseline", "sed_adv_time", "sed_tri_training", "sed_mean_teacher", "sed_paper_adv_whole"):
+        cfg = load_sed_config(name)
+        assert load_sed_config(save_config(cfg, tmp_path / f"{name}.yaml")) == cfg
+    # a switch turned on by an override makes the inherited readings count again
+    tri = load_sed_config("sed_baseline", ["method.tri_training=true"])
+    assert tri.model.head.labeler_hidden_dim == 128 and tri.method.pseudo_labels.negative_threshold == 0.1
+    # and one turned off leaves them out, without a warning: the file did not set them itself
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="audioadapt.config.sed"):
+        off = load_sed_config("sed_adv_time_tri_training", ["method.tri_training=false", "method.adversarial=none",
+                                                            "sampler.phase1.batch_sizes.unlabeled=0"])
+    assert off.method.orthogonality == OrthogonalityConfig() and off.method.grl_weight == ScheduleConfig()
+    assert off.model.head.labeler_hidden_dim is None and caplog.text == ""
+    # a preset's own key without effect stays an error
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("extends: sed_base\nmethod: {tri_training: false, pseudo_labels: {threshold: 0.6}}\n")
+    with pytest.raises(ConfigError, match=r"mine.yaml.*method.pseudo_labels.threshold"):
+        load_sed_config(mine)
 
 
 def test_a_key_without_effect_is_rejected(tmp_path):

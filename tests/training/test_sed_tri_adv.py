@@ -133,7 +133,8 @@ def test_phase1_trains_every_part_and_phase2_leaves_the_labelers_out():
 
 
 def test_domain_gradient_reaches_f_reversed_and_scaled_by_the_grl_weight():
-    method = make_method("sed_adv_time", ("method.grl_weight.kind=constant", "method.grl_weight.end=0.3"))
+    method = make_method("sed_adv_time", ("method.grl_weight.kind=constant", "method.grl_weight.end=0.3",
+                                          "method.grl_weight.warmup=0"))
     model = method.model.eval()  # no dropout, BN running statistics: deterministic passes
     batch = mixed_batch(method)
     terms = method.compute_losses(batch, context(method))
@@ -159,7 +160,8 @@ def test_grl_weight_ramps_over_the_whole_run_by_default():
 
 @pytest.mark.parametrize("phase_index", [0, 1])
 def test_unlabelled_rows_enter_only_the_domain_loss(phase_index):
-    method = make_method("sed_adv_whole_tri_training", ("method.grl_weight.kind=constant",))  # alpha 1 from the start
+    method = make_method("sed_adv_whole_tri_training", ("method.grl_weight.kind=constant", "method.grl_weight.end=1",
+                                                        "method.grl_weight.warmup=0"))  # alpha 1 from the start
     method.model.eval()
     if phase_index == 1:
         method.data.source("unlabeled").reset_labels()  # phase 2 before any pseudo label: U still unknown

@@ -11,7 +11,10 @@ method (mean teacher) with several seeds, and write the table (mean +/- std of
 the event- and segment-based macro F1, and PSDS1) as Markdown, JSON and a bar chart.
 
 Rows: baseline, adv_whole, adv_time, tri_training, adv_whole_tri_training,
-adv_time_tri_training, mean_teacher.
+adv_time_tri_training, mean_teacher. Extra rows, run only when named in --rows:
+paper_adv_whole, paper_adv_time, paper_tri_training, paper_adv_whole_tri_training
+and paper_adv_time_tri_training, the same systems with the paper-literal
+readings (presets sed_paper_*).
 
 --profile is a partial configuration applied to every row where it applies:
 a shipped one (sed_cpu: a CPU-sized network and schedule; see `audioadapt
@@ -30,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     from audioadapt.cli.common import add_benchmark_parser
 
     p = add_benchmark_parser(sub, help="Table 1 rows + mean teacher over several seeds -> Markdown/JSON/PNG",
-                             description=_DESCRIPTION, rows_help="rows to run (default: all of them)")
+                             description=_DESCRIPTION, rows_help="rows to run (default: all but the paper_* rows)")
     p.add_argument("--data", required=True, type=Path, metavar="ROOT", help="dataset root (DESED 2019 layout)")
     p.add_argument("--split", default=SED_SPLIT, choices=["validation", "synthetic_valid"],
                    help=f"strongly labelled split to score (default: {SED_SPLIT}, the real domain)")

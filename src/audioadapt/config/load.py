@@ -461,6 +461,13 @@ def load_preset_dict(name_or_path: str | Path) -> dict:
     return _load_preset(name_or_path)[0]
 
 
+def own_preset_dict(name_or_path: str | Path) -> dict:
+    """The settings a preset file gives itself: its mapping without ``extends`` (none of its parents' keys)."""
+    data, _ = _load_yaml(_find_preset(str(name_or_path)))
+    data.pop(_EXTENDS_KEY, None)
+    return data
+
+
 def _locate(key: str, where: Mapping[str, str]) -> str | None:
     """``file:line`` of a dotted key (``a.b[2]`` is looked up as ``a.b``), else of the nearest section above it."""
     key = re.sub(r"\[\d+\]", "", key)
@@ -512,6 +519,7 @@ __all__ = [
     "list_profiles",
     "load_config",
     "load_preset_dict",
+    "own_preset_dict",
     "override_items",
     "preset_config",
     "profile_path",

@@ -14,10 +14,18 @@ these switches: leave them out (giving them is an error in a preset or override)
 Keys that a run would ignore (e.g. ``method.orthogonality`` without
 tri-training) are rejected by :func:`load_sed_config`, so no setting is ever a
 silent no-op.
+
+The dataclass defaults are the paper-literal readings of the open choices.
+The Table 1 presets take the working readings from ``sed_base.yaml`` (labelers
+with a hidden layer and eq. 8 as a per-unit cosine on it, a GRL warm-up then a
+small alpha, confident negative pseudo labels); ``sed_paper_*`` (extending
+``sed_paper_base.yaml``) are the same rows with the paper-literal readings. A
+preset inherits only the settings its row uses.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 from collections.abc import Iterable, Mapping
@@ -31,7 +39,8 @@ from audioadapt.adaptation.grl import check_coeff_schedule
 from audioadapt.adaptation.orthogonality import OrthogonalityConfig
 from audioadapt.adaptation.pseudo_labels import PseudoLabelConfig
 from audioadapt.adaptation.schedules import ScheduleConfig
-from audioadapt.config.load import apply_overrides, leaf_items, override_items, preset_config, to_dict
+from audioadapt.config.load import (apply_overrides, from_dict, leaf_items, override_items, own_preset_dict,
+                                    preset_config, to_dict)
 from audioadapt.data.corpora.desed import SedDataConfig
 from audioadapt.data.labels import LabelConfig
 from audioadapt.data.sampling import SamplerConfig
@@ -93,13 +102,19 @@ class SedMethodConfig:
         pseudo-labelling pass, then phase 2 (Algorithm 1). Without it only
         phase 1 runs, training F and Ft (and D). Sets ``model.heads``.
     grl_weight: schedule of alpha (eq. 5) over the training progress;
-        default the Ganin & Lempitsky sigmoid ramp to 1.
+        default the Ganin & Lempitsky sigmoid ramp to 1 from the start (the
+        Table 1 presets: no reversal for the first 30 % of the run, then a
+        ramp to 0.1, ``sed_base.yaml``).
     grl_progress: what the progress counts: ``run`` (both phases together;
         phase 2 keeps full strength) or ``phase`` (the ramp restarts).
     orthogonality: eq. 8 (lambda is its ``weight``, ``ortho_weight`` 1.0;
-        first layer, Frobenius normalisation, sum of absolute values).
+        first layer, Frobenius normalisation, sum of absolute values; the
+        Table 1 presets: the mean per-unit cosine on the labelers' hidden
+        layer, ``model.head.labeler_hidden_dim``).
     pseudo_labels: the agreement rule (tau 0.5, weak labels never
-        contradicted, frame-level labels, clip labels for U).
+        contradicted, frame-level labels, clip labels for U; the Table 1
+        presets: negatives only below 0.1, and none for a class the weak
+        label marks present).
     pseudo_label_rounds: labelling passes; 1 is Algorithm 1. With ``r > 1``
         phase 2 is cut into ``r`` parts and W, U are relabelled (by the frozen
         F1, F2 on the updated F) before each part.
@@ -281,7 +296,7 @@ class SedExperimentConfig:
             why = "there is no tri-training (method.tri_training false or a mean teacher)"
             for key in ("method.orthogonality", "method.pseudo_labels", "method.pseudo_label_rounds",
                         "method.phase2_epochs", "method.select_in_last_phase", "sampler.phase2",
-                        "method.loss_weights.f1", "method.loss_weights.f2"):
+                        "method.loss_weights.f1", "method.loss_weights.f2", "model.head.labeler_hidden_dim"):
                 out[key] = why
         if m.adversarial == "none":
             for key in ("method.grl_weight", "method.grl_progress", "method.loss_weights.domain", "model.domain"):
@@ -303,12 +318,11 @@ class SedExperimentConfig:
         defaults, current = to_dict(SedExperimentConfig()), to_dict(self)
         out = {}
         for key, value in items.items():
-            for prefix, reason in inactive.items():
-                if key == prefix or key.startswith(prefix + "."):
-                    reference = _lookup(current if prefix in _DERIVED else defaults, key)
-                    if to_dict(value) != reference:
-                        out[key] = reason
-                    break
+            prefix = _inactive_prefix(key, inactive)
+            if prefix is not None:
+                reference = _lookup(current if prefix in _DERIVED else defaults, key)
+                if to_dict(value) != reference:
+                    out[key] = inactive[prefix]
         return out
 
     def check_keys(self, items: Mapping[str, Any], where: str = "") -> None:
@@ -323,6 +337,30 @@ class SedExperimentConfig:
 #: Keys whose value the method switches derive.
 _DERIVED = ("model.heads", "model.domain.mode")
 _MISSING = object()
+
+
+def _inactive_prefix(key: str, inactive: Mapping[str, str]) -> str | None:
+    """The key prefix of ``inactive`` that ``key`` lies under, or ``None``."""
+    return next((p for p in inactive if key == p or key.startswith(p + ".")), None)
+
+
+def _without(tree: Mapping[str, Any], prefixes: Iterable[str]) -> dict:
+    """A copy of the nested ``tree`` without the subtrees at the dotted ``prefixes`` (and sections left empty)."""
+    out = copy.deepcopy(dict(tree))
+    for prefix in prefixes:
+        *parents, last = prefix.split(".")
+        chain, node = [], out
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                break
+            chain.append((node, part))
+            node = node[part]
+        else:
+            node.pop(last, None)
+            for parent, part in reversed(chain):
+                if not parent[part]:
+                    del parent[part]
+    return out
 
 
 def _lookup(tree: Any, key: str) -> Any:
@@ -342,14 +380,26 @@ def load_sed_config(preset: str | Path | None = None, overrides: Iterable[str] =
     effect. A preset setting that only an override's switch makes inactive
     (e.g. a preset's ``method.phase2_epochs`` with
     ``method.tri_training=false``) is logged as ignored.
+
+    A preset inherits (``extends``) only the settings it uses: a parent's
+    setting that the run ignores is left out, so that its key keeps the
+    default (e.g. ``sed_base.yaml``'s labeler and GRL settings in
+    ``sed_baseline``), and the resolved configuration loads again as a preset.
     """
     overrides = list(overrides)
     own, tree = preset_config(SedExperimentConfig, preset)
     where = str(preset) if preset is not None else ""
-    items = leaf_items(tree)
-    own.check_keys(items, where)
+    mine = leaf_items(own_preset_dict(preset)) if preset is not None else {}
+    own.check_keys(mine, where)
     cfg = override_sed_config(own, overrides)
-    for key, why in cfg.ignored_keys(items).items():
+    inherited = cfg.ignored_keys({k: v for k, v in leaf_items(tree).items() if k not in mine})
+    if inherited:
+        log.debug("%s: inherited setting(s) this run does not use, left at their defaults: %s", where,
+                  ", ".join(inherited))
+        inactive = cfg.inactive_keys()
+        tree = _without(tree, {_inactive_prefix(k, inactive) for k in inherited})
+        cfg = override_sed_config(from_dict(SedExperimentConfig, tree), overrides)
+    for key, why in cfg.ignored_keys(mine).items():
         log.warning("%s: '%s' is ignored after the overrides (%s)", where, key, why)
     return cfg
 
