@@ -230,3 +230,98 @@ def test_a_reference_without_events_does_not_restrict_the_labels(tmp_path, capsy
     pred = write_strong_tsv(tmp_path / "pred.tsv", {"a.wav": [E(0.0, 1.0, "Dog")], "b.wav": []})
     assert main(["sed", "evaluate", "--pred", str(pred), "--ref", str(ref)]) == 0
     assert "| Dog | 0 |" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- a run on another dataset
+#: Shrinks sed_baseline to seconds (as the training tests do).
+BASELINE_SMALL = ["features.hop_length=1380", "features.n_mels=32", "model.crnn.filters=[8,16]",
+                  "model.crnn.kernel_sizes=[3,3]", "model.crnn.pooling=[[2,4],[2,8]]", "model.crnn.rnn_hidden=16",
+                  "model.crnn.rnn_layers=1", "train.device=cpu", "train.progress_bar=false",
+                  "train.tensorboard=false", "sampler.phase1.batch_sizes.synthetic=4",
+                  "sampler.phase1.batch_sizes.weak=4",
+                  "cache.num_workers=0", "cache.progress=false", "psds.enabled=false"]
+
+
+@pytest.fixture(scope="module")
+def baseline_run(sed_tiny_dataset, tmp_path_factory) -> Path:
+    """A two-step run of the shrunk baseline on the session's tiny dataset (seed 3)."""
+    run = tmp_path_factory.mktemp("eval_other") / "run"
+    assert main(["sed", "train", "sed_baseline", "--data", str(sed_tiny_dataset), "--out", str(run),
+                 "--fast-dev-run", "2", *BASELINE_SMALL]) == 0
+    return run
+
+
+@pytest.fixture(scope="module")
+def shifted(sed_tiny_dataset, tmp_path_factory) -> Path:
+    """The tiny dataset's validation sources (split seed 3) rendered again: rendering seed 4, lower SNRs."""
+    import dataclasses
+
+    from audioadapt.data.synthetic import SedSynthConfig, SizeOverrides, generate_sed_dataset
+
+    base = SedSynthConfig(size="tiny", seed=4, split_seed=3, sizes=SizeOverrides(synthetic=0, weak=0, unlabeled=0))
+    cfg = dataclasses.replace(base, real_domain=dataclasses.replace(base.real_domain, snr_db=(-6.0, 12.0)))
+    root = tmp_path_factory.mktemp("data") / "shifted"
+    generate_sed_dataset(root, cfg, workers=1, progress=False)
+    return root
+
+
+def test_a_run_is_scored_on_a_second_validation_set_of_the_same_sources(sed_tiny_dataset, baseline_run, shifted,
+                                                                       capsys):
+    run = baseline_run
+    assert main(["sed", "evaluate", str(run)]) == 0
+    own = json.loads((run / "eval_validation.json").read_text())
+    capsys.readouterr()
+    assert main(["sed", "evaluate", str(run), "--data", str(shifted)]) == 0
+    printed = capsys.readouterr().out
+    assert f"Data: `{shifted.resolve()}` (validation split, 12 clips)" in printed
+    assert f"wrote {run / 'eval_validation_shifted.json'}" in printed
+    report = json.loads((run / "eval_validation_shifted.json").read_text())
+    inputs = report["inputs"]
+    assert inputs["data_root"] == str(shifted.resolve()) and inputs["tag"] == "shifted"
+    assert inputs["trained_on"] == str(sed_tiny_dataset.resolve())
+    assert inputs["dataset"] == {"seed": 4, "split_seed": 3}
+    assert (run / "predictions_validation_shifted.tsv").is_file()
+    # the run's own report is kept
+    assert json.loads((run / "eval_validation.json").read_text()) == own
+    assert own["inputs"]["data_root"] == str(sed_tiny_dataset.resolve()) and own["inputs"]["tag"] is None
+    assert main(["sed", "evaluate", str(run), "--data", str(shifted), "--tag", "snr_low"]) == 0
+    assert (run / "eval_validation_snr_low.md").read_text().startswith("## SED evaluation")
+
+
+def test_another_class_list_or_a_bad_tag_is_a_clean_error(baseline_run, shifted, tmp_path, capsys):
+    import shutil
+
+    other = Path(shutil.copytree(shifted, tmp_path / "fewer"))
+    meta_path = other / "dataset.json"
+    meta = json.loads(meta_path.read_text())
+    dropped = meta["classes"].pop()
+    meta["classes"].append("kettle")
+    meta_path.write_text(json.dumps(meta))
+    assert main(["sed", "evaluate", str(baseline_run), "--data", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert f"{meta_path}: the dataset's class list differs from the one of the checkpoint" in err
+    assert f"lacks {dropped}; adds kettle" in err
+    assert main(["sed", "evaluate", str(baseline_run), "--data", str(shifted), "--tag", "../up"]) == 2
+    assert "evaluation tag '../up'" in capsys.readouterr().err
+    assert main(["sed", "evaluate", "--pred", "p.tsv", "--ref", "r.tsv", "--tag", "x"]) == 2
+    assert "--tag only apply to RUN_DIR" in capsys.readouterr().err
+
+
+def test_held_out_recordings_seen_in_training_are_counted_and_logged(tmp_path, caplog):
+    from audioadapt.api.sed import _held_out_check
+
+    def dataset(name: str, split_seed: int, sides: dict[str, list[str]]) -> Path:
+        root = tmp_path / name
+        root.mkdir()
+        banks = {side: {"group_ids": ids} for side, ids in sides.items()}
+        (root / "dataset.json").write_text(json.dumps({"seed": 0, "split_seed": split_seed, "banks": banks}))
+        return root
+
+    trained = dataset("trained", 1, {"synthetic": ["a", "b"], "real_train": ["c"], "validation": ["d", "e"]})
+    same = dataset("same", 1, {"validation": ["d", "e"]})
+    leaky = dataset("leaky", 2, {"validation": ["c", "d"]})
+    assert _held_out_check(same, trained) == {"seed": 0, "split_seed": 1, "validation_groups_seen_in_training": 0}
+    with caplog.at_level("WARNING", logger="audioadapt.api.sed"):
+        assert _held_out_check(leaky, trained)["validation_groups_seen_in_training"] == 1
+    assert "1 of the 2 source-recording groups" in caplog.text and "split seed (1)" in caplog.text
+    assert _held_out_check(tmp_path, trained) == {}  # no dataset.json: nothing to tell

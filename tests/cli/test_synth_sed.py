@@ -28,6 +28,22 @@ def test_writes_a_dataset_with_size_seed_and_overrides(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
+def test_split_seed_is_its_own_option(tmp_path):
+    out = tmp_path / "ds"
+    assert main(["synth", "sed", str(out), "--size", "tiny", "--seed", "7", "--split-seed", "2", *FAST]) == 0
+    meta = json.loads((out / LAYOUT.dataset_json).read_text())
+    assert (meta["seed"], meta["split_seed"], meta["config"]["split_seed"]) == (7, 2, 2)
+    validation_only = ["--set", "sizes.synthetic=0", "--set", "sizes.weak=0", "--set", "sizes.unlabeled=0"]
+    other = tmp_path / "other"
+    assert main(["synth", "sed", str(other), "--seed", "8", "--split-seed", "2", "--set", "real_domain.snr_db=[-6,12]",
+                 *FAST, *validation_only]) == 0
+    meta = json.loads((other / LAYOUT.dataset_json).read_text())
+    assert meta["sizes"] == {"synthetic": 0, "weak": 0, "unlabeled": 0, "validation": 2}
+    assert meta["effective_real_domain"]["snr_db"] == [-6.0, 12.0]
+    assert sorted(read_strong_tsv(other / LAYOUT.tsv("validation"))) == sorted(read_strong_tsv(
+        out / LAYOUT.tsv("validation")))  # the same validation clip names
+
+
 def test_yaml_config_file(tmp_path):
     cfg = tmp_path / "synth.yaml"
     cfg.write_text("seed: 3\ngap: 0.0\n")

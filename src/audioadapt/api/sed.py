@@ -9,7 +9,10 @@ A run directory holds, besides the Trainer's files (``config.yaml``,
 ``data.json`` (dataset root, class list, clip counts actually used, the
 internal valid file names), ``pseudo_labels.json`` (tri-training) and, after
 evaluation, ``eval_<split>.json``, ``eval_<split>.md`` and
-``predictions_<split>.tsv``.
+``predictions_<split>.tsv``. An evaluation on another dataset than the run's
+(``data_root``, e.g. a second real-domain validation set drawn with the same
+``--split-seed``) adds a tag to these names (default: that dataset's folder
+name), so the run's own evaluation is kept.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -185,8 +189,75 @@ def predicting_model(ckpt: dict[str, Any], cfg: SedExperimentConfig) -> tuple[Se
     return load_model(ckpt, TEACHER_PREFIX if mt else "")
 
 
+_TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def eval_file_stem(split: str, tag: str | None = None) -> str:
+    """The stem of an evaluation's files in a run: ``eval_<split>`` or ``eval_<split>_<tag>``."""
+    return f"eval_{split}" if tag is None else f"eval_{split}_{tag}"
+
+
+def _evaluation_tag(tag: str | None, root: Path, trained_on: Path) -> str | None:
+    """``tag`` if given (checked), else ``None`` on the run's own dataset, else the dataset folder's name."""
+    if tag is None:
+        if root.resolve() == trained_on.resolve():
+            return None
+        tag = re.sub(r"[^A-Za-z0-9._-]+", "_", root.resolve().name).lstrip("._-") or "data"
+    if not _TAG.fullmatch(tag):
+        raise ConfigError(f"evaluation tag {tag!r} must be letters, digits, '.', '_' or '-' "
+                          "(starting with a letter or digit)")
+    return tag
+
+
+def _dataset_description(root: Path) -> dict[str, Any]:
+    """The generator's ``dataset.json`` of ``root`` (``{}`` when there is none or it cannot be read)."""
+    from audioadapt.data.corpora.desed import DcaseLayout
+
+    path = root / DcaseLayout().dataset_json
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def _check_dataset_classes(root: Path, classes: Iterable[str], checkpoint: Path) -> None:
+    """A dataset whose ``dataset.json`` declares other classes than the checkpoint's is an error naming both."""
+    from audioadapt.data.corpora.desed import DcaseLayout, dataset_classes
+
+    declared = dataset_classes(root)
+    if declared is None or set(declared) == set(classes):
+        return
+    missing, extra = sorted(set(classes) - set(declared)), sorted(set(declared) - set(classes))
+    diff = "; ".join(part for part in (f"lacks {', '.join(missing)}" if missing else "",
+                                       f"adds {', '.join(extra)}" if extra else "") if part)
+    raise DataError(f"the dataset's class list differs from the one of the checkpoint {checkpoint} ({diff}); "
+                    "a run can only be scored on data of its own classes", root / DcaseLayout().dataset_json)
+
+
+def _held_out_check(root: Path, trained_on: Path) -> dict[str, Any]:
+    """Seeds of the evaluated dataset and, for banks, how many of its validation groups the training saw.
+
+    Source-recording groups come from ``dataset.json`` (``banks.<side>.group_ids``,
+    written by ``audioadapt synth sed`` with banks); a shared group is logged as a warning.
+    """
+    info, trained = _dataset_description(root), _dataset_description(trained_on)
+    out: dict[str, Any] = {k: info[k] for k in ("seed", "split_seed") if k in info}
+    held_out = set(((info.get("banks") or {}).get("validation") or {}).get("group_ids") or ())
+    train_banks = trained.get("banks") or {}
+    seen = {g for side in ("synthetic", "real_train") for g in (train_banks.get(side) or {}).get("group_ids") or ()}
+    if held_out and seen:
+        shared = sorted(held_out & seen)
+        out["validation_groups_seen_in_training"] = len(shared)
+        if shared:
+            log.warning("%d of the %d source-recording groups of %s's validation split were in the training data "
+                        "of this run (e.g. %s): generate it with the run's dataset's split seed (%s)", len(shared),
+                        len(held_out), root, shared[0], trained.get("split_seed", trained.get("seed")))
+    return out
+
+
 def evaluate_sed_run(run_dir: str | Path, split: str = "validation", data_root: str | Path | None = None,
-                     checkpoint: str | Path = "best", write: bool = True) -> SedEvaluation:
+                     checkpoint: str | Path = "best", write: bool = True, tag: str | None = None) -> SedEvaluation:
     """Evaluate a trained run on a strongly labelled split; writes JSON + Markdown + predictions.
 
     Parameters
@@ -195,10 +266,17 @@ def evaluate_sed_run(run_dir: str | Path, split: str = "validation", data_root: 
     split: ``"validation"`` (the real-domain strong split; PSDS1/2 included
         when ``psds.enabled``) or ``"synthetic_valid"`` (the internal held-out
         synthetic clips).
-    data_root: dataset root; default: the one the run was trained on.
+    data_root: dataset root; default: the one the run was trained on. Another
+        dataset must have the checkpoint's classes (its ``dataset.json``
+        declaring others is a :class:`DataError`).
     checkpoint: ``"best"`` (``best.pt``, else ``last.pt``), ``"last"`` or a path.
     write: write ``eval_<split>.json``, ``eval_<split>.md`` and
-        ``predictions_<split>.tsv`` into ``run_dir``.
+        ``predictions_<split>.tsv`` into ``run_dir`` (with ``_<tag>`` after
+        ``<split>`` when there is a tag).
+    tag: names the files of this evaluation; default none on the run's own
+        dataset, else the evaluated dataset's folder name. The report's
+        inputs record it, with the resolved ``data_root``, the dataset the
+        run was trained on and the evaluated dataset's seeds.
     """
     from audioadapt.data.dcase import write_strong_tsv
     from audioadapt.evaluation.report import write_report
@@ -210,7 +288,10 @@ def evaluate_sed_run(run_dir: str | Path, split: str = "validation", data_root: 
     run_dir = Path(run_dir)
     ckpt, cfg, path = load_sed_run(run_dir, checkpoint)
     meta = ckpt["meta"]
-    root = Path(data_root) if data_root is not None else Path(meta["data_root"])
+    trained_on = Path(meta["data_root"])
+    root = Path(data_root) if data_root is not None else trained_on
+    tag = _evaluation_tag(tag, root, trained_on)
+    _check_dataset_classes(root, meta["classes"], path)
     model, normalizer = predicting_model(ckpt, cfg)
     device = resolve_device(cfg.train.device)
     model.to(device)
@@ -222,17 +303,19 @@ def evaluate_sed_run(run_dir: str | Path, split: str = "validation", data_root: 
     dataset, durations = data.eval_dataset(split)
     p = cfg.method.predict
     scores = predict_scores(model, normalizer, dataset, p.heads, p.batch_size, device)
-    inputs = {"run_dir": str(run_dir), **checkpoint_inputs(path, ckpt), "data_root": str(root),
+    inputs = {"run_dir": str(run_dir), **checkpoint_inputs(path, ckpt), "data_root": str(root.resolve()),
+              "trained_on": str(trained_on), "dataset": _held_out_check(root, trained_on), "tag": tag,
               "clips": len(dataset), "predict_heads": list(p.heads)}
     evaluation, events = evaluate_scores(scores, dataset, data.grid, cfg.decode, cfg.metrics, durations,
                                          cfg.psds.scenarios if cfg.psds.enabled else None, inputs)
     if write:
-        json_path, md_path = write_report(evaluation.report(), run_dir / f"eval_{split}.json")
-        write_strong_tsv(run_dir / f"predictions_{split}.tsv", {r.filename: events.get(r.filename, [])
-                                                                 for r in dataset.records})
+        stem = eval_file_stem(split, tag)
+        json_path, md_path = write_report(evaluation.report(), run_dir / f"{stem}.json")
+        write_strong_tsv(run_dir / f"predictions_{stem[len('eval_'):]}.tsv",
+                         {r.filename: events.get(r.filename, []) for r in dataset.records})
         log.info("wrote %s and %s", json_path, md_path)
     return evaluation
 
 
-__all__ = ["DATA_FILE", "build_method", "build_normalizer", "checkpoint_meta", "evaluate_sed_run", "load_sed_run",
-           "predicting_model", "train_sed"]
+__all__ = ["DATA_FILE", "build_method", "build_normalizer", "checkpoint_meta", "eval_file_stem", "evaluate_sed_run",
+           "load_sed_run", "predicting_model", "train_sed"]

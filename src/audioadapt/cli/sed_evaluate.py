@@ -43,7 +43,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a training run to evaluate (instead of --pred/--ref); writes eval_<split>.json/.md there")
     p.add_argument("--split", default="validation", choices=("validation", "synthetic_valid"),
                    help="with RUN_DIR: the split to evaluate (default: validation)")
-    p.add_argument("--data", type=Path, metavar="ROOT", help="with RUN_DIR: dataset root (default: the run's)")
+    p.add_argument("--data", type=Path, metavar="ROOT",
+                   help="with RUN_DIR: dataset root (default: the run's), e.g. a second real-domain validation set "
+                   "made by 'synth sed' with the run's dataset's --split-seed and another --seed; it must have the "
+                   "run's classes")
+    p.add_argument("--tag", metavar="NAME",
+                   help="with RUN_DIR: name the report eval_<split>_NAME.* (default: none on the run's own dataset, "
+                   "else the --data folder's name, so the run's own report is kept)")
     p.add_argument("--checkpoint", default="best", metavar="best|last|PATH",
                    help="with RUN_DIR: checkpoint to evaluate (default: best)")
     p.add_argument("--pred", type=Path, metavar="PRED.tsv", help="predicted events")
@@ -85,7 +91,7 @@ def _run(args: argparse.Namespace) -> int:
                     "--classes": args.classes, "--extra-pred-files": args.extra_pred_files,
                     "--missing-pred": args.missing_pred}
     run_options = {"--split": args.split != "validation", "--data": args.data,
-                   "--checkpoint": args.checkpoint != "best"}
+                   "--checkpoint": args.checkpoint != "best", "--tag": args.tag}
     if args.run_dir is not None:
         given = [name for name, value in file_options.items() if value is not None]
         if given:
@@ -101,13 +107,15 @@ def _run(args: argparse.Namespace) -> int:
 
 def evaluate_run(args: argparse.Namespace) -> int:
     """Predict with a run's checkpoint, print the Markdown table and write the report into the run."""
-    from audioadapt.api.sed import evaluate_sed_run
+    from audioadapt.api.sed import eval_file_stem, evaluate_sed_run
     from audioadapt.cli.outputs import check_run_output
 
     check_run_output(args.run_dir)
-    evaluation = evaluate_sed_run(args.run_dir, split=args.split, data_root=args.data, checkpoint=args.checkpoint)
+    evaluation = evaluate_sed_run(args.run_dir, split=args.split, data_root=args.data, checkpoint=args.checkpoint,
+                                  tag=args.tag)
     print(evaluation.to_markdown(), end="")
-    print(f"\nwrote {args.run_dir / f'eval_{args.split}.json'} and {args.run_dir / f'eval_{args.split}.md'}")
+    stem = eval_file_stem(args.split, evaluation.inputs.get("tag"))
+    print(f"\nwrote {args.run_dir / f'{stem}.json'} and {args.run_dir / f'{stem}.md'}")
     return 0
 
 

@@ -128,10 +128,12 @@ class Report:
         )
 
     def to_markdown(self, digits: int = 2) -> str:
-        """Markdown: the checkpoint scored (a run's evaluation), headline entries, then every table."""
+        """Markdown: the checkpoint and the data scored (a run's evaluation), headline entries, then every table."""
         parts = [f"## {self.kind.upper()} evaluation"]
         if self.inputs.get("checkpoint"):
             parts.append(checkpoint_line(self.inputs))
+        if self.inputs.get("data_root"):
+            parts.append(data_line(self.inputs))
         if self.entries:
             rows = [[name, value] for name, value in self.entries.items()]
             parts.append(Table("Summary", ["entry", "value"], rows).to_markdown(digits))
@@ -147,6 +149,14 @@ def report_paths(json_path: str | Path, markdown_path: str | Path | None = None)
         raise DataError("the Markdown report would overwrite the JSON report; give the JSON file a .json name",
                         json_path)
     return json_path, md_path
+
+
+def data_line(inputs: Mapping[str, Any]) -> str:
+    """``Data: `ROOT` (validation split, 100 clips)``: which dataset a run's evaluation scored."""
+    details = [f"{inputs['split']} split" if inputs.get("split") else "",
+               f"{inputs['clips']} clips" if inputs.get("clips") is not None else ""]
+    shown = ", ".join(d for d in details if d)
+    return f"Data: `{inputs['data_root']}`" + (f" ({shown})" if shown else "")
 
 
 def checkpoint_line(inputs: Mapping[str, Any]) -> str:
@@ -237,6 +247,7 @@ __all__ = [
     "Table",
     "VERSIONED_PACKAGES",
     "checkpoint_line",
+    "data_line",
     "format_value",
     "fscore_table",
     "package_versions",

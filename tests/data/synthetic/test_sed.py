@@ -15,7 +15,8 @@ from scipy import signal
 from audioadapt.data.dcase import read_durations_tsv, read_strong_tsv, read_unlabeled_tsv, read_weak_tsv
 from audioadapt.data.corpora.desed import DcaseLayout, load_dcase_dataset
 from audioadapt.data.synthetic import SIZE_PRESETS, SedSynthConfig, SizeOverrides, generate_sed_dataset
-from audioadapt.data.synthetic.sed import load_sed_config
+from audioadapt.data.synthetic.render import clip_sources
+from audioadapt.data.synthetic.sed import load_sed_config, plan_sed_dataset
 from audioadapt.data.synthetic.sources import CLASS_NAMES
 from audioadapt.errors import ConfigError, DataError
 from audioadapt.features.config import FeatureConfig
@@ -156,6 +157,46 @@ def test_changing_one_split_size_leaves_the_other_splits_alone(tmp_path):
     assert len([k for k in b if k.startswith(LAYOUT.audio("weak") + "/")]) == 6
 
 
+# --------------------------------------------------------------------------- split seed
+def _sources(root: Path, cfg: SedSynthConfig, **banks) -> dict[tuple[str, int], list[tuple[str, bytes]]]:
+    """(split, clip index) -> the clip's dry sources as (label, audio bytes), from the plan alone."""
+    plan = plan_sed_dataset(root, cfg, **banks)
+    return {(job.split, job.index): [(ev.label, ev.audio.tobytes()) for ev in clip_sources(plan.contexts[job.split], job)]
+            for job in plan.jobs}
+
+
+def _labels_per_clip(root: Path) -> dict[str, set[str]]:
+    """Validation file -> the classes of its events (an event of a class already placed may find no room)."""
+    return {f: {e.label for e in evs} for f, evs in read_strong_tsv(root / LAYOUT.tsv("validation")).items()}
+
+
+def test_the_split_seed_defaults_to_the_seed_and_regenerates_identically(tmp_path):
+    generate_sed_dataset(tmp_path / "a", _small(seed=5), workers=1, progress=False)
+    generate_sed_dataset(tmp_path / "b", _small(seed=5, split_seed=5), workers=1, progress=False)
+    a, b = _files(tmp_path / "a"), _files(tmp_path / "b")
+    assert a.keys() == b.keys() and all(a[k] == b[k] for k in a if k != LAYOUT.dataset_json)
+    for root in (tmp_path / "a", tmp_path / "b"):
+        meta = json.loads((root / LAYOUT.dataset_json).read_text())
+        assert (meta["seed"], meta["split_seed"]) == (5, 5)
+
+
+def test_the_split_seed_fixes_every_clips_sources_whatever_the_rendering_seed(tmp_path):
+    cfg = _small(seed=0, split_seed=7)
+    same, other = _sources(tmp_path, cfg), _sources(tmp_path, dataclasses.replace(cfg, seed=1))
+    assert same == other and any(same.values())
+    moved = _sources(tmp_path, dataclasses.replace(cfg, split_seed=8))
+    assert sum(same[k] != moved[k] for k in same) >= len(same) // 2
+    # rendered: the same events per validation clip, heard differently
+    generate_sed_dataset(tmp_path / "a", cfg, workers=1, progress=False)
+    generate_sed_dataset(tmp_path / "b", dataclasses.replace(cfg, seed=1), workers=1, progress=False)
+    assert _labels_per_clip(tmp_path / "a") == _labels_per_clip(tmp_path / "b")
+    a, b = _files(tmp_path / "a"), _files(tmp_path / "b")
+    wavs = [k for k in a if k.endswith(".wav")]
+    assert wavs and all(a[k] != b[k] for k in wavs)
+    meta = json.loads((tmp_path / "b" / LAYOUT.dataset_json).read_text())
+    assert (meta["seed"], meta["split_seed"], meta["config"]["split_seed"]) == (1, 7, 7)
+
+
 # --------------------------------------------------------------------------- domain gap
 def _tilt_and_hf(path: Path) -> tuple[float, float]:
     """Spectral slope (dB/octave, 100 Hz-8 kHz) and share of power above 6 kHz of one clip."""
@@ -208,7 +249,7 @@ def test_config_from_yaml_and_overrides(tmp_path):
 
 @pytest.mark.parametrize(
     "changes",
-    [{"size": "huge"}, {"seed": -1}, {"gap": -0.5}, {"gap": 1.5}, {"group_split": (0.0, 0.5, 0.5)},
+    [{"size": "huge"}, {"seed": -1}, {"split_seed": -1}, {"gap": -0.5}, {"gap": 1.5}, {"group_split": (0.0, 0.5, 0.5)},
      {"sizes": SizeOverrides(weak=-1)}],
 )
 def test_invalid_settings_are_config_errors(changes):
@@ -321,3 +362,23 @@ def test_recordings_with_too_few_groups_name_the_class(tmp_path, fake_recordings
     with pytest.raises(DataError, match="'delta' \\(2 source group"):
         generate_sed_dataset(tmp_path / "out", _small(), events=events, workers=1, progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_recordings_per_side_follow_the_split_seed_not_the_rendering_seed(tmp_path, fake_recordings):
+    events, backgrounds = fake_recordings
+    banks = {"events": events, "backgrounds": backgrounds}
+    cfg = _small(seed=1, split_seed=4, clip_seconds=4.0,
+                 sizes=SizeOverrides(synthetic=6, weak=4, unlabeled=2, validation=4))
+
+    def sides(c: SedSynthConfig) -> dict[str, list[str]]:
+        return {side: entry["group_ids"] for side, entry in plan_sed_dataset(tmp_path, c, **banks).banks.items()}
+
+    rerendered = dataclasses.replace(cfg, seed=2)
+    assert sides(cfg) == sides(rerendered)
+    assert _sources(tmp_path, cfg, **banks) == _sources(tmp_path, rerendered, **banks)
+    assert sides(cfg) != sides(dataclasses.replace(cfg, split_seed=5))
+    groups = sides(cfg)
+    assert sorted(g for ids in groups.values() for g in ids) == sorted(set().union(*groups.values()))  # disjoint
+    info = generate_sed_dataset(tmp_path / "out", rerendered, workers=1, progress=False, **banks)
+    meta = json.loads((info.root / LAYOUT.dataset_json).read_text())
+    assert meta["split_seed"] == 4 and {s: e["group_ids"] for s, e in meta["banks"].items()} == groups

@@ -1,11 +1,17 @@
 """Rendering clips of one dataset split, in this process or in a pool of processes.
 
-Every clip has its own random stream, ``SeedSequence(seed, spawn_key=(split
-key, 1, clip index))``, split into four independent sub-streams for the event
-sources, the background, the channel and the mixing. A clip therefore depends
-only on the seed, its split, its index and its plan, never on which process
-renders it or on the other splits' sizes; and changing, say, the background
-family leaves the events and their positions as they were.
+Every clip has its own random streams, ``SeedSequence(s, spawn_key=(split
+key, 1, clip index))`` split into four independent sub-streams for the event
+sources, the background, the channel and the mixing. The event-source stream
+comes from the *split seed* ``s = split_seed`` (which source recordings, or
+which procedural sources, a clip holds), the other three from the *rendering
+seed* ``s = seed`` (background draw, room and microphone, placement, SNR and
+level); with ``split_seed == seed`` all four are the sub-streams of one
+sequence. A clip therefore depends only on the seeds, its split, its index
+and its plan, never on which process renders it or on the other splits'
+sizes; changing, say, the background family leaves the events and their
+positions as they were, and changing only the rendering seed keeps every
+clip's sources and re-renders them.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ class SplitContext:
     ----------
     split: split name.
     split_key: the split's fixed entry in the seed's spawn key.
-    seed: the dataset seed.
+    seed: the rendering seed (background, channel, mixing).
     audio_dir: where the split's WAV files go.
     sample_rate, num_samples: clip geometry.
     classes: the class list.
@@ -52,6 +58,7 @@ class SplitContext:
     scene: clip composition settings.
     events: label -> recordings of that class, or ``None`` for procedural events.
     backgrounds: background recordings, or ``None`` for procedural noise.
+    split_seed: the seed of the event sources (``None``: ``seed``).
     """
 
     split: str
@@ -65,6 +72,7 @@ class SplitContext:
     scene: SceneConfig
     events: Mapping[str, Sequence[BankItem]] | None = None
     backgrounds: Sequence[BankItem] | None = None
+    split_seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -77,10 +85,17 @@ class ClipJob:
     plan: ClipPlan
 
 
-def clip_streams(seed: int, split_key: int, index: int) -> list[np.random.Generator]:
-    """The four independent generators (sources, background, channel, mix) of one clip."""
-    seq = np.random.SeedSequence(seed, spawn_key=(split_key, 1, index))
-    return [np.random.default_rng(s) for s in seq.spawn(4)]
+def clip_streams(seed: int, split_key: int, index: int, split_seed: int | None = None) -> list[np.random.Generator]:
+    """The four independent generators (sources, background, channel, mix) of one clip.
+
+    The sources' generator comes from ``split_seed`` (``None``: ``seed``), the
+    others from ``seed``.
+    """
+    def streams(s: int) -> list[np.random.SeedSequence]:
+        return np.random.SeedSequence(s, spawn_key=(split_key, 1, index)).spawn(4)
+
+    sources = streams(seed if split_seed is None else split_seed)[0]
+    return [np.random.default_rng(s) for s in (sources, *streams(seed)[1:])]
 
 
 def plan_stream(seed: int, split_key: int) -> np.random.Generator:
@@ -113,11 +128,21 @@ def _background(rng: np.random.Generator, ctx: SplitContext) -> np.ndarray:
     return make_noise(rng, n, ctx.sample_rate, ctx.domain.noise)
 
 
+def _draw_sources(rng: np.random.Generator, ctx: SplitContext, job: ClipJob) -> list[EventAudio]:
+    labels = draw_labels(rng, job.plan, ctx.classes, ctx.scene)
+    return [EventAudio(label, _event_audio(rng, ctx, label)) for label in labels]
+
+
+def clip_sources(ctx: SplitContext, job: ClipJob) -> list[EventAudio]:
+    """The dry event sources of one clip, before trimming and mixing (set by the split seed alone)."""
+    return _draw_sources(clip_streams(ctx.seed, ctx.split_key, job.index, ctx.split_seed)[0], ctx, job)
+
+
 def render_clip(ctx: SplitContext, job: ClipJob) -> Soundscape:
     """Draw and mix one clip (no file is written)."""
-    source_rng, background_rng, channel_rng, mix_rng = clip_streams(ctx.seed, ctx.split_key, job.index)
-    labels = draw_labels(source_rng, job.plan, ctx.classes, ctx.scene)
-    events = [EventAudio(label, _event_audio(source_rng, ctx, label)) for label in labels]
+    source_rng, background_rng, channel_rng, mix_rng = clip_streams(ctx.seed, ctx.split_key, job.index,
+                                                                    ctx.split_seed)
+    events = _draw_sources(source_rng, ctx, job)
     background = _background(background_rng, ctx)
     channel = sample_channel(channel_rng, ctx.domain.channel, ctx.sample_rate)
     return mix_soundscape(
@@ -182,6 +207,7 @@ __all__ = [
     "ClipJob",
     "SplitContext",
     "available_workers",
+    "clip_sources",
     "clip_streams",
     "plan_stream",
     "render_clip",

@@ -8,7 +8,7 @@
 * ``validation``: strongly labelled clips of the real domain, with a
   durations file,
 
-plus ``dataset.json`` (classes, sizes, seed, versions, every domain setting).
+plus ``dataset.json`` (classes, sizes, seeds, versions, every domain setting).
 Paths come from :class:`audioadapt.data.corpora.desed.DcaseLayout`.
 
 Events come from the ten procedural classes of
@@ -17,6 +17,17 @@ recordings (:mod:`audioadapt.data.event_bank`); backgrounds from each
 domain's noise family or from a bank of background recordings. With banks,
 every source recording (group) is used by one side only: the synthetic
 split, the real training splits (weak + unlabeled) or the validation split.
+
+Two seeds drive the generator. The *split seed* (``split_seed``, by default
+the same as ``seed``) decides what each side holds: which source recordings
+go to which side, each split's plan (empty clips, primary classes) and the
+event sources of every clip (the labels, the procedural sources or the
+recordings drawn). The *rendering seed* (``seed``) decides how they are
+heard: the backgrounds drawn, rooms and microphones, event placement, SNRs
+and levels. Keeping the split seed and changing the rendering seed or the
+domain settings (backgrounds, SNR range, reverberation) thus gives a second
+real-domain validation set of the same held-out sources, none of which a
+model trained on the first dataset has heard.
 
 Size presets: :data:`~audioadapt.data.synthetic.sizes.SIZE_PRESETS`
 (tiny 24/12/12/12 clips, small 400/200/400/100, medium 2000/1000/3000/500
@@ -87,7 +98,11 @@ class SedSynthConfig:
     ----------
     size: a key of :data:`SIZE_PRESETS`.
     sizes: clip counts that replace the preset's (``None`` keeps the preset's).
-    seed: the dataset seed (same seed and settings: byte-identical files).
+    seed: the dataset (rendering) seed; same seeds and settings give
+        byte-identical files.
+    split_seed: the seed of what each side holds (see the module docstring:
+        the split of source recordings between the sides, the plans and the
+        event sources of every clip); ``None`` uses ``seed``.
     sample_rate, clip_seconds: clip geometry; the defaults are those of the
         SED features.
     gap: how far the real domain moves from the synthetic one:
@@ -105,6 +120,7 @@ class SedSynthConfig:
     size: str = "small"
     sizes: SizeOverrides = SizeOverrides()
     seed: int = 0
+    split_seed: int | None = None
     sample_rate: int = _FEATURES.sample_rate
     clip_seconds: float = _FEATURES.clip_seconds
     gap: float = 1.0
@@ -118,12 +134,18 @@ class SedSynthConfig:
             raise ConfigError(f"size '{self.size}' is not one of {', '.join(SIZE_PRESETS)}")
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
+        if self.split_seed is not None and self.split_seed < 0:
+            raise ConfigError(f"split_seed must be >= 0 or null, got {self.split_seed}")
         if self.sample_rate <= 0 or self.clip_seconds <= 0:
             raise ConfigError("sample_rate and clip_seconds must be positive")
         if not 0 <= self.gap <= 1:
             raise ConfigError(f"gap must be in [0, 1], got {self.gap}")
         if min(self.group_split) < 0 or self.group_split[0] <= 0 or self.group_split[1] <= 0:
             raise ConfigError(f"group_split needs positive synthetic and real shares, got {self.group_split}")
+
+    def effective_split_seed(self) -> int:
+        """``split_seed``, or ``seed`` when it is ``None``."""
+        return self.seed if self.split_seed is None else self.split_seed
 
     def split_sizes(self) -> SplitSizes:
         """The clip counts: the preset's, with ``sizes`` applied."""
@@ -167,10 +189,14 @@ def load_sed_config(path: str | Path | None = None, overrides: Sequence[str] = (
 
 # --------------------------------------------------------------------------- banks
 def _split_banks(
-    seed: int, fractions: Sequence[float], events: Sequence[BankItem] | None,
+    split_seed: int, fractions: Sequence[float], events: Sequence[BankItem] | None,
     backgrounds: Sequence[BankItem] | None, sides_needed: set[int],
 ) -> tuple[dict[int, dict[str, list[BankItem]]] | None, dict[int, list[BankItem]] | None, dict]:
-    """Per side: event recordings by label, background recordings, and a summary."""
+    """Per side: event recordings by label, background recordings, and a summary.
+
+    The summary gives per side the recordings and groups per class and the
+    sorted ids of every group sent there (``group_ids``).
+    """
     import numpy as np
 
     strata: dict[str, list[str]] = defaultdict(list)
@@ -178,7 +204,7 @@ def _split_banks(
         strata[f"events/{item.label}"].append(item.group)
     for item in backgrounds or ():
         strata[f"backgrounds/{item.label}"].append(item.group)
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_GROUP_SPLIT_KEY,)))
+    rng = np.random.default_rng(np.random.SeedSequence(split_seed, spawn_key=(_GROUP_SPLIT_KEY,)))
     side_of = assign_groups(strata, fractions, rng)
     problems = []
     ev_sides = bg_sides = None
@@ -211,6 +237,7 @@ def _split_banks(
                                for lab, v in sorted(ev_sides[s].items())}
         if bg_sides is not None:
             entry["backgrounds"] = {"recordings": len(bg_sides[s]), "groups": len({i.group for i in bg_sides[s]})}
+        entry["group_ids"] = sorted(g for g, side in side_of.items() if side == s)
         summary[_SIDE_NAMES[s]] = entry
     return ev_sides, bg_sides, summary
 
@@ -252,6 +279,84 @@ def _write_metadata(root: Path, results: Mapping[str, Mapping[str, tuple[Event, 
 
 
 # --------------------------------------------------------------------------- generation
+@dataclass(frozen=True)
+class SedDatasetPlan:
+    """Everything :func:`generate_sed_dataset` renders, decided before any audio is made.
+
+    Attributes
+    ----------
+    classes: the class list.
+    contexts: split -> what rendering any of its clips needs.
+    jobs: every clip to render, split by split.
+    banks: per side, the recordings and groups of the banks (``None`` without banks).
+    real_domain: the real domain after applying ``gap``.
+    """
+
+    classes: tuple[str, ...]
+    contexts: dict[str, SplitContext]
+    jobs: tuple[ClipJob, ...]
+    banks: dict | None
+    real_domain: DomainConfig
+
+
+def plan_sed_dataset(
+    out_dir: str | Path,
+    cfg: SedSynthConfig | None = None,
+    *,
+    events: str | Path | None = None,
+    backgrounds: str | Path | None = None,
+) -> SedDatasetPlan:
+    """Read the banks, split them between the sides and plan every clip (nothing is written).
+
+    :func:`~audioadapt.data.synthetic.render.clip_sources` gives a planned
+    clip's dry sources; they depend on the split seed only. Parameters and
+    errors as :func:`generate_sed_dataset`'s.
+    """
+    from audioadapt.data.corpora.desed import DcaseLayout
+
+    cfg = cfg or SedSynthConfig()
+    root = Path(out_dir)
+    layout = DcaseLayout()
+    sizes = cfg.split_sizes().as_dict()
+    real = cfg.effective_real_domain()
+    split_seed = cfg.effective_split_seed()
+    ev_items = read_bank(events, require_labels=True) if events is not None else None
+    bg_items = read_bank(backgrounds, require_labels=False) if backgrounds is not None else None
+    classes = tuple(sorted({i.label for i in ev_items})) if ev_items is not None else CLASS_NAMES
+
+    own_validation = cfg.group_split[2] > 0 and sizes["validation"] > 0
+    side_of_split = {s: 1 if s == "validation" and not own_validation else _SIDE[s] for s in sizes}
+    ev_sides = bg_sides = bank_summary = None
+    if ev_items is not None or bg_items is not None:
+        fractions = cfg.group_split if own_validation else (*cfg.group_split[:2], 0.0)
+        needed = {side_of_split[s] for s, n in sizes.items() if n}
+        ev_sides, bg_sides, bank_summary = _split_banks(split_seed, fractions, ev_items, bg_items, needed)
+
+    num_samples = time_grid(cfg.sample_rate).seconds_to_samples(cfg.clip_seconds)
+    contexts: dict[str, SplitContext] = {}
+    jobs: list[ClipJob] = []
+    for split, count in sizes.items():
+        side = side_of_split[split]
+        contexts[split] = SplitContext(
+            split=split,
+            split_key=SPLIT_KEYS[split],
+            seed=cfg.seed,
+            audio_dir=root / layout.audio(split),
+            sample_rate=cfg.sample_rate,
+            num_samples=num_samples,
+            classes=classes,
+            domain=cfg.synthetic_domain if split == "synthetic" else real,
+            scene=cfg.scene,
+            events=None if ev_sides is None else {k: tuple(v) for k, v in ev_sides.get(side, {}).items()},
+            backgrounds=None if bg_sides is None else tuple(bg_sides.get(side, ())),
+            split_seed=split_seed,
+        )
+        plans = plan_clips(plan_stream(split_seed, SPLIT_KEYS[split]), count, classes, cfg.scene)
+        names = _filenames(split, count)
+        jobs.extend(ClipJob(split, i, name, plan) for i, (name, plan) in enumerate(zip(names, plans)))
+    return SedDatasetPlan(classes, contexts, tuple(jobs), bank_summary, real)
+
+
 def generate_sed_dataset(
     out_dir: str | Path,
     cfg: SedSynthConfig | None = None,
@@ -293,43 +398,12 @@ def generate_sed_dataset(
     root = Path(out_dir)
     layout = DcaseLayout()
     sizes = cfg.split_sizes().as_dict()
-    real = cfg.effective_real_domain()
-    ev_items = read_bank(events, require_labels=True) if events is not None else None
-    bg_items = read_bank(backgrounds, require_labels=False) if backgrounds is not None else None
-    classes = tuple(sorted({i.label for i in ev_items})) if ev_items is not None else CLASS_NAMES
-
-    own_validation = cfg.group_split[2] > 0 and sizes["validation"] > 0
-    side_of_split = {s: 1 if s == "validation" and not own_validation else _SIDE[s] for s in sizes}
-    ev_sides = bg_sides = bank_summary = None
-    if ev_items is not None or bg_items is not None:
-        fractions = cfg.group_split if own_validation else (*cfg.group_split[:2], 0.0)
-        needed = {side_of_split[s] for s, n in sizes.items() if n}
-        ev_sides, bg_sides, bank_summary = _split_banks(cfg.seed, fractions, ev_items, bg_items, needed)
+    plan = plan_sed_dataset(root, cfg, events=events, backgrounds=backgrounds)
+    classes, contexts, jobs = plan.classes, plan.contexts, plan.jobs
 
     _prepare_root(root, overwrite)
-    grid = time_grid(cfg.sample_rate)
-    num_samples = grid.seconds_to_samples(cfg.clip_seconds)
-    contexts: dict[str, SplitContext] = {}
-    jobs: list[ClipJob] = []
-    for split, count in sizes.items():
-        side = side_of_split[split]
-        contexts[split] = SplitContext(
-            split=split,
-            split_key=SPLIT_KEYS[split],
-            seed=cfg.seed,
-            audio_dir=root / layout.audio(split),
-            sample_rate=cfg.sample_rate,
-            num_samples=num_samples,
-            classes=classes,
-            domain=cfg.synthetic_domain if split == "synthetic" else real,
-            scene=cfg.scene,
-            events=None if ev_sides is None else {k: tuple(v) for k, v in ev_sides.get(side, {}).items()},
-            backgrounds=None if bg_sides is None else tuple(bg_sides.get(side, ())),
-        )
+    for split in sizes:
         (root / layout.audio(split)).mkdir(parents=True, exist_ok=True)
-        plans = plan_clips(plan_stream(cfg.seed, SPLIT_KEYS[split]), count, classes, cfg.scene)
-        names = _filenames(split, count)
-        jobs.extend(ClipJob(split, i, name, plan) for i, (name, plan) in enumerate(zip(names, plans)))
 
     workers = available_workers() if workers is None else max(1, int(workers))
     results: dict[str, dict[str, tuple[Event, ...]]] = {split: {} for split in sizes}
@@ -338,7 +412,8 @@ def generate_sed_dataset(
             results[job.split][job.filename] = clip_events
             bar.update(1)
 
-    seconds = grid.samples_to_seconds(num_samples)
+    grid = time_grid(cfg.sample_rate)
+    seconds = grid.samples_to_seconds(grid.seconds_to_samples(cfg.clip_seconds))
     _write_metadata(root, results, seconds)
     n_events = {split: sum(len(v) for v in clips.values()) for split, clips in results.items()}
     info = {
@@ -346,6 +421,7 @@ def generate_sed_dataset(
         "generator_version": GENERATOR_VERSION,
         "audioadapt_version": __version__,
         "seed": cfg.seed,
+        "split_seed": cfg.effective_split_seed(),
         "classes": list(classes),
         "sample_rate": cfg.sample_rate,
         "clip_seconds": seconds,
@@ -357,9 +433,9 @@ def generate_sed_dataset(
         "domains": {"synthetic": ["synthetic"], "real": ["weak", "unlabeled", "validation"]},
         "event_source": "procedural" if events is None else str(events),
         "background_source": "procedural" if backgrounds is None else str(backgrounds),
-        "banks": bank_summary,
+        "banks": plan.banks,
         "config": to_dict(cfg),
-        "effective_real_domain": to_dict(real),
+        "effective_real_domain": to_dict(plan.real_domain),
     }
     (root / layout.dataset_json).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     logger.debug("wrote %s: %s clips, %s events", root, sizes, n_events)
@@ -372,9 +448,11 @@ __all__ = [
     "SIZE_PRESETS",
     "SPLIT_KEYS",
     "SedDatasetInfo",
+    "SedDatasetPlan",
     "SedSynthConfig",
     "SizeOverrides",
     "SplitSizes",
     "generate_sed_dataset",
     "load_sed_config",
+    "plan_sed_dataset",
 ]
