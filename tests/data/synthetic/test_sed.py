@@ -132,6 +132,22 @@ def test_dataset_json_records_the_settings(tiny):
     assert meta["generator_version"] >= 1 and meta["event_source"] == "procedural"
 
 
+def test_true_events_of_weak_and_unlabeled_clips_are_written_apart_for_diagnostics(tiny):
+    from audioadapt.data.synthetic.sed import TRUTH_DIR, TRUTH_SPLITS
+
+    root, info, _ = tiny
+    truth = {s: read_strong_tsv(root / TRUTH_DIR / f"{s}.tsv", classes=info.classes) for s in TRUTH_SPLITS}
+    weak = read_weak_tsv(root / LAYOUT.tsv("weak"))
+    assert {f: {e.label for e in evs} for f, evs in truth["weak"].items()} == {f: set(t) for f, t in weak.items()}
+    assert set(truth["unlabeled"]) == set(read_unlabeled_tsv(root / LAYOUT.tsv("unlabeled")))
+    assert {s: sum(len(v) for v in truth[s].values()) for s in TRUTH_SPLITS} == {
+        s: info.events[s] for s in TRUTH_SPLITS}
+    assert "for diagnostics only" in (root / TRUTH_DIR / "README.txt").read_text().lower()
+    meta = json.loads((root / LAYOUT.dataset_json).read_text())
+    assert meta["truth"]["folder"] == TRUTH_DIR and "never read by training" in meta["truth"]["use"]
+    assert not any(path.startswith(TRUTH_DIR) for path in vars(LAYOUT).values())  # no split of the layout
+
+
 # --------------------------------------------------------------------------- determinism
 def test_same_seed_gives_identical_bytes_with_any_worker_count(tmp_path):
     cfg = _small(seed=5)

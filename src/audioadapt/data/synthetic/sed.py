@@ -9,7 +9,10 @@
   durations file,
 
 plus ``dataset.json`` (classes, sizes, seeds, versions, every domain setting).
-Paths come from :class:`audioadapt.data.corpora.desed.DcaseLayout`.
+Paths come from :class:`audioadapt.data.corpora.desed.DcaseLayout`. Apart
+from that layout, ``metadata/truth/`` (:data:`TRUTH_DIR`) holds the true
+events of the weak and unlabelled clips, for diagnostics only (scoring pseudo
+labels, ``method.diagnostics.pseudo_label_truth``); training never reads them.
 
 Events come from the ten procedural classes of
 :mod:`audioadapt.data.synthetic.sources`, or from banks of real isolated
@@ -75,6 +78,18 @@ _GROUP_SPLIT_KEY = 100
 #: Group-split side of each split: 0 synthetic, 1 real training, 2 validation.
 _SIDE = {"synthetic": 0, "weak": 1, "unlabeled": 1, "validation": 2}
 _SIDE_NAMES = ("synthetic", "real_train", "validation")
+
+#: Where the true strong labels of the weak and unlabelled clips go, for diagnostics only
+#: (``method.diagnostics.pseudo_label_truth`` scores pseudo labels with them); training never reads them.
+TRUTH_DIR = "metadata/truth"
+#: The splits whose true events are written there, as ``<split>.tsv`` (DCASE strong format).
+TRUTH_SPLITS = ("weak", "unlabeled")
+_TRUTH_README = """\
+The true events of the weak and unlabelled clips (DCASE strong-label format), FOR DIAGNOSTICS ONLY.
+Training never reads these files: a weakly labelled clip's only labels are its tags in
+metadata/train/weak.tsv, and unlabelled clips have none. They let `method.diagnostics.pseudo_label_truth`
+score the pseudo labels (frame precision and recall per class), a number that is logged and never fed back.
+"""
 
 
 #: The default real domain: a reverberant room, a coloured microphone, a
@@ -266,7 +281,8 @@ def _filenames(split: str, count: int) -> list[str]:
 
 
 def _write_metadata(root: Path, results: Mapping[str, Mapping[str, tuple[Event, ...]]], seconds: float) -> None:
-    """The four label files and the validation durations, in the DESED layout."""
+    """The four label files and the validation durations, in the DESED layout, and the true events of the
+    weak and unlabelled clips under :data:`TRUTH_DIR` (for diagnostics only)."""
     from audioadapt.data import dcase
     from audioadapt.data.corpora import desed
 
@@ -276,6 +292,9 @@ def _write_metadata(root: Path, results: Mapping[str, Mapping[str, tuple[Event, 
     dcase.write_unlabeled_tsv(root / layout.tsv("unlabeled"), list(results["unlabeled"]))
     dcase.write_strong_tsv(root / layout.tsv("validation"), results["validation"])
     dcase.write_durations_tsv(root / layout.validation_durations_tsv, {f: seconds for f in results["validation"]})
+    for split in TRUTH_SPLITS:
+        dcase.write_strong_tsv(root / TRUTH_DIR / f"{split}.tsv", results[split])
+    (root / TRUTH_DIR / "README.txt").write_text(_TRUTH_README, encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- generation
@@ -434,6 +453,8 @@ def generate_sed_dataset(
         "event_source": "procedural" if events is None else str(events),
         "background_source": "procedural" if backgrounds is None else str(backgrounds),
         "banks": plan.banks,
+        "truth": {"folder": TRUTH_DIR, "splits": list(TRUTH_SPLITS),
+                  "use": "true events of the weak and unlabelled clips, for diagnostics only; never read by training"},
         "config": to_dict(cfg),
         "effective_real_domain": to_dict(plan.real_domain),
     }
@@ -450,6 +471,8 @@ __all__ = [
     "SedDatasetInfo",
     "SedDatasetPlan",
     "SedSynthConfig",
+    "TRUTH_DIR",
+    "TRUTH_SPLITS",
     "SizeOverrides",
     "SplitSizes",
     "generate_sed_dataset",
