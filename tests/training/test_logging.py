@@ -53,6 +53,7 @@ def test_running_mean_and_progress_text():
     assert run.means() == {"loss": 2.0, "cls": 0.5}
     assert run.counts == {"loss": 2, "cls": 1}
     assert format_logs({"loss": 0.123456, "cls": 2.0}) == "loss=0.1235 cls=2"
+    assert format_logs({"loss": 1.0, "diag/grad_ft": 0.5, "pseudo/weak/frames_positive/a": 3.0}) == "loss=1"
 
 
 def test_tensorboard_receives_epoch_and_step_scalars(tmp_path):

@@ -55,6 +55,7 @@ from audioadapt.models.sed_model import FINAL_HEAD, LABELER_HEADS, SedModelConfi
 from audioadapt.training.loop import TrainConfig
 from audioadapt.features.store import CacheConfig
 from audioadapt.training.sed_data import TRAIN_SOURCES, SedSplitConfig
+from audioadapt.training.sed_diagnostics import SedDiagnosticsConfig
 from audioadapt.training.sed_mean_teacher import MeanTeacherConfig
 from audioadapt.training.sed_predict import SedPredictConfig
 
@@ -130,6 +131,8 @@ class SedMethodConfig:
         whose event F1 + clip F1 select the model (never the validation split).
     predict: which head(s) predict (``ft``) and the inference batch size.
     mean_teacher: settings of ``kind: mean_teacher``.
+    diagnostics: what is measured and logged to explain a run (gradients
+        reaching F, D's accuracy, saturation, eq. 8, pseudo-label counts).
     """
 
     kind: Literal["tri_adv", "mean_teacher"] = "tri_adv"
@@ -147,6 +150,7 @@ class SedMethodConfig:
     validation: SedSplitConfig = field(default_factory=SedSplitConfig)
     predict: SedPredictConfig = field(default_factory=SedPredictConfig)
     mean_teacher: MeanTeacherConfig = field(default_factory=MeanTeacherConfig)
+    diagnostics: SedDiagnosticsConfig = field(default_factory=SedDiagnosticsConfig)
 
     def __post_init__(self) -> None:
         check_coeff_schedule(self.grl_weight, "method.grl_weight")
@@ -301,6 +305,8 @@ class SedExperimentConfig:
         if m.adversarial == "none":
             for key in ("method.grl_weight", "method.grl_progress", "method.loss_weights.domain", "model.domain"):
                 out[key] = "method.adversarial is none"
+        for key, why in m.diagnostics.inactive_keys(m.uses_labelers).items():
+            out[f"method.diagnostics.{key}"] = why
         if not self.psds.enabled:
             out["psds.scenarios"] = "psds.enabled is false"
         return out

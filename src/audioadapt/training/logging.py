@@ -44,8 +44,13 @@ class RunningMean:
 
 
 def format_logs(values: Mapping[str, float], digits: int = 4) -> str:
-    """Compact text for a progress bar: ``loss=0.6931 cls=0.1234``."""
-    return " ".join(f"{k}={v:.{digits}g}" for k, v in values.items())
+    """Compact text for a progress bar: ``loss=0.6931 cls=0.1234``.
+
+    Namespaced values (a ``/`` in the name, e.g. the SED diagnostics
+    ``diag/...`` and pseudo-label counts ``pseudo/...``) are left out: there
+    can be a hundred of them; they go to ``metrics.csv`` and TensorBoard.
+    """
+    return " ".join(f"{k}={v:.{digits}g}" for k, v in values.items() if "/" not in k)
 
 
 def _cell(value: Any) -> str:

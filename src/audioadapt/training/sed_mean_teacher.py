@@ -40,9 +40,10 @@ from audioadapt.data.batch import SedBatch
 from audioadapt.errors import ConfigError
 from audioadapt.features.config import FeatureConfig
 from audioadapt.features.normalization import Normalizer
-from audioadapt.models.sed_model import FINAL_HEAD, SedModel
+from audioadapt.models.sed_model import FINAL_HEAD, SedModel, SedOutput
 from audioadapt.training.method import Method, PhaseSpec, StepContext, StepOutput
 from audioadapt.training.sed_adversarial import domain_loss, set_grl_coefficient
+from audioadapt.training.sed_diagnostics import SedDiagnostics
 from audioadapt.training.sed_predict import model_networks, run_model, selection_metrics
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -155,6 +156,8 @@ class SedMeanTeacherMethod(Method):
         self.normalizer = normalizer
         self.data = data
         self.db_multiplier = LogMel(cfg.features).db_multiplier
+        self.diagnostics = SedDiagnostics(cfg.method.diagnostics)
+        self._outputs: SedOutput | None = None  # the student's outputs of the step in progress, for the diagnostics
 
     @property
     def adversarial(self) -> bool:
@@ -200,6 +203,7 @@ class SedMeanTeacherMethod(Method):
         }
         if self.adversarial:
             terms["domain"] = domain_loss(self.student, out, batch, divisor)
+        self._outputs = out
         return terms
 
     def training_step(self, batch: SedBatch, ctx: StepContext) -> StepOutput:
@@ -210,7 +214,20 @@ class SedMeanTeacherMethod(Method):
         if self.adversarial:
             loss = loss + self.cfg.method.loss_weights.domain * terms["domain"]
             logs["grl_weight"] = self.student.grl.coeff
+        logs.update(self._diagnostic_logs(batch, ctx, terms, weight))
         return StepOutput(loss, logs)
+
+    def _diagnostic_logs(self, batch: SedBatch, ctx: StepContext, terms: Mapping[str, torch.Tensor],
+                         weight: float) -> dict[str, float]:
+        """The step's diagnostics (:mod:`~audioadapt.training.sed_diagnostics`): the terms reaching F are the
+        supervised BCE (``ft``), the weighted consistency and, with D, the weighted domain loss."""
+        out, self._outputs = self._outputs, None
+        parts = {"ft": terms["frame"] + terms["clip"],
+                 "consistency": weight * (terms["consistency_strong"] + terms["consistency_weak"])}
+        if "domain" in terms:
+            parts["domain"] = self.cfg.method.loss_weights.domain * terms["domain"]
+        return self.diagnostics.step_logs(ctx, out, batch, parts, encoder=self.student.encoder,
+                                          classification=("ft",))
 
     def after_optimizer_step(self, batch: SedBatch, ctx: StepContext) -> None:
         ema_update(self.teacher, self.student, ema_coefficient(ctx.step - 1, self.mt.ema_decay))

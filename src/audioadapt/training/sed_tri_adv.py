@@ -20,9 +20,11 @@ and the two combinations.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
+import operator
 from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -40,6 +42,7 @@ from audioadapt.features.normalization import Normalizer
 from audioadapt.models.sed_model import FINAL_HEAD, LABELER_HEADS, SedModel
 from audioadapt.training.method import Method, PhaseSpec, StepContext, StepOutput
 from audioadapt.training.sed_adversarial import domain_loss, grl_coefficient, set_grl_coefficient
+from audioadapt.training.sed_diagnostics import SedDiagnostics, first_step_after_round, round_logs
 from audioadapt.training.sed_predict import model_networks, run_model, selection_metrics
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -90,6 +93,8 @@ class SedTriAdvMethod(Method):
         self.rounds_done = 0
         self.pseudo: dict[str, dict[str, torch.Tensor]] = {}
         self.history: list[dict[str, Any]] = []
+        self.diagnostics = SedDiagnostics(cfg.method.diagnostics)
+        self._outputs: Any = None  # the model outputs of the step in progress, for the diagnostics
 
     # -- structure -------------------------------------------------------------------
     @property
@@ -155,22 +160,37 @@ class SedTriAdvMethod(Method):
             terms["ortho"] = labeler_orthogonality(heads_mod["f1"], heads_mod["f2"], self.cfg.method.orthogonality)
         if self.adversarial:
             terms["domain"] = domain_loss(self.model, out, batch, divisor)
+        self._outputs = out
         return terms
 
     def training_step(self, batch: SedBatch, ctx: StepContext) -> StepOutput:
         terms = self.compute_losses(batch, ctx)
         w = self.cfg.method.loss_weights
-        loss = terms["ortho"] if "ortho" in terms else None
+        parts = {"ortho": terms["ortho"]} if "ortho" in terms else {}  # each term as it enters the loss
         for h in (*LABELER_HEADS, FINAL_HEAD):
             if f"{h}_frame" in terms:
-                term = getattr(w, h) * (terms[f"{h}_frame"] + terms[f"{h}_clip"])
-                loss = term if loss is None else loss + term
+                parts[h] = getattr(w, h) * (terms[f"{h}_frame"] + terms[f"{h}_clip"])
         if "domain" in terms:
-            loss = loss + w.domain * terms["domain"]
+            parts["domain"] = w.domain * terms["domain"]
+        loss = functools.reduce(operator.add, parts.values())
         logs: dict[str, Any] = {k: v.detach() for k, v in terms.items()}
         if self.adversarial:
             logs["grl_weight"] = self.model.grl.coeff
+        logs.update(self._diagnostic_logs(batch, ctx, parts))
         return StepOutput(loss, logs)
+
+    def _diagnostic_logs(self, batch: SedBatch, ctx: StepContext,
+                         parts: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        """The step's diagnostics (:mod:`~audioadapt.training.sed_diagnostics`) and, first after a
+        pseudo-labelling round, the round's counts."""
+        out, self._outputs = self._outputs, None
+        heads = self.model.heads
+        labelers = (heads["f1"], heads["f2"], self.cfg.method.orthogonality) if "ortho" in parts else None
+        logs = self.diagnostics.step_logs(ctx, out, batch, parts, encoder=self.model.encoder,
+                                          classification=(*LABELER_HEADS, FINAL_HEAD), labelers=labelers)
+        if self.diagnostics.cfg.enabled and self.history and first_step_after_round(ctx):
+            logs.update(round_logs(self.history[-1]))
+        return logs
 
     # -- validation -------------------------------------------------------------------------
     def validate(self, ctx: StepContext) -> Mapping[str, float]:
@@ -200,6 +220,9 @@ class SedTriAdvMethod(Method):
                 self.pseudo[source] = labels
                 self._apply(source, labels)
                 record["sources"][source] = self._stats(source, labels)
+                truth = self.diagnostics.truth_scores(self.data.root, source, self.data.source(source), labels)
+                if truth is not None:  # a diagnostic only: never applied, never selected on
+                    record["sources"][source]["truth"] = truth
         self.history.append(record)
         if ctx.is_main and ctx.run_dir is not None:
             path = ctx.run_dir / PSEUDO_LABEL_FILE
@@ -244,7 +267,9 @@ class SedTriAdvMethod(Method):
         per_class = {c: {"frames_positive": stats.frames_positive[i], "frames_negative": stats.frames_negative[i],
                          "frames_unknown": stats.frames_unknown[i], "events": stats.events[i],
                          "clips_with_events": stats.clips_with_events[i], "clip_positive": stats.clip_positive[i],
-                         "clip_negative": stats.clip_negative[i]} for i, c in enumerate(classes)}
+                         "clip_negative": stats.clip_negative[i],
+                         "clip_unknown": stats.clips - stats.clip_positive[i] - stats.clip_negative[i]}
+                     for i, c in enumerate(classes)}
         log.info("pseudo labels (%s, round %d): %d of %d clips labelled, %.1f %% of (frame, class) entries known",
                  source, self.rounds_done, stats.clips_labelled, stats.clips, 100 * stats.coverage)
         for c, s in per_class.items():
