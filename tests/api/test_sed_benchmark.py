@@ -53,6 +53,12 @@ def test_benchmark_runs_rows_and_seeds_and_writes_the_table(sed_tiny_dataset, se
     }
     assert load_sed_config(out / "runs" / "adv_time" / "seed0" / "config.yaml").sampler.phase1.batch_sizes[
         "unlabeled"] == 4
+    paired = data["results"]["tri_training"]["paired_difference"]  # each row against the baseline, seed by seed
+    values = data["results"]["tri_training"]["metrics"]["event_macro_f1"]["values"]
+    base = data["results"]["baseline"]["metrics"]["event_macro_f1"]["values"]
+    assert paired["reference"] == "baseline" and paired["event_macro_f1"]["n"] == 2
+    assert paired["event_macro_f1"]["mean"] == pytest.approx((values[0] - base[0] + values[1] - base[1]) / 2)
+    assert "Paired differences to Our baseline" in (out / "benchmark.md").read_text()
     printed = capsys.readouterr().out
     assert "| Adv.time |" in printed and (out / "benchmark.png").is_file()
     # A second call reuses every finished run: nothing trains, the table is the same.

@@ -46,6 +46,8 @@ SED_PAPER_ROWS: tuple[RowSpec, ...] = tuple(
     RowSpec(f"paper_{r.key}", f"{r.label} (paper-literal)", f"sed_paper_{r.key}") for r in SED_ROWS
     if r.key in _PAPER_KEYS)
 
+#: The row every other system is compared with (paired per-seed differences).
+SED_REFERENCE_ROW = "baseline"
 #: Every row a benchmark can run; without ``rows`` it runs :data:`SED_ROWS`.
 SED_ALL_ROWS: tuple[RowSpec, ...] = SED_ROWS + SED_PAPER_ROWS
 
@@ -132,11 +134,11 @@ def benchmark_sed(
         settings={"data_root": str(Path(data_root).resolve()), "split": split, "seeds": list(seeds),
                   "profile": str(profile) if profile is not None else None, "common_settings": prof.common, "row_settings": prof.rows,
                   "failures": grid.failure_names()},
-        note=_NOTE.format(split=split))
+        note=_NOTE.format(split=split), reference=SED_REFERENCE_ROW)
     paths = table.write(out_dir)
     log.info("wrote %s", ", ".join(str(p) for p in paths.values()))
     return table
 
 
-__all__ = ["SED_ALL_ROWS", "SED_METRICS", "SED_PAPER_ROWS", "SED_ROWS", "SED_SPLIT", "benchmark_sed",
+__all__ = ["SED_ALL_ROWS", "SED_METRICS", "SED_PAPER_ROWS", "SED_REFERENCE_ROW", "SED_ROWS", "SED_SPLIT", "benchmark_sed",
            "sed_row_overrides"]

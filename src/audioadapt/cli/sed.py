@@ -6,13 +6,14 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sed", help="sound event detection: demo, train, evaluate, predict, benchmark")
+    p = sub.add_parser("sed", help="sound event detection: demo, train, evaluate, predict, benchmark, sweep")
     ssub = p.add_subparsers(dest="sed_command", metavar="ACTION")
     ssub.required = True
-    from audioadapt.cli import sed_benchmark, sed_demo, sed_evaluate, sed_predict, sed_train
+    from audioadapt.cli import sed_benchmark, sed_demo, sed_evaluate, sed_predict, sed_sweep, sed_train
 
     sed_benchmark.register(ssub)
     sed_demo.register(ssub)
     sed_evaluate.register(ssub)
     sed_predict.register(ssub)
+    sed_sweep.register(ssub)
     sed_train.register(ssub)
