@@ -34,8 +34,9 @@ PRESET = "sed_adv_time_tri_training"
 #: 6e-3 and 0.7, per-rank loss means 3e-4 and 5e-3.
 LOSS_RTOL, WEIGHT_TOL, PROB_ATOL = 2e-6, 2e-4, 1e-3
 #: ... and at least this absolute tolerance for tensors whose entries are all small (a BatchNorm bias near 0:
-#: the mean teacher's differed by 3.7e-6 with a largest entry of 0.016); Adam steps are lr = 3e-3.
-WEIGHT_ATOL_FLOOR = 1e-5
+#: the mean teacher's differed by 3.7e-6 with a largest entry of 0.016, the first block's of Adv.time +
+#: Tri-training with hidden-layer labelers by 1.4e-5 with 0.025); Adam steps are lr = 3e-3, 60x larger.
+WEIGHT_ATOL_FLOOR = 5e-5
 #: A conv bias in front of BatchNorm gets a zero gradient up to rounding, which Adam scales up to a sizeable
 #: step: it and the running mean it shifts follow rounding noise, not the data. The eval-mode outputs,
 #: which combine them, are compared instead.
