@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,10 +70,14 @@ class Summary:
         """``mean ± std`` text (``n/a`` parts when undefined)."""
         if math.isnan(self.mean):
             return MISSING
-        scale = 100.0 if percent else 1.0
-        digits = digits if percent else digits + 2
-        text = f"{scale * self.mean:.{digits}f}"
-        return text + (f" ± {scale * self.std:.{digits}f}" if not math.isnan(self.std) else "")
+        show = _number_format(percent, digits)
+        return show(self.mean) + (f" ± {show(self.std)}" if not math.isnan(self.std) else "")
+
+
+def _number_format(percent: bool, digits: int, sign: str = "") -> Callable[[float], str]:
+    """``value -> text`` in percent (``digits`` decimals) or as a plain number (two more decimals)."""
+    scale, places = (100.0, digits) if percent else (1.0, digits + 2)
+    return lambda value: f"{scale * value:{sign}.{places}f}"
 
 
 @dataclass(frozen=True)
@@ -122,12 +126,8 @@ class PairedDifference:
         """``+1.23 [+0.10, +2.36]`` (``n/a`` parts when undefined)."""
         if math.isnan(self.mean):
             return MISSING
-        scale = 100.0 if percent else 1.0
-        digits = digits if percent else digits + 2
-        text = f"{scale * self.mean:+.{digits}f}"
-        if _finite(self.ci_low):
-            text += f" [{scale * self.ci_low:+.{digits}f}, {scale * self.ci_high:+.{digits}f}]"
-        return text
+        show = _number_format(percent, digits, sign="+")
+        return show(self.mean) + (f" [{show(self.ci_low)}, {show(self.ci_high)}]" if _finite(self.ci_low) else "")
 
 
 def _finite(value: float | None) -> bool:
