@@ -134,14 +134,15 @@ def split_profile(items: Mapping[str, Any], inactive: Mapping[str, str]) -> tupl
 
     ``inactive`` is the row configuration's ``inactive_keys()`` (dotted prefix -> reason).
     """
+    from audioadapt.config.load import inactive_prefix
+
     applied, skipped = [], {}
     for key, value in items.items():
-        reason = next((why for prefix, why in inactive.items() if key == prefix or key.startswith(prefix + ".")),
-                      None)
-        if reason is None:
+        prefix = inactive_prefix(key, inactive)
+        if prefix is None:
             applied.append(f"{key}={json.dumps(value)}")
         else:
-            skipped[key] = reason
+            skipped[key] = inactive[prefix]
     return applied, skipped
 
 

@@ -319,6 +319,11 @@ def _path_type(cls: type, parts: list[str], text: str) -> Any:
     return current
 
 
+def inactive_prefix(key: str, inactive: Mapping[str, str]) -> str | None:
+    """The dotted prefix in ``inactive`` (a config's ``inactive_keys()``) that ``key`` lies under, or ``None``."""
+    return next((p for p in inactive if key == p or key.startswith(p + ".")), None)
+
+
 def _set_path(tree: dict, parts: list[str], value: Any) -> None:
     node = tree
     for part in parts[:-1]:
@@ -514,6 +519,7 @@ __all__ = [
     "StrictLoader",
     "apply_overrides",
     "from_dict",
+    "inactive_prefix",
     "leaf_items",
     "list_presets",
     "list_profiles",

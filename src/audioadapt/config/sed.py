@@ -39,8 +39,8 @@ from audioadapt.adaptation.grl import check_coeff_schedule
 from audioadapt.adaptation.orthogonality import OrthogonalityConfig
 from audioadapt.adaptation.pseudo_labels import PseudoLabelConfig
 from audioadapt.adaptation.schedules import ScheduleConfig
-from audioadapt.config.load import (apply_overrides, from_dict, leaf_items, override_items, own_preset_dict,
-                                    preset_config, to_dict)
+from audioadapt.config.load import (apply_overrides, from_dict, inactive_prefix, leaf_items, override_items,
+                                    own_preset_dict, preset_config, to_dict)
 from audioadapt.data.corpora.desed import SedDataConfig
 from audioadapt.data.labels import LabelConfig
 from audioadapt.data.sampling import SamplerConfig
@@ -324,7 +324,7 @@ class SedExperimentConfig:
         defaults, current = to_dict(SedExperimentConfig()), to_dict(self)
         out = {}
         for key, value in items.items():
-            prefix = _inactive_prefix(key, inactive)
+            prefix = inactive_prefix(key, inactive)
             if prefix is not None:
                 reference = _lookup(current if prefix in _DERIVED else defaults, key)
                 if to_dict(value) != reference:
@@ -343,11 +343,6 @@ class SedExperimentConfig:
 #: Keys whose value the method switches derive.
 _DERIVED = ("model.heads", "model.domain.mode")
 _MISSING = object()
-
-
-def _inactive_prefix(key: str, inactive: Mapping[str, str]) -> str | None:
-    """The key prefix of ``inactive`` that ``key`` lies under, or ``None``."""
-    return next((p for p in inactive if key == p or key.startswith(p + ".")), None)
 
 
 def _without(tree: Mapping[str, Any], prefixes: Iterable[str]) -> dict:
@@ -403,7 +398,7 @@ def load_sed_config(preset: str | Path | None = None, overrides: Iterable[str] =
         log.debug("%s: inherited setting(s) this run does not use, left at their defaults: %s", where,
                   ", ".join(inherited))
         inactive = cfg.inactive_keys()
-        tree = _without(tree, {_inactive_prefix(k, inactive) for k in inherited})
+        tree = _without(tree, {inactive_prefix(k, inactive) for k in inherited})
         cfg = override_sed_config(from_dict(SedExperimentConfig, tree), overrides)
     for key, why in cfg.ignored_keys(mine).items():
         log.warning("%s: '%s' is ignored after the overrides (%s)", where, key, why)
