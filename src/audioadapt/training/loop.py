@@ -8,8 +8,8 @@ weights and ``metrics.csv`` of an uninterrupted run: the checkpoint holds the
 random-generator states of every rank and the sampler epoch.
 
 A non-finite loss (without float16 gradient scaling, which skips such steps)
-or non-finite weights at the end of an epoch stop the training with a
-:class:`NonFiniteError`; non-finite weights are never checkpointed, so
+or non-finite weights at the end of an epoch or a phase stop the training
+with a :class:`NonFiniteError` before anything is checkpointed, so
 ``last.pt`` stays the last good state.
 """
 
@@ -272,7 +272,7 @@ class Trainer:
             train_logs = self._train_epoch(method, ctx, loader, step_module, optimizer, scaler, logger)
             ctx.epoch += 1
             ctx.global_epoch += 1
-            self._check_weights(method, ctx)
+            self._check_weights(method, ctx)  # before any use: validation, checkpoints
             due = ctx.epoch % cfg.validate_every == 0 or ctx.epoch == phase.epochs
             metrics = self._validate(method, ctx) if due else {}
             row = {"phase": phase.name, "epoch": ctx.epoch, "global_epoch": ctx.global_epoch, "step": ctx.step,
@@ -282,6 +282,7 @@ class Trainer:
             result.history.append(row)
             self._save(method, ctx, optimizer, scaler, improved=self._best.update(metrics, ctx.global_epoch))
         method.on_phase_end(phase, ctx)
+        self._check_weights(method, ctx)
         ctx.phase_done = True
         self._save(method, ctx, None, None, improved=False)
 
@@ -365,7 +366,6 @@ class Trainer:
     def _save(self, method: Method, ctx: StepContext, optimizer: Any, scaler: Any, improved: bool) -> None:
         if self.run_dir is None:
             return
-        self._check_weights(method, ctx)  # never checkpoint non-finite weights
         rng = self.dist.gather_objects(capture_rng_state())  # every rank's state; also a barrier
         if self.dist.is_main:
             progress = {"phase_index": ctx.phase_index, "phase": ctx.phase.name, "epoch": ctx.epoch,
