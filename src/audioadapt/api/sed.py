@@ -211,14 +211,12 @@ def _evaluation_tag(tag: str | None, root: Path, trained_on: Path) -> str | None
 
 def _dataset_description(root: Path) -> dict[str, Any]:
     """The generator's ``dataset.json`` of ``root`` (``{}`` when there is none or it cannot be read)."""
-    from audioadapt.data.corpora.desed import DcaseLayout
+    from audioadapt.data.corpora.desed import dataset_description
 
-    path = root / DcaseLayout().dataset_json
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return dataset_description(root) or {}
+    except DataError:
         return {}
-    return info if isinstance(info, dict) else {}
 
 
 def _check_dataset_classes(root: Path, classes: Iterable[str], checkpoint: Path) -> None:

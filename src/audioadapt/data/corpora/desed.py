@@ -141,8 +141,11 @@ def infer_classes(
     return tuple(sorted(labels))
 
 
-def dataset_classes(root: str | Path, layout: DcaseLayout | None = None) -> tuple[str, ...] | None:
-    """The class list declared by the dataset's ``dataset.json``; ``None`` if it has no such file or list."""
+def dataset_description(root: str | Path, layout: DcaseLayout | None = None) -> dict | None:
+    """The dataset's ``dataset.json`` (written by ``audioadapt synth sed``); ``None`` if there is no such file.
+
+    A file that cannot be read is a :class:`DataError` naming it; one that holds no JSON object reads as ``{}``.
+    """
     path = Path(root) / (layout or DcaseLayout()).dataset_json
     if not path.is_file():
         return None
@@ -150,7 +153,14 @@ def dataset_classes(root: str | Path, layout: DcaseLayout | None = None) -> tupl
         info = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read the dataset description ({exc}); fix or remove the file", path) from None
-    classes = info.get("classes") if isinstance(info, dict) else None
+    return info if isinstance(info, dict) else {}
+
+
+def dataset_classes(root: str | Path, layout: DcaseLayout | None = None) -> tuple[str, ...] | None:
+    """The class list declared by the dataset's ``dataset.json``; ``None`` if it has no such file or list."""
+    path = Path(root) / (layout or DcaseLayout()).dataset_json
+    info = dataset_description(root, layout)
+    classes = None if info is None else info.get("classes")
     if classes is None:
         return None
     if (not isinstance(classes, list) or not classes or not all(isinstance(c, str) and c for c in classes)
@@ -331,6 +341,7 @@ __all__ = [
     "SedSplit",
     "SplitCounts",
     "dataset_classes",
+    "dataset_description",
     "infer_classes",
     "known_classes",
     "load_dcase_dataset",
