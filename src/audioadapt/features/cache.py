@@ -43,6 +43,7 @@ from typing import Any, Literal
 import numpy as np
 
 from audioadapt.audio.io import load_audio
+from audioadapt.cpus import affinity_cpus
 from audioadapt.data.manifest import SkipReport
 from audioadapt.errors import AudioError, DataError
 from audioadapt.features.config import FeatureConfig
@@ -94,13 +95,6 @@ def _decode(task: tuple[int, str, int, int | None]) -> tuple[int, np.ndarray | N
         return index, load_audio(path, sample_rate, num_samples=num_samples), None
     except AudioError as exc:
         return index, None, exc.reason
-
-
-def _available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 def _decoded(tasks: list, num_workers: int, window: int) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
@@ -397,7 +391,7 @@ def _write(
     logmel = LogMel(cfg)
     grid = FrameGrid.from_features(cfg)
     num_samples = None if cfg.clip_seconds is None else grid.seconds_to_samples(cfg.clip_seconds)
-    workers = _available_cores() if num_workers is None else num_workers
+    workers = affinity_cpus() if num_workers is None else num_workers
     workers = min(workers, len(paths))
     tasks = [(i, p, cfg.sample_rate, num_samples) for i, p in enumerate(paths)]
     held: list[str] = []
