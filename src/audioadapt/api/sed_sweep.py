@@ -12,7 +12,8 @@ import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from audioadapt.api.benchmark import DEFAULT_SEEDS, Cell, parse_seeds, read_profile, row_overrides, run_grid
+from audioadapt.api.benchmark import (DEFAULT_SEEDS, Cell, parse_seeds, read_profile, row_overrides, run_grid,
+                                      select_rows)
 from audioadapt.api.sweep import SweepAxis, grid_points, selected_epoch_metrics, sweep_rows
 from audioadapt.config.load import override_items
 from audioadapt.evaluation.benchmark import BenchmarkRow, BenchmarkTable, MetricSpec
@@ -58,7 +59,6 @@ def sweep_sed(
     """
     from audioadapt.api.sed import train_sed
     from audioadapt.api.sed_benchmark import SED_ALL_ROWS
-    from audioadapt.api.benchmark import select_rows
     from audioadapt.config.sed import load_sed_config
 
     out_dir = Path(out_dir)
