@@ -13,7 +13,8 @@ export OMP_NUM_THREADS=1
 mkdir -p "$WORK" benchmarks/results
 [ -f "$WORK/sed_synth_small/dataset.json" ] || $AA synth sed "$WORK/sed_synth_small" --size small --seed 0
 [ -f "$WORK/sed_real_small/dataset.json" ] || $AA synth sed "$WORK/sed_real_small" --size small --seed 0 \
-    --events recipes/real_sed/events.yaml --backgrounds recipes/real_sed/backgrounds.yaml
+    --events recipes/real_sed/events.yaml --backgrounds recipes/real_sed/backgrounds.yaml \
+    --set scene.annotation_gap_seconds=0.25
 .venv/bin/python recipes/emodb_urdu/emodb_manifest.py "$DATA/emodb" "$WORK/emodb4.csv"
 
 $AA sed benchmark train.progress_bar=false --data "$WORK/sed_synth_small" --out "$WORK/sed_synth" \

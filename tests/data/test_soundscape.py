@@ -13,6 +13,7 @@ from audioadapt.data.soundscape import (
     ClipPlan,
     EventAudio,
     SceneConfig,
+    active_segments,
     draw_labels,
     energy_bounds,
     fill_background,
@@ -125,6 +126,49 @@ def test_annotation_follows_the_event_energy():
     assert ev.offset - ev.onset == pytest.approx(CFG.min_event_seconds, abs=0.002)
 
 
+def _bursts(gap: float) -> np.ndarray:
+    """Three 0.3 s tones separated by ``gap`` seconds of silence."""
+    tone = _tone(0.3)
+    silence = np.zeros(int(gap * SR))
+    return np.concatenate([tone, silence, tone, silence, tone])
+
+
+def test_active_segments_split_only_at_gaps_as_long_as_the_setting():
+    split = dataclasses.replace(CFG, annotation_gap_seconds=0.25)
+    x = _padded(_bursts(0.4), 0.2, 0.2)
+    assert active_segments(x, SR, CFG) == [energy_bounds(x, SR, CFG)]  # default: one extent
+    segments = active_segments(x, SR, split)
+    assert len(segments) == 3
+    for (start, stop), expected in zip(segments, [0.2, 0.9, 1.6]):
+        assert start / SR == pytest.approx(expected, abs=CFG.envelope_seconds)
+        assert (stop - start) / SR == pytest.approx(0.3, abs=CFG.envelope_seconds + 0.002)
+    # gaps shorter than the setting do not split
+    assert len(active_segments(_bursts(0.2), SR, split)) == 1
+    assert active_segments(np.zeros(100), SR, split) == []
+
+
+def test_split_annotation_gives_one_event_per_burst():
+    split = dataclasses.replace(CFG, annotation_gap_seconds=0.25)
+    _, whole = _mix([EventAudio("a", _padded(_bursts(0.5), 0.1, 0.1))])
+    _, parts = _mix([EventAudio("a", _padded(_bursts(0.5), 0.1, 0.1))], cfg=split)
+    assert len(whole.events) == 1 and len(parts.events) == 3
+    assert np.array_equal(whole.audio, parts.audio)  # only the annotation changes
+    assert parts.events[0].onset == pytest.approx(whole.events[0].onset, abs=0.002)
+    assert parts.events[-1].offset == pytest.approx(whole.events[0].offset, abs=0.002)
+    for ev in parts.events:
+        assert ev.offset - ev.onset == pytest.approx(0.3, abs=CFG.envelope_seconds + 0.002)
+    # short bursts get the DCASE minimum length; pieces that then touch are merged
+    clicks = np.concatenate([_tone(0.05), np.zeros(int(0.3 * SR)), _tone(0.05), np.zeros(int(0.1 * SR)),
+                             _tone(0.05)])
+    _, scape = _mix([EventAudio("a", clicks)], cfg=split)
+    assert [round(ev.offset - ev.onset, 2) for ev in scape.events] == [0.25, 0.25]
+
+
+def test_annotation_gap_shorter_than_the_merge_gap_is_rejected():
+    with pytest.raises(ConfigError, match="annotation_gap_seconds"):
+        SceneConfig(annotation_gap_seconds=0.1)
+
+
 @pytest.mark.parametrize("snr", [-5.0, 0.0, 12.0])
 def test_event_is_mixed_at_the_drawn_snr(snr):
     background, scape = _mix([EventAudio("a", _tone(1.0, 700.0))], snr=(snr, snr))
@@ -205,3 +249,12 @@ def test_annotations_always_fit_the_clip(lengths, labels, clip_seconds, seed):
     for ev in scape.events:
         assert 0.0 <= ev.onset < ev.offset <= clip + 1e-9
         assert ev.offset - ev.onset >= min(CFG.min_event_seconds, clip) - 1e-3
+
+
+def test_annotation_gap_is_a_generator_setting():
+    from audioadapt.data.synthetic.sed import load_sed_config
+
+    assert load_sed_config(overrides=["scene.annotation_gap_seconds=0.25"]).scene.annotation_gap_seconds == 0.25
+    assert load_sed_config().scene.annotation_gap_seconds is None
+    with pytest.raises(ConfigError, match="annotation_gap_seconds"):
+        load_sed_config(overrides=["scene.annotation_gap_seconds=0.05"])

@@ -19,7 +19,13 @@ For every clip it
 
 Annotations are the placed extents of the dry events in seconds, rounded to
 milliseconds; events shorter than ``min_event_seconds`` (the DCASE minimum
-of 250 ms) are annotated with that minimum length.
+of 250 ms) are annotated with that minimum length. By default an event is one
+annotation from its first to its last sample above the threshold, as scaper
+annotates DESED's synthetic soundscapes. With ``annotation_gap_seconds`` set,
+an event is annotated where it is active instead, as a person annotates a
+recording: its extent is split wherever the envelope stays below the
+threshold for at least that long (chopping, dishes and drawers are active for
+a fifth to a half of their extent).
 """
 
 from __future__ import annotations
@@ -51,6 +57,11 @@ class SceneConfig:
     annotation_threshold_db: energy threshold, relative to the event's peak
         envelope, that decides where an event starts and ends.
     envelope_seconds: smoothing window of that envelope.
+    annotation_gap_seconds: ``None``: one annotation per event, from its first
+        to its last sample above the threshold. A number: split the
+        annotation wherever the envelope stays below the threshold for at
+        least that many seconds (at least ``min_same_class_gap``, so that the
+        pieces stay separate events under the DCASE merge rule).
     fade_seconds: fade applied where an event is cut.
     placement_attempts: random onsets tried per event before it is dropped.
     peak_dbfs_range: range of the clip's final peak level.
@@ -64,6 +75,7 @@ class SceneConfig:
     min_same_class_gap: float = 0.15
     annotation_threshold_db: float = -30.0
     envelope_seconds: float = 0.02
+    annotation_gap_seconds: float | None = None
     fade_seconds: float = 0.005
     placement_attempts: int = 30
     peak_dbfs_range: tuple[float, float] = (-9.0, -1.0)
@@ -80,6 +92,9 @@ class SceneConfig:
                 raise ConfigError(f"{name} must be >= 0")
         if self.envelope_seconds <= 0 or self.placement_attempts < 1:
             raise ConfigError("envelope_seconds must be positive and placement_attempts >= 1")
+        if self.annotation_gap_seconds is not None and self.annotation_gap_seconds < self.min_same_class_gap:
+            raise ConfigError(f"annotation_gap_seconds must be null or >= min_same_class_gap "
+                             f"({self.min_same_class_gap}), got {self.annotation_gap_seconds}")
         if self.annotation_threshold_db >= 0:
             raise ConfigError(f"annotation_threshold_db must be negative, got {self.annotation_threshold_db}")
         lo, hi = self.peak_dbfs_range
@@ -154,10 +169,10 @@ def draw_labels(rng: np.random.Generator, plan: ClipPlan, classes: Sequence[str]
     return [plan.primary or classes[0], *others]
 
 
-def energy_bounds(audio: np.ndarray, sample_rate: int, cfg: SceneConfig) -> tuple[int, int] | None:
-    """``(start, stop)`` samples where the smoothed energy is within the threshold of its peak.
+def _envelope(audio: np.ndarray, sample_rate: int, cfg: SceneConfig) -> np.ndarray | None:
+    """Boolean mask of the samples whose smoothed power is within the threshold of its peak.
 
-    Returns ``None`` for a silent signal.
+    ``None`` for an empty or silent signal.
     """
     if audio.size == 0:
         return None
@@ -171,8 +186,40 @@ def energy_bounds(audio: np.ndarray, sample_rate: int, cfg: SceneConfig) -> tupl
     peak = float(power.max())
     if peak <= 0:
         return None
-    above = np.flatnonzero(power >= peak * 10.0 ** (cfg.annotation_threshold_db / 10.0))
+    return power >= peak * 10.0 ** (cfg.annotation_threshold_db / 10.0)
+
+
+def energy_bounds(audio: np.ndarray, sample_rate: int, cfg: SceneConfig) -> tuple[int, int] | None:
+    """``(start, stop)`` samples where the smoothed energy is within the threshold of its peak.
+
+    Returns ``None`` for a silent signal.
+    """
+    active = _envelope(audio, sample_rate, cfg)
+    if active is None:
+        return None
+    above = np.flatnonzero(active)
     return int(above[0]), int(above[-1]) + 1
+
+
+def active_segments(audio: np.ndarray, sample_rate: int, cfg: SceneConfig) -> list[tuple[int, int]]:
+    """``(start, stop)`` samples of the parts of ``audio`` an annotation covers.
+
+    One segment, the energy bounds, unless ``cfg.annotation_gap_seconds`` is
+    set: then the bounds are split at every run of at least that many seconds
+    below the threshold. Empty for a silent signal.
+    """
+    active = _envelope(audio, sample_rate, cfg)
+    if active is None:
+        return []
+    above = np.flatnonzero(active)
+    if cfg.annotation_gap_seconds is None:
+        return [(int(above[0]), int(above[-1]) + 1)]
+    min_gap = max(1, int(round(cfg.annotation_gap_seconds * sample_rate)))
+    # a gap between consecutive active samples of at least min_gap silent samples ends a segment
+    breaks = np.flatnonzero(np.diff(above) > min_gap)
+    starts = np.concatenate([[above[0]], above[breaks + 1]])
+    stops = np.concatenate([above[breaks] + 1, [above[-1] + 1]])
+    return [(int(a), int(b)) for a, b in zip(starts, stops)]
 
 
 def _fade(x: np.ndarray, n: int) -> np.ndarray:
@@ -240,6 +287,27 @@ def _place(
     return None
 
 
+def _annotated_parts(
+    audio: np.ndarray, extent: int, min_len: int, sample_rate: int, cfg: SceneConfig
+) -> list[tuple[int, int]]:
+    """Sample ranges, relative to the event's start, annotated for a trimmed event.
+
+    The whole ``extent`` by default; with ``cfg.annotation_gap_seconds`` the
+    active segments, each at least ``min_len`` long (merged where that
+    lengthening makes two of them touch), within ``extent``.
+    """
+    if cfg.annotation_gap_seconds is None:
+        return [(0, extent)]
+    parts: list[tuple[int, int]] = []
+    for begin, end in active_segments(audio, sample_rate, cfg) or [(0, audio.size)]:
+        begin, end = min(begin, max(0, extent - min_len)), min(max(end, begin + min_len), extent)
+        if parts and begin <= parts[-1][1]:
+            parts[-1] = (parts[-1][0], max(parts[-1][1], end))
+        else:
+            parts.append((begin, end))
+    return parts
+
+
 def mix_soundscape(
     rng: np.random.Generator,
     background: np.ndarray,
@@ -289,9 +357,10 @@ def mix_soundscape(
         stop = min(num_samples, start + wet.size)
         track[start:stop] += wet[: stop - start]
         placed.append((start, start + extent, ev.label))
-        onset = round(grid.samples_to_seconds(start), 3)
-        offset = min(round(grid.samples_to_seconds(start + extent), 3), clip_seconds)
-        annotations.append(Event(onset, offset, ev.label))
+        for begin, end in _annotated_parts(audio, extent, min_len, sample_rate, cfg):
+            onset = round(grid.samples_to_seconds(start + begin), 3)
+            offset = min(round(grid.samples_to_seconds(start + end), 3), clip_seconds)
+            annotations.append(Event(onset, offset, ev.label))
     mix = track + background if channel is None else channel.color(track + background)
     peak = float(np.abs(mix).max())
     level = 10.0 ** (rng.uniform(*cfg.peak_dbfs_range) / 20.0)
@@ -301,6 +370,7 @@ def mix_soundscape(
 
 __all__ = [
     "ClipPlan",
+    "active_segments",
     "EventAudio",
     "SceneConfig",
     "Soundscape",
