@@ -57,3 +57,28 @@ def test_retain_keeps_freed_memory_and_system_returns_it(mode):
     else:
         assert not applied and not again
         assert kept_mib < 50  # glibc unmapped the block on free
+
+
+_OPT_IN = textwrap.dedent(
+    """
+    from audioadapt.training import allocator
+
+    before = allocator.configure_for_run("retain"), allocator.applied_mode()
+    allocator.claim_process()
+    after = allocator.configure_for_run("retain"), allocator.applied_mode()
+    print(*before, *after)
+    """
+)
+
+
+@glibc
+def test_a_loaded_run_sets_the_allocator_only_in_a_claimed_process():
+    out = subprocess.run([sys.executable, "-c", _OPT_IN], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "None", "True", "retain"]
+
+
+def test_a_loaded_run_mode_is_checked_even_unclaimed():
+    from audioadapt.training.allocator import configure_for_run
+
+    with pytest.raises(ValueError, match="unknown CPU allocator mode 'fast'"):
+        configure_for_run("fast")  # type: ignore[arg-type]

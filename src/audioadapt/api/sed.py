@@ -168,7 +168,7 @@ def load_sed_run(run_dir: str | Path,
 
     ``checkpoint`` is ``"best"`` (``best.pt``, else ``last.pt``), ``"last"`` or a path.
     """
-    from audioadapt.training.allocator import configure_cpu_allocator
+    from audioadapt.training.allocator import configure_for_run
     from audioadapt.training.checkpoint import load_run_checkpoint
 
     path = _checkpoint_path(Path(run_dir), checkpoint)
@@ -176,7 +176,7 @@ def load_sed_run(run_dir: str | Path,
     if "experiment_config" not in ckpt["meta"]:
         raise DataError("not a checkpoint of a SED run (no experiment_config in its meta)", path)
     cfg = from_dict(SedExperimentConfig, ckpt["meta"]["experiment_config"])
-    configure_cpu_allocator(cfg.train.cpu_allocator)
+    configure_for_run(cfg.train.cpu_allocator)
     return ckpt, cfg, path
 
 

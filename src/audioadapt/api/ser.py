@@ -169,7 +169,7 @@ def checkpoint_path(run_dir: str | Path, checkpoint: str | Path = "last") -> Pat
 
 
 def _load_run(run_dir: str | Path, checkpoint: str | Path) -> tuple[dict[str, Any], SerExperimentConfig, Path]:
-    from audioadapt.training.allocator import configure_cpu_allocator
+    from audioadapt.training.allocator import configure_for_run
     from audioadapt.training.checkpoint import load_run_checkpoint
 
     path = checkpoint_path(run_dir, checkpoint)
@@ -178,7 +178,7 @@ def _load_run(run_dir: str | Path, checkpoint: str | Path) -> tuple[dict[str, An
     if "experiment_config" not in meta or "dataset_config" not in meta:
         raise DataError("not a checkpoint of a SER run (no experiment_config in its meta)", path)
     cfg = from_dict(SerExperimentConfig, meta["experiment_config"])
-    configure_cpu_allocator(cfg.train.cpu_allocator)
+    configure_for_run(cfg.train.cpu_allocator)
     return ckpt, cfg, path
 
 

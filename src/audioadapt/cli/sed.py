@@ -10,6 +10,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ssub = p.add_subparsers(dest="sed_command", metavar="ACTION")
     ssub.required = True
     from audioadapt.cli import sed_benchmark, sed_demo, sed_evaluate, sed_predict, sed_sweep, sed_train
+    from audioadapt.cli.process import claim_for_commands
 
     sed_benchmark.register(ssub)
     sed_demo.register(ssub)
@@ -17,3 +18,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     sed_predict.register(ssub)
     sed_sweep.register(ssub)
     sed_train.register(ssub)
+    claim_for_commands(ssub)

@@ -10,8 +10,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     ssub = p.add_subparsers(dest="ser_command", metavar="ACTION")
     ssub.required = True
     from audioadapt.cli import ser_benchmark, ser_evaluate, ser_predict, ser_train
+    from audioadapt.cli.process import claim_for_commands
 
     ser_train.register(ssub)
     ser_evaluate.register(ssub)
     ser_predict.register(ssub)
     ser_benchmark.register(ssub)
+    claim_for_commands(ssub)

@@ -19,6 +19,13 @@ that stays at its peak, and a higher peak from fragmentation (3.6 instead of
 2.9 GiB there), until the process ends. ``"system"`` leaves the allocator
 alone. The setting is process-wide and cannot be undone for the process; it
 does nothing where the C library is not glibc.
+
+Who may change it: the trainer applies ``train.cpu_allocator`` when it
+starts, and the ``audioadapt`` command (:func:`claim_process`) lets the runs
+it loads apply theirs (:func:`configure_for_run`). Loading a run from Python
+(``audioadapt.load``, ``predict_sed``, ``evaluate_ser_run``, ...) leaves the
+process alone; a program that wants the setting calls
+:func:`configure_cpu_allocator` itself.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ _M_MMAP_MAX = -4
 _TRIM_NEVER = -1  # mallopt(3): "-1 disables trimming completely"
 
 _applied: CpuAllocatorMode | None = None
+_claimed = False
 
 
 def configure_cpu_allocator(mode: CpuAllocatorMode) -> bool:
@@ -48,8 +56,7 @@ def configure_cpu_allocator(mode: CpuAllocatorMode) -> bool:
     ``"system"`` never changes anything, and cannot undo an earlier ``"retain"``.
     """
     global _applied
-    if mode not in ("retain", "system"):
-        raise ValueError(f"unknown CPU allocator mode {mode!r} (expected 'retain' or 'system')")
+    _check(mode)
     if mode == "system" or _applied == "retain":
         if mode == "system" and _applied == "retain":
             log.info("the CPU allocator already retains freed memory in this process; 'system' cannot undo it")
@@ -67,6 +74,32 @@ def configure_cpu_allocator(mode: CpuAllocatorMode) -> bool:
     return True
 
 
+def _check(mode: str) -> None:
+    if mode not in ("retain", "system"):
+        raise ValueError(f"unknown CPU allocator mode {mode!r} (expected 'retain' or 'system')")
+
+
+def claim_process() -> None:
+    """Declare this process an ``audioadapt`` command: runs it loads may set its allocator from now on."""
+    global _claimed
+    _claimed = True
+
+
+def configure_for_run(mode: CpuAllocatorMode) -> bool:
+    """Apply a loaded run's ``train.cpu_allocator`` if this process is claimed (:func:`claim_process`).
+
+    In any other process (a notebook, a program using the library) nothing
+    changes and ``False`` is returned; ``mode`` is checked either way.
+    """
+    _check(mode)
+    return configure_cpu_allocator(mode) if _claimed else False
+
+
+def applied_mode() -> CpuAllocatorMode | None:
+    """``"retain"`` once this process's allocator was changed, else ``None``."""
+    return _applied
+
+
 def _glibc() -> ctypes.CDLL | None:
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None
@@ -82,4 +115,4 @@ def _glibc() -> ctypes.CDLL | None:
     return libc
 
 
-__all__ = ["CpuAllocatorMode", "configure_cpu_allocator"]
+__all__ = ["CpuAllocatorMode", "applied_mode", "claim_process", "configure_cpu_allocator", "configure_for_run"]
