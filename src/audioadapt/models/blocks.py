@@ -183,9 +183,11 @@ class ConvBlock(nn.Module):
     def fusable(self, x: torch.Tensor) -> bool:
         """Whether this forward can take the fused CPU kernel (eval mode also needs no autograd).
 
-        It needs: ``fused_cpu``; float32 channels-last input on CPU, outside autocast and ``torch.compile``;
-        a plain affine ``BatchNorm2d`` (a synchronised one, under DDP, keeps the operator path); the
-        channel GLU; 8-bit dropout draws (``p`` a multiple of 1/256); and a kernel that builds here.
+        It needs: ``fused_cpu``; float32 channels-last input on CPU, outside autocast; a plain affine
+        ``BatchNorm2d`` (a synchronised one, under DDP, keeps the operator path); the channel GLU; 8-bit
+        dropout draws (``p`` a multiple of 1/256); and a kernel that builds here. The kernel is a
+        ``torch.library`` operator, so ``torch.compile``, ``torch.export`` and ``torch.jit.trace`` record it
+        as one node; an exporter for another runtime turns ``fused_cpu`` off to get standard operators.
         """
         from audioadapt.models.fused_tail import fused_tail_available
 
@@ -193,8 +195,7 @@ class ConvBlock(nn.Module):
                 and x.is_contiguous(memory_format=torch.channels_last)
                 and type(self.norm) is nn.BatchNorm2d and self.norm.affine
                 and (self.dropout.p == 0.0 or self.dropout.bits == 8)
-                and not torch.is_autocast_enabled("cpu") and not torch.compiler.is_compiling()
-                and fused_tail_available())
+                and not torch.is_autocast_enabled("cpu") and fused_tail_available())
 
     def _fused_forward(self, x: torch.Tensor) -> torch.Tensor:
         from audioadapt.models.fused_tail import fused_block_tail, fused_block_tail_eval

@@ -13,7 +13,12 @@ them back), plus a statistics pass and the BatchNorm input-gradient pass.
 
 The kernels are compiled with the system C compiler on first use (``cc -O3
 -march=native``) into a per-user cache directory, loaded with :mod:`ctypes` and
-run on ``torch.get_num_threads()`` threads (ctypes releases the GIL). Where no
+run on ``torch.get_num_threads()`` threads (ctypes releases the GIL). They are
+registered as ``torch.library`` operators (``audioadapt::fused_tail_stats``,
+``fused_tail_train`` with its backward, ``fused_tail_eval``), each with a fake
+implementation that only computes output shapes, so ``torch.jit.trace``,
+``torch.export`` and ``torch.compile`` see one operator node where they would
+otherwise trace into ctypes and fail. Where no
 compiler works, :func:`fused_tail_available` is false and the blocks use PyTorch
 operators; the model's numbers are the same either way up to float rounding
 (``tests/models/test_fused_tail.py``). Dropout draws come from the same
@@ -33,9 +38,10 @@ import subprocess
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -138,6 +144,7 @@ def _kernel(name: str, channels: int):
     return getattr(_library(), f"{name}_{suffix}")
 
 
+@torch.compiler.assume_constant_result
 def fused_tail_available() -> bool:
     """Whether the fused kernels are built and loadable on this machine."""
     return _library() is not None
@@ -192,50 +199,122 @@ def _pooled_forward(y: torch.Tensor, a: torch.Tensor, c: torch.Tensor, weight: t
     return out
 
 
-class _TailFunction(torch.autograd.Function):
-    """``(y, gamma, beta, weight, bias) -> pooled output``; batch statistics and dropout draws given."""
+def _pooled_shape(y: torch.Tensor, pool: Sequence[int]) -> tuple:
+    n, ch, t, f = y.shape
+    return n, ch, t // pool[0], f // pool[1]
 
-    @staticmethod
-    def forward(ctx, y, gamma, beta, weight, bias, mean, invstd, draws, threshold, scale, pool):  # type: ignore[override]
-        a = gamma * invstd
-        c = beta - mean * a
-        out = _pooled_forward(y, a, c, weight, bias, draws, threshold, scale, pool)
-        w = weight.detach().contiguous()
-        ctx.save_for_backward(y, a.contiguous(), c.contiguous(), w, w.t().contiguous(),
-                              bias.detach().contiguous(), mean, invstd, draws)
-        ctx.setup = (threshold, scale, pool)
-        return out
 
-    @staticmethod
-    def backward(ctx, grad_out):  # type: ignore[override]
-        y, a, c, w, wt, b, mean, invstd, draws = ctx.saved_tensors
-        threshold, scale, (pt, pf) = ctx.setup
-        n, ch, t, f = y.shape
-        gp = grad_out.contiguous(memory_format=torch.channels_last)
-        covered = t % pt == 0 and f % pf == 0
-        gh = (torch.empty_like if covered else torch.zeros_like)(y, memory_format=torch.channels_last)
-        rows = n * (t // pt)
-        # per range: dL/dW (ch x ch), dL/db, sum(dL/dh), sum(dL/dh * xhat)
-        acc = _parts(rows, ch * ch + 3 * ch)
-        _run(_kernel("tail_backward", ch), rows,
-             lambda part, r0, r1: (_ptr(gp), _ptr(y), _ptr(a), _ptr(c), _ptr(w), _ptr(wt), _ptr(b), _ptr(draws),
-                                   threshold, scale, _ptr(mean), _ptr(invstd), _ptr(gh), _ptr(acc[part]),
-                                   _ptr(acc[part, ch * ch:]), _ptr(acc[part, ch * ch + ch:]),
-                                   _ptr(acc[part, ch * ch + 2 * ch:]), t, f, ch, pt, pf, r0, r1))
-        total = acc.sum(0)
-        grad_w = total[: ch * ch].view(ch, ch).to(y.dtype)
-        grad_b, sum_gh, sum_ghx = (total[ch * ch + k * ch: ch * ch + (k + 1) * ch] for k in range(3))
-        m = n * t * f
-        mean_gh, mean_ghx = sum_gh / m, sum_ghx / m
-        a64, invstd64 = a.double(), invstd.double()
-        coef_y = -a64 * mean_ghx * invstd64
-        const = -a64 * mean_gh - coef_y * mean.double()
-        coef_y32, const32 = coef_y.float(), const.float()  # referenced here until the jobs finish
-        _run(_kernel("tail_input_grad", ch), m,
-             lambda part, p0, p1: (_ptr(gh), _ptr(y), _ptr(a), _ptr(coef_y32), _ptr(const32), p0, p1, ch))
-        # dL/dgamma = sum(dL/dh * xhat), dL/dbeta = sum(dL/dh)
-        return (gh, sum_ghx.to(y.dtype), sum_gh.to(y.dtype), grad_w, grad_b.to(y.dtype), None, None, None, None,
-                None, None)
+# -- the kernels as torch.library operators ---------------------------------------------------------
+# Registered operators (with shape-only "fake" versions) let torch.jit.trace, torch.export and
+# torch.compile record a call to the kernel as one node instead of tracing into ctypes.
+
+@torch.library.custom_op("audioadapt::fused_tail_stats", mutates_args=())
+def _stats_op(y: torch.Tensor) -> torch.Tensor:
+    """Per-channel sums, then sums of squares, of channels-last ``y``: ``(2 * channel,)`` float64."""
+    n, ch, t, f = y.shape
+    pixels = n * t * f
+    parts = _parts(pixels, 2 * ch)  # per range: sum, sum of squares
+    _run(_kernel("tail_stats", ch), pixels,
+         lambda part, p0, p1: (_ptr(y), p0, p1, ch, _ptr(parts[part]), _ptr(parts[part, ch:])))
+    return parts.sum(0)
+
+
+@_stats_op.register_fake
+def _(y: torch.Tensor) -> torch.Tensor:
+    return y.new_empty((2 * y.shape[1],), dtype=torch.float64)
+
+
+def _affine(gamma: torch.Tensor, beta: torch.Tensor, mean: torch.Tensor,
+            invstd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(a, c)`` with ``BatchNorm(y) = a * y + c`` for the batch statistics ``mean``, ``invstd``."""
+    a = gamma * invstd
+    return a, beta - mean * a
+
+
+@torch.library.custom_op("audioadapt::fused_tail_train", mutates_args=())
+def _train_op(y: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+              mean: torch.Tensor, invstd: torch.Tensor, draws: Optional[torch.Tensor], threshold: int, scale: float,
+              pool: list[int]) -> torch.Tensor:
+    """The training tail's pooled output for the batch statistics ``mean``, ``invstd``."""
+    a, c = _affine(gamma, beta, mean, invstd)
+    return _pooled_forward(y, a, c, weight, bias, draws, threshold, scale, tuple(pool))
+
+
+@torch.library.custom_op("audioadapt::fused_tail_train_backward", mutates_args=())
+def _train_backward_op(grad_out: torch.Tensor, y: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
+                       weight: torch.Tensor, bias: torch.Tensor, mean: torch.Tensor, invstd: torch.Tensor,
+                       draws: Optional[torch.Tensor], threshold: int, scale: float,
+                       pool: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients of :func:`_train_op` for ``(y, gamma, beta, weight, bias)``, BatchNorm's statistics included."""
+    a, c = _affine(gamma, beta, mean, invstd)
+    a, c = a.contiguous(), c.contiguous()
+    w = weight.detach().contiguous()
+    wt, b = w.t().contiguous(), bias.detach().contiguous()
+    pt, pf = pool
+    n, ch, t, f = y.shape
+    gp = grad_out.contiguous(memory_format=torch.channels_last)
+    covered = t % pt == 0 and f % pf == 0
+    gh = (torch.empty_like if covered else torch.zeros_like)(y, memory_format=torch.channels_last)
+    rows = n * (t // pt)
+    # per range: dL/dW (ch x ch), dL/db, sum(dL/dh), sum(dL/dh * xhat)
+    acc = _parts(rows, ch * ch + 3 * ch)
+    _run(_kernel("tail_backward", ch), rows,
+         lambda part, r0, r1: (_ptr(gp), _ptr(y), _ptr(a), _ptr(c), _ptr(w), _ptr(wt), _ptr(b), _ptr(draws),
+                               threshold, scale, _ptr(mean), _ptr(invstd), _ptr(gh), _ptr(acc[part]),
+                               _ptr(acc[part, ch * ch:]), _ptr(acc[part, ch * ch + ch:]),
+                               _ptr(acc[part, ch * ch + 2 * ch:]), t, f, ch, pt, pf, r0, r1))
+    total = acc.sum(0)
+    grad_w = total[: ch * ch].view(ch, ch).to(y.dtype)
+    grad_b, sum_gh, sum_ghx = (total[ch * ch + k * ch: ch * ch + (k + 1) * ch] for k in range(3))
+    m = n * t * f
+    mean_gh, mean_ghx = sum_gh / m, sum_ghx / m
+    a64, invstd64 = a.double(), invstd.double()
+    coef_y = -a64 * mean_ghx * invstd64
+    const = -a64 * mean_gh - coef_y * mean.double()
+    coef_y32, const32 = coef_y.float(), const.float()  # referenced here until the jobs finish
+    _run(_kernel("tail_input_grad", ch), m,
+         lambda part, p0, p1: (_ptr(gh), _ptr(y), _ptr(a), _ptr(coef_y32), _ptr(const32), p0, p1, ch))
+    # dL/dgamma = sum(dL/dh * xhat), dL/dbeta = sum(dL/dh)
+    return gh, sum_ghx.to(y.dtype), sum_gh.to(y.dtype), grad_w, grad_b.to(y.dtype)
+
+
+@_train_op.register_fake
+def _(y, gamma, beta, weight, bias, mean, invstd, draws, threshold, scale, pool):
+    return torch.empty(_pooled_shape(y, pool), dtype=y.dtype, device=y.device, memory_format=torch.channels_last)
+
+
+@_train_backward_op.register_fake
+def _(grad_out, y, gamma, beta, weight, bias, mean, invstd, draws, threshold, scale, pool):
+    ch = y.shape[1]
+    return (torch.empty_like(y, memory_format=torch.channels_last), y.new_empty((ch,)), y.new_empty((ch,)),
+            y.new_empty((ch, ch)), y.new_empty((ch,)))
+
+
+def _train_setup(ctx, inputs, output) -> None:
+    y, gamma, beta, weight, bias, mean, invstd, draws, threshold, scale, pool = inputs
+    ctx.save_for_backward(y, gamma, beta, weight, bias, mean, invstd, draws)
+    ctx.setup = (threshold, scale, pool)
+
+
+def _train_backward(ctx, grad_out):
+    grads = _train_backward_op(grad_out, *ctx.saved_tensors, *ctx.setup)
+    return (*grads, None, None, None, None, None, None)
+
+
+_train_op.register_autograd(_train_backward, setup_context=_train_setup)
+
+
+@torch.library.custom_op("audioadapt::fused_tail_eval", mutates_args=())
+def _eval_op(y: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+             pool: list[int]) -> torch.Tensor:
+    """The eval-mode tail's pooled output (no autograd)."""
+    y = y.contiguous(memory_format=torch.channels_last)
+    return _pooled_forward(y, scale, shift, weight, bias, None, 0, 1.0, tuple(pool))
+
+
+@_eval_op.register_fake
+def _(y, scale, shift, weight, bias, pool):
+    return torch.empty(_pooled_shape(y, pool), dtype=y.dtype, device=y.device, memory_format=torch.channels_last)
 
 
 def fused_block_tail(y: torch.Tensor, norm: torch.nn.BatchNorm2d, weight: torch.Tensor, bias: torch.Tensor,
@@ -251,10 +330,7 @@ def fused_block_tail(y: torch.Tensor, norm: torch.nn.BatchNorm2d, weight: torch.
     y = y.contiguous(memory_format=torch.channels_last)
     pixels = n * t * f
     with torch.no_grad():
-        parts = _parts(pixels, 2 * ch)  # per range: sum, sum of squares
-        _run(_kernel("tail_stats", ch), pixels,
-             lambda part, p0, p1: (_ptr(y), p0, p1, ch, _ptr(parts[part]), _ptr(parts[part, ch:])))
-        sums = parts.sum(0)
+        sums = _stats_op(y)
         mean64 = sums[:ch] / pixels
         var64 = (sums[ch:] / pixels - mean64 * mean64).clamp(min=0.0)
         if norm.track_running_stats and norm.running_mean is not None:
@@ -265,8 +341,7 @@ def fused_block_tail(y: torch.Tensor, norm: torch.nn.BatchNorm2d, weight: torch.
             norm.running_var.mul_(1 - momentum).add_(unbiased.to(norm.running_var.dtype), alpha=momentum)
         mean = mean64.to(y.dtype)
         invstd = torch.rsqrt(var64 + norm.eps).to(y.dtype)
-    return _TailFunction.apply(y, norm.weight, norm.bias, weight, bias, mean, invstd, draws, threshold, scale,
-                               tuple(pool))
+    return _train_op(y, norm.weight, norm.bias, weight, bias, mean, invstd, draws, threshold, scale, list(pool))
 
 
 def fused_block_tail_eval(y: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, weight: torch.Tensor,
@@ -276,8 +351,7 @@ def fused_block_tail_eval(y: torch.Tensor, scale: torch.Tensor, shift: torch.Ten
 
     No autograd: for ``torch.no_grad()`` / ``torch.inference_mode()`` forwards.
     """
-    y = y.contiguous(memory_format=torch.channels_last)
-    return _pooled_forward(y, scale, shift, weight, bias, None, 0, 1.0, pool)
+    return _eval_op(y, scale, shift, weight, bias, list(pool))
 
 
 __all__ = ["fused_block_tail", "fused_block_tail_eval", "fused_tail_available"]
