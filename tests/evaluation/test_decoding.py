@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -11,9 +13,12 @@ from audioadapt.evaluation.decoding import (
     activity_to_regions,
     decode_batch,
     decode_scores,
+    decode_timed_scores,
     frame_boundaries,
+    frame_hop,
     median_filter_scores,
     postprocess_scores,
+    postprocess_timed_scores,
 )
 from audioadapt.features.frames import FrameGrid
 
@@ -284,3 +289,50 @@ def test_decode_batch(tenth_grid):
     assert out["y.wav"][0].offset == 0.95
     with pytest.raises(KeyError, match="y.wav"):
         decode_batch(scores, ["a", "b"], tenth_grid, NO_FILTER, clip_seconds={"x.wav": 1.0})
+
+
+# --------------------------------------------------------------------------- scores with their own frame times
+@pytest.mark.parametrize("seed", range(4))
+def test_timed_decoding_of_the_postprocessed_scores_gives_the_decoder_s_events(seed, sed_grid):
+    """What a score file holds (filtered scores, clipped boundaries) decodes to exactly the decoder's events."""
+    rng = np.random.default_rng(seed)
+    classes = ["a", "b", "c"]
+    for _ in range(8):
+        raw = np.round(rng.random((int(rng.integers(1, 170)), 3)) * 10) / 10  # ties with the thresholds
+        cfg = DecodeConfig(threshold=float(rng.choice([0.3, 0.5])),
+                           median_filter_seconds=float(rng.choice([0, 0.45])),
+                           filter_order=str(rng.choice(["scores_then_threshold", "threshold_then_scores"])),
+                           class_thresholds={"b": 0.6}, merge_gap_seconds=float(rng.choice([0.0, 0.2])),
+                           min_duration_seconds=float(rng.choice([0.0, 0.15])))
+        clip = None if rng.random() < 0.3 else float(rng.uniform(0.5, 10.0))
+        post = postprocess_scores(raw, sed_grid, cfg, clip)
+        bounds = frame_boundaries(len(post), sed_grid, clip)
+        timed = decode_timed_scores(post, bounds, classes, dataclasses.replace(cfg, median_filter_seconds=0.0))
+        assert timed == decode_scores(raw, classes, sed_grid, cfg, clip)
+        # the filter applied by the timed decoder itself: the same window from the frame length
+        assert decode_timed_scores(raw[: len(post)], bounds, classes, cfg) == timed
+        np.testing.assert_array_equal(postprocess_timed_scores(raw[: len(post)], bounds, cfg), post)
+
+
+def test_median_window_from_a_frame_length_matches_the_grid_s(sed_grid, tenth_grid):
+    for seconds in (0.0, 0.2, 0.38, 0.42, 0.45, 1.0):
+        cfg = DecodeConfig(median_filter_seconds=seconds)
+        for grid in (sed_grid, tenth_grid):
+            assert cfg.median_filter_frames_for_hop(grid.output_hop_seconds) == cfg.median_filter_frames(grid)
+
+
+def test_frame_hop_allows_a_shorter_last_frame_only():
+    assert frame_hop(np.array([0.0, 0.1, 0.2, 0.25])) == pytest.approx(0.1)
+    assert frame_hop(np.array([0.0, 0.3])) == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="not equally long"):
+        frame_hop(np.array([0.0, 0.1, 0.3, 0.4]))
+    with pytest.raises(ValueError, match="not equally long"):
+        frame_hop(np.array([0.0, 0.1, 0.2, 0.35]))
+    # without a median filter, uneven frames decode fine; with one they are refused
+    scores = np.array([[0.9], [0.1], [0.9]])
+    uneven = np.array([0.0, 0.5, 0.6, 2.0])
+    assert decode_timed_scores(scores, uneven, ["a"], NO_FILTER) == [Event(0.0, 0.5, "a"), Event(0.6, 2.0, "a")]
+    with pytest.raises(ValueError, match="median filter needs a fixed frame length"):
+        decode_timed_scores(scores, uneven, ["a"], DecodeConfig(median_filter_seconds=1.0))
+    with pytest.raises(ValueError, match="4 boundaries"):
+        decode_timed_scores(scores, uneven[:3], ["a"], NO_FILTER)

@@ -97,11 +97,15 @@ class DecodeConfig:
         The span is rounded to whole frames by the grid; an even result moves
         to the odd neighbour nearer to the exact span so the window is centred.
         """
+        return self.median_filter_frames_for_hop(grid.output_hop_seconds)
+
+    def median_filter_frames_for_hop(self, hop_seconds: float) -> int:
+        """:meth:`median_filter_frames` for frames of ``hop_seconds`` (e.g. those of a score file)."""
         if self.median_filter_seconds == 0:
             return 1
-        n = grid.seconds_to_output_frames(self.median_filter_seconds)
+        exact = self.median_filter_seconds / hop_seconds
+        n = max(1, int(round(exact)))
         if n % 2 == 0:
-            exact = self.median_filter_seconds / grid.output_hop_seconds
             n = n + 1 if exact >= n else n - 1
         return max(1, n)
 
@@ -241,26 +245,96 @@ def decode_scores(
     ``[start, end)``: onset ``start * hop``, offset ``end * hop``.
     """
     cfg = DecodeConfig() if cfg is None else cfg
+    scores = _checked_scores(scores, classes)
+    scores = _crop_to_clip(scores, grid, clip_seconds)
+    active = _activity(scores, cfg.thresholds_for(classes), cfg.median_filter_frames(grid), cfg.filter_order)
+    return _events(active, frame_boundaries(len(scores), grid, clip_seconds), classes, cfg)
+
+
+def decode_timed_scores(
+    scores: np.ndarray, timestamps: np.ndarray, classes: Sequence[str], cfg: DecodeConfig | None = None
+) -> list[Event]:
+    """Decode scores given with their own frame boundaries (e.g. read from a score file).
+
+    Parameters
+    ----------
+    scores:
+        ``(frame, class)`` scores.
+    timestamps:
+        The ``frame + 1`` frame boundaries in seconds; an event over frames
+        ``[start, end)`` spans ``timestamps[start]`` to ``timestamps[end]``.
+    classes, cfg:
+        As in :func:`decode_scores`. A median filter needs equally long
+        frames (the last one may be shorter, cut at the clip's end); its
+        window is :meth:`DecodeConfig.median_filter_frames_for_hop` of their
+        length.
+
+    On the scores and boundaries of :func:`postprocess_scores` and
+    :func:`frame_boundaries`, with ``median_filter_seconds=0``, this gives
+    the events of :func:`decode_scores`.
+    """
+    cfg = DecodeConfig() if cfg is None else cfg
+    scores = _checked_scores(scores, classes)
+    timestamps = _checked_timestamps(timestamps, len(scores))
+    n_filter = 1 if cfg.median_filter_seconds == 0 else cfg.median_filter_frames_for_hop(frame_hop(timestamps))
+    active = _activity(scores, cfg.thresholds_for(classes), n_filter, cfg.filter_order)
+    return _events(active, timestamps, classes, cfg)
+
+
+def postprocess_timed_scores(scores: np.ndarray, timestamps: np.ndarray, cfg: DecodeConfig) -> np.ndarray:
+    """:func:`postprocess_scores` for scores with their own frame boundaries: the median filter only."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if cfg.median_filter_seconds == 0:
+        return scores.copy()
+    timestamps = _checked_timestamps(timestamps, len(scores))
+    return median_filter_scores(scores, cfg.median_filter_frames_for_hop(frame_hop(timestamps)))
+
+
+def frame_hop(timestamps: np.ndarray, rtol: float = 1e-6) -> float:
+    """The frame length of equally spaced frame boundaries (the last frame may be shorter).
+
+    Raises ``ValueError`` when the frames are not equally long.
+    """
+    steps = np.diff(np.asarray(timestamps, dtype=np.float64))
+    if len(steps) == 0:
+        raise ValueError("no frames")
+    hop = float(steps[0])
+    inner_ok = np.allclose(steps[:-1], hop, rtol=rtol, atol=0.0)
+    if not (hop > 0 and inner_ok and steps[-1] <= hop * (1 + rtol)):
+        raise ValueError(f"frames are not equally long (from {steps.min():.6g} s to {steps.max():.6g} s); "
+                         "a median filter needs a fixed frame length")
+    return hop
+
+
+def _checked_scores(scores: np.ndarray, classes: Sequence[str]) -> np.ndarray:
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 2 or scores.shape[1] != len(classes):
         raise ValueError(f"scores must be (frame, {len(classes)}) for classes {list(classes)}, got {scores.shape}")
-    thresholds = cfg.thresholds_for(classes)
-    scores = _crop_to_clip(scores, grid, clip_seconds)
-    n_filter = cfg.median_filter_frames(grid)
-    if cfg.filter_order == "scores_then_threshold":
-        active = median_filter_scores(scores, n_filter) > thresholds
-    else:
-        binary = (scores > thresholds).astype(np.uint8)
-        active = median_filter_scores(binary, n_filter) > 0
+    return scores
+
+
+def _checked_timestamps(timestamps: np.ndarray, n_frames: int) -> np.ndarray:
+    timestamps = np.asarray(timestamps, dtype=np.float64)
+    if timestamps.shape != (n_frames + 1,):
+        raise ValueError(f"timestamps must hold frame + 1 = {n_frames + 1} boundaries, got shape {timestamps.shape}")
+    return timestamps
+
+
+def _activity(scores: np.ndarray, thresholds: np.ndarray, n_filter: int, order: FilterOrder) -> np.ndarray:
+    """Boolean ``(frame, class)`` activity: median filter and strict threshold in ``order``."""
+    if order == "scores_then_threshold":
+        return median_filter_scores(scores, n_filter) > thresholds
+    binary = (scores > thresholds).astype(np.uint8)
+    return median_filter_scores(binary, n_filter) > 0
+
+
+def _events(active: np.ndarray, bounds: np.ndarray, classes: Sequence[str], cfg: DecodeConfig) -> list[Event]:
+    """Events of an activity matrix on the frame boundaries ``bounds`` (empty ones dropped), merged and filtered."""
     cls, start, end = activity_to_regions(active)
-    on = grid.output_frame_to_seconds(start)
-    off = grid.output_frame_to_seconds(end)
-    on, off = np.atleast_1d(on), np.atleast_1d(off)
-    if clip_seconds is not None:
-        off = np.minimum(off, clip_seconds)
-        keep = on < off
-        cls, on, off = cls[keep], on[keep], off[keep]
-    cls, on, off = _merge_and_filter(cls, on, off, cfg.merge_gap_seconds, cfg.min_duration_seconds)
+    on, off = bounds[start], bounds[end]
+    keep = on < off
+    cls, on, off = _merge_and_filter(cls[keep], on[keep], off[keep], cfg.merge_gap_seconds,
+                                     cfg.min_duration_seconds)
     events = [Event(float(a), float(b), classes[int(k)]) for k, a, b in zip(cls, on, off)]
     return sorted(events)
 
@@ -296,7 +370,10 @@ __all__ = [
     "activity_to_regions",
     "decode_batch",
     "decode_scores",
+    "decode_timed_scores",
     "frame_boundaries",
+    "frame_hop",
     "median_filter_scores",
     "postprocess_scores",
+    "postprocess_timed_scores",
 ]
