@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from audioadapt.data.manifest import Event
 from audioadapt.errors import DataError
-from audioadapt.evaluation.report import Report, fscore_table
+from audioadapt.evaluation.report import Report, Table, fscore_table
 from audioadapt.evaluation.sed_metrics import (
     FScoreResult,
     SedMetricConfig,
@@ -26,6 +26,9 @@ from audioadapt.evaluation.sed_metrics import (
     events_to_tags,
     segment_based_metrics,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from audioadapt.evaluation.psds import PsdsConfig, PsdsResult
 
 
 @dataclass
@@ -41,6 +44,8 @@ class SedEvaluation:
     config: the metric settings.
     inputs: where the data came from and how many files each side had.
     extra: further headline numbers (e.g. ``{"psds1": 0.35}``) for the report.
+    psds: PSDS scenarios added with :meth:`add_psds`: name -> (parameters,
+        result or ``None`` when it could not be computed).
     """
 
     event: FScoreResult
@@ -50,10 +55,18 @@ class SedEvaluation:
     config: SedMetricConfig
     inputs: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    psds: dict[str, tuple["PsdsConfig", "PsdsResult | None"]] = field(default_factory=dict)
 
     @property
     def classes(self) -> tuple[str, ...]:
         return self.event.classes
+
+    def add_psds(self, scenarios: Mapping[str, "PsdsConfig"], results: Mapping[str, "PsdsResult | None"]) -> None:
+        """Add PSDS results: each value becomes a headline entry, its parameters go into the report."""
+        for name, cfg in scenarios.items():
+            result = results.get(name)
+            self.extra[name] = None if result is None else float(result.value)
+            self.psds[name] = (cfg, result)
 
     def entries(self) -> dict[str, Any]:
         """Headline numbers: macro and micro F1 of every metric, then ``extra``."""
@@ -75,12 +88,18 @@ class SedEvaluation:
         """The JSON/Markdown report of this evaluation."""
         from audioadapt.config.load import to_dict
 
+        from audioadapt.evaluation.decode_settings import decode_table
+
         results = {
             "event": self.event.to_dict(),
             "segment": self.segment.to_dict(),
             "segment_zero_score": self.segment_zero_score.to_dict(),
             "clip": self.clip.to_dict(),
         }
+        if self.psds:
+            results["psds"] = {name: {"value": None if r is None else r.value,
+                                      "per_class": None if r is None else dict(r.class_values),
+                                      "parameters": cfg.parameters()} for name, (cfg, r) in self.psds.items()}
         table = fscore_table(
             "Per-class results",
             {"event": self.event, "segment": self.segment, "clip": self.clip},
@@ -90,7 +109,13 @@ class SedEvaluation:
             count=("event", "n_ref"),
             note=_table_note(self.config, self.segment_zero_score),
         )
-        return Report("sed", results, to_dict(self.config), self.entries(), [table], dict(self.inputs))
+        tables = [table]
+        if self.psds:
+            tables.append(_psds_table(self.psds))
+        decoding = decode_table(self.inputs)
+        if decoding is not None:
+            tables.append(decoding)
+        return Report("sed", results, to_dict(self.config), self.entries(), tables, dict(self.inputs))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready payload (as written by the report)."""
@@ -98,6 +123,21 @@ class SedEvaluation:
 
     def to_markdown(self) -> str:
         return self.report().to_markdown()
+
+
+#: Columns of the PSDS table: the scenario parameters, in the order DCASE lists them.
+_PSDS_PARAMETERS = ("dtc", "gtc", "cttc", "alpha_ct", "alpha_st", "max_efpr")
+
+
+def _psds_table(psds: Mapping[str, tuple["PsdsConfig", "PsdsResult | None"]]) -> Table:
+    rows = []
+    for name, (cfg, result) in psds.items():
+        params = cfg.parameters()
+        shown = ["-" if params[k] is None else f"{params[k]:g}" for k in _PSDS_PARAMETERS]
+        rows.append([name, None if result is None else result.value, *shown])
+    return Table("PSDS", ["scenario", "PSDS", *_PSDS_PARAMETERS], rows,
+                 note="Threshold-free, on the exact PSD-ROC over every score level (max_efpr: false positives "
+                 "per hour); n/a: not computed (see the log, e.g. a class without reference events).")
 
 
 def _table_note(cfg: SedMetricConfig, seg_zero: FScoreResult) -> str:

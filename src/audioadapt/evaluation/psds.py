@@ -25,6 +25,7 @@ is a false positive (cross-triggers included; they are also counted apart).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,8 @@ import numpy as np
 from audioadapt.data.manifest import Event
 from audioadapt.errors import ConfigError, DataError
 from audioadapt.evaluation.intersection import ClassStatistics, pack_inputs, statistics_at, statistics_curve
+
+log = logging.getLogger(__name__)
 
 #: The eFPR unit: false positives per hour.
 SECONDS_PER_HOUR = 3600.0
@@ -77,6 +80,10 @@ class PsdsConfig:
         if not self.max_efpr > 0:
             raise ConfigError(f"psds.max_efpr must be positive, got {self.max_efpr}")
 
+    def parameters(self) -> dict[str, float | None]:
+        """The parameters by name, as reports record them."""
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
     @classmethod
     def scenario1(cls) -> "PsdsConfig":
         """DCASE PSDS1: tight localisation, no cross-trigger penalty."""
@@ -90,6 +97,11 @@ class PsdsConfig:
 
 PSDS1 = PsdsConfig.scenario1()
 PSDS2 = PsdsConfig.scenario2()
+
+
+def dcase_scenarios() -> dict[str, PsdsConfig]:
+    """The DCASE scenarios by report name: ``{"psds1": PSDS1, "psds2": PSDS2}``."""
+    return {"psds1": PsdsConfig.scenario1(), "psds2": PsdsConfig.scenario2()}
 
 
 @dataclass(frozen=True)
@@ -147,7 +159,7 @@ class PsdsResult:
         return {
             "psds": self.value,
             "per_class": dict(self.class_values),
-            "config": {k: getattr(self.config, k) for k in self.config.__dataclass_fields__},
+            "config": self.config.parameters(),
         }
 
 
@@ -193,6 +205,30 @@ def psds(
         class_values={c: _staircase_area(r.tpr, r.efpr, cfg.max_efpr) / cfg.max_efpr for c, r in class_rocs.items()},
         config=cfg,
     )
+
+
+def psds_scenarios(
+    scenarios: Mapping[str, PsdsConfig],
+    scores: Mapping[str, np.ndarray],
+    timestamps: Mapping[str, np.ndarray] | np.ndarray,
+    classes: Sequence[str],
+    ground_truth: Mapping[str, Sequence[Event]],
+    durations: Mapping[str, float],
+) -> dict[str, PsdsResult | None]:
+    """:func:`psds` of each named scenario (e.g. ``{"psds1": PSDS1, "psds2": PSDS2}``).
+
+    A scenario that cannot be computed on these inputs (a class without any
+    reference event, durations that do not match) is ``None``, with a warning
+    saying why, so that the other metrics of an evaluation are still reported.
+    """
+    out: dict[str, PsdsResult | None] = {}
+    for name, cfg in scenarios.items():
+        try:
+            out[name] = psds(scores, timestamps, classes, ground_truth, durations, cfg)
+        except (DataError, ConfigError, ValueError) as exc:
+            log.warning("%s not computed: %s", name, exc)
+            out[name] = None
+    return out
 
 
 def _total_duration(durations: Mapping[str, float], clips: Sequence[str]) -> float:
