@@ -89,13 +89,66 @@ def load_avg() -> list[float]:
         return [float("nan")] * 3
 
 
+#: CPU flags that decide which kernels oneDNN and ATen can use
+ISA_FLAGS = ("fma", "avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+#: environment variables that restrict oneDNN / ATen to older instruction sets (emulating another CPU kind)
+ISA_LIMITS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
+
+
+def cpu_flags() -> list[str]:
+    """The :data:`ISA_FLAGS` this CPU reports in ``/proc/cpuinfo``."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    have = set(line.split(":", 1)[1].split())
+                    return [f for f in ISA_FLAGS if f in have]
+    except OSError:
+        pass
+    return []
+
+
+def isa_class(flags: list[str]) -> str:
+    """The widest matrix/vector extension among ``flags``: ``amx``, ``avx512``, ``avx2`` or ``sse``."""
+    if "amx_tile" in flags:
+        return "amx"
+    if "avx512f" in flags:
+        return "avx512"
+    return "avx2" if "avx2" in flags else "sse"
+
+
+def cpu_kind(model: str, flags: list[str], limits: dict[str, str]) -> str:
+    """A file-name-safe name of the CPU kind, e.g. ``amd-epyc-avx2`` or ``intel-xeon-amx``.
+
+    A run restricted by :data:`ISA_LIMITS` is another kind (``intel-xeon-amx-as-avx2``), so that emulated
+    numbers never overwrite measured ones.
+    """
+    import re
+
+    words = re.sub(r"\((r|tm)\)|\bprocessor\b|\bcpu\b|@.*$|\d+-core", " ", model.lower())
+    words = [w for w in re.split(r"[^a-z0-9]+", words) if w][:3]
+    kind = "-".join([*words, isa_class(flags)]) or "unknown"
+    if limits:
+        kind += "-as-" + "-".join(sorted({v.lower() for v in limits.values()}))
+    return kind
+
+
 def machine_info() -> dict[str, Any]:
+    flags = cpu_flags()
+    limits = {k: os.environ[k] for k in ISA_LIMITS if os.environ.get(k)}
+    cpu = cpu_model()
     return {
-        "cpu": cpu_model(),
+        "cpu": cpu,
+        "cpu_flags": flags,
+        "cpu_kind": cpu_kind(cpu, flags, limits),
+        "isa_limits": limits,
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "torch": torch.__version__,
+        "torch_build": {"mkl": torch.backends.mkl.is_available(), "mkldnn": torch.backends.mkldnn.is_available(),
+                        "openmp": torch.backends.openmp.is_available(), "cuda": torch.version.cuda},
         "numpy": np.__version__,
         "mkldnn": torch.backends.mkldnn.is_available(),
         "platform": platform.platform(),
@@ -298,6 +351,11 @@ def render(res: dict[str, Any]) -> str:
         "## Machine",
         "",
         f"- CPU: `{m['cpu']}`, {m['cores']} cores, torch threads {m['torch_threads']}; {m['platform']}",
+        f"- CPU kind `{m.get('cpu_kind', 'unknown')}`: flags {', '.join(m.get('cpu_flags', [])) or 'not recorded'}; "
+        f"torch CPU capability {m.get('torch_cpu_capability', 'not recorded')}; torch build "
+        f"{', '.join(k for k, v in m.get('torch_build', {}).items() if v and k != 'cuda') or 'not recorded'}.",
+        *([f"- **Emulated**: restricted by {', '.join(f'{k}={v}' for k, v in m['isa_limits'].items())}; these "
+           "numbers are this CPU running narrower code paths, not a CPU of that kind."] if m.get("isa_limits") else []),
         f"- Python {m['python']}, torch {m['torch']}, numpy {m['numpy']}; date {m['date']}",
         f"- Load average (1/5/15 min) at start {res['load_start']}, at end {res['load_end']}. "
         "Other jobs shared the machine; each row lists the load before and after its measurement.",
@@ -373,8 +431,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="extra runs of the full system with these options, one run per option")
     ap.add_argument("--systems", nargs="*", default=["full"], choices=["baseline", "full"],
                     help="systems to time (FLOPs are always counted for both)")
-    ap.add_argument("--json", type=Path, default=None, help="JSON output (default results/sed_throughput.json)")
-    ap.add_argument("--markdown", type=Path, default=None, help="Markdown output (default results/sed_throughput.md)")
+    ap.add_argument("--json", type=Path, default=None, help="JSON output (default results/sed_throughput_<cpu kind>.json)")
+    ap.add_argument("--markdown", type=Path, default=None, help="Markdown output (default results/sed_throughput_<cpu kind>.md)")
     ap.add_argument("--cpu-allocator", choices=["retain", "system"], default=TrainConfig.cpu_allocator,
                     help="C allocator setting, as train.cpu_allocator (default %(default)s)")
     args = ap.parse_args(argv)
@@ -382,8 +440,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     batch = args.batch or (8 if args.quick else 64)
-    warmup = args.warmup if args.warmup is not None else 1
-    iters = args.iters or (2 if args.quick else 3)
+    warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
+    iters = args.iters or (2 if args.quick else 5)
     feat_cfg = FeatureConfig() if not args.quick else FeatureConfig(clip_seconds=2.0)
     frames = LogMel(feat_cfg).num_frames(round(feat_cfg.sample_rate * feat_cfg.clip_seconds))
     n_samples = round(feat_cfg.sample_rate * feat_cfg.clip_seconds)
@@ -447,8 +505,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(render_table(runs, peak))
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    json_path = args.json or RESULTS_DIR / "sed_throughput.json"
-    md_path = args.markdown or RESULTS_DIR / "sed_throughput.md"
+    # one results file per CPU kind: a run on another kind never overwrites these
+    stem = f"sed_throughput_{res['machine']['cpu_kind']}"
+    json_path = args.json or RESULTS_DIR / f"{stem}.json"
+    md_path = args.markdown or RESULTS_DIR / f"{stem}.md"
     json_path.write_text(json.dumps(res, indent=1, default=str) + "\n", encoding="utf-8")
     md_path.write_text(render(res), encoding="utf-8")
     print(f"\nwrote {json_path} and {md_path}")
