@@ -122,3 +122,38 @@ def test_outputs_that_cannot_be_written_are_refused_first(tmp_path, capsys, monk
     assert main(["ser", "evaluate", str(tmp_path)]) == 2
     assert f"{tmp_path}: cannot write the evaluation report into the run: folder {tmp_path} is not writable" \
         in capsys.readouterr().err
+
+
+def test_predict_scores_long_files_in_windows(tmp_path, capsys):
+    import numpy as np
+
+    from audioadapt.api.ser import checkpoint_meta
+    from audioadapt.audio.io import write_audio
+    from audioadapt.data.utterances import EMOTIONS
+    from audioadapt.features.normalization import Normalizer
+    from audioadapt.models.ser_model import SerModel
+    from audioadapt.training.ser_predict import model_networks
+
+    cfg = load_ser_config("ser_demo", [*SMALL, "dataset.crop_seconds=1.0"])
+    model = SerModel(cfg.model, cfg.features.n_mels)
+    meta = checkpoint_meta(cfg, Normalizer(cfg.normalizer, cfg.features.n_mels), EMOTIONS)
+    run = tmp_path / "run"
+    save_checkpoint(make_checkpoint(networks=model_networks(model), method_state={}, progress={}, best={},
+                                    meta=meta), run / "last.pt")
+    rate = cfg.features.sample_rate
+    wav = write_audio(tmp_path / "long.wav", np.random.default_rng(0).normal(size=int(2.5 * rate)).astype(np.float32)
+                      * 0.1, rate)
+    assert main(["ser", "predict", str(run), str(wav)]) == 0
+    (row,) = csv.DictReader(io.StringIO(capsys.readouterr().out))
+    assert row["windows"] == "3"
+    assert main(["ser", "predict", str(run), str(wav), "--windows", "--hop", "0.5", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["window"], r["start"], r["end"]) for r in rows] == [
+        ("mean", 0.0, 2.5), (0, 0.0, 1.0), (1, 0.5, 1.5), (2, 1.0, 2.0), (3, 1.5, 2.5)]
+    assert main(["ser", "predict", str(run), str(wav), "--hop", "0"]) == 2
+    assert "--hop must be positive, got 0.0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["ser", "predict", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "in windows of the run's crop length" in text and "mean of its windows' probabilities" in text
+    assert "--windows" in text

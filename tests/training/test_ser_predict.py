@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -65,3 +67,89 @@ def test_a_file_without_samples_is_named(checkpoint, tmp_path):
     with pytest.raises(AudioError, match="holds no samples") as err:
         predict_files(ckpt, [empty])
     assert err.value.path == empty
+
+
+def test_windows_cover_the_input_with_whole_crops():
+    from audioadapt.training.ser_predict import window_starts
+
+    assert window_starts(80, 101, 100) == [0]  # no longer than a crop: one window, as in evaluation
+    assert window_starts(101, 101, 100) == [0]
+    assert window_starts(351, 101, 100) == [0, 100, 200, 250]  # the last one ends at the last frame
+    assert window_starts(301, 101, 100) == [0, 100, 200]
+    assert window_starts(351, 101, 50)[:3] == [0, 50, 100]
+    assert window_starts(10_000, None, 100) == [0]  # whole utterances
+    with pytest.raises(ValueError, match="hop_frames must be >= 1"):
+        window_starts(351, 101, 0)
+
+
+def _model(checkpoint):
+    from audioadapt.config.load import from_dict
+    from audioadapt.data.ser_dataset import SerDatasetConfig
+    from audioadapt.features.config import FeatureConfig
+    from audioadapt.training.ser_predict import load_ser_model
+
+    ckpt, _ = checkpoint
+    model, normalizer = load_ser_model(ckpt)
+    meta = ckpt["meta"]
+    return model, normalizer, from_dict(FeatureConfig, meta["feature_config"]), \
+        from_dict(SerDatasetConfig, meta["dataset_config"])
+
+
+def test_a_long_input_is_the_mean_of_its_windows(checkpoint):
+    from audioadapt.training.ser_predict import predict_features
+
+    model, normalizer, fcfg, dcfg = _model(checkpoint)
+    rng = np.random.default_rng(1)
+    # 351 frames (3.5 s): the model's 1 s crop fits 4 windows; each window's frames differ in level
+    long = np.concatenate([rng.normal(k, 1 + k, size=(100, 32)) for k in range(4)])[:351].astype(np.float32)
+    whole = predict_features(model, normalizer, [long], fcfg, dcfg, batch_size=3)
+    w = whole.windows
+    assert w.file.tolist() == [0, 0, 0, 0]
+    np.testing.assert_allclose(w.start, [0.0, 1.0, 2.0, 2.5])
+    np.testing.assert_allclose(w.end, [1.0, 2.0, 3.0, 3.5])
+    np.testing.assert_allclose(whole.durations, [3.5])
+    np.testing.assert_allclose(whole.probabilities[0], w.probabilities.mean(axis=0), rtol=1e-6)
+    assert whole.labels[0] == whole.probabilities[0].argmax()
+    # each window is scored as that stretch on its own would be
+    for k, start in enumerate((0, 100, 200, 250)):
+        alone = predict_features(model, normalizer, [long[start: start + 101]], fcfg, dcfg, batch_size=1)
+        np.testing.assert_allclose(w.probabilities[k], alone.probabilities[0], atol=1e-6)
+    # the later windows count: the mean is not the first window's prediction
+    assert not np.allclose(whole.probabilities[0], w.probabilities[0], atol=1e-4)
+    # a hop of half a crop: windows every 0.5 s
+    half = predict_features(model, normalizer, [long], fcfg, dcfg, batch_size=8, hop_seconds=0.5)
+    np.testing.assert_allclose(half.windows.start, [0.0, 0.5, 1.0, 1.5, 2.0, 2.5])
+
+
+def test_an_input_shorter_than_a_crop_is_predicted_as_the_test_side_is(checkpoint):
+    from audioadapt.data.ser_dataset import SerDataset
+    from audioadapt.data.utterances import Utterance
+    from audioadapt.training.ser_predict import predict_dataset, predict_features
+
+    model, normalizer, fcfg, dcfg = _model(checkpoint)
+    rng = np.random.default_rng(2)
+    feats = [rng.normal(size=(n, 32)).astype(np.float32) for n in (40, 101)]
+    utts = [Utterance(Path(f"u{i}.wav"), None, None, "t", f"u{i}") for i in range(2)]
+    ref = predict_dataset(model, normalizer, SerDataset(utts, feats, fcfg, dcfg, use_labels=False), 2)
+    got = predict_features(model, normalizer, feats, fcfg, dcfg, batch_size=2)
+    assert got.windows.file.tolist() == [0, 1]
+    np.testing.assert_allclose(got.probabilities, ref.probabilities, atol=1e-6)
+
+
+def test_files_are_scored_whole_and_rows_list_the_windows(checkpoint, tmp_path):
+    from audioadapt.api.ser import prediction_rows
+
+    ckpt, rate = checkpoint
+    rng = np.random.default_rng(3)
+    long = write_audio(tmp_path / "long.wav", (rng.normal(size=int(2.5 * rate)) * 0.1).astype(np.float32), rate)
+    short = write_audio(tmp_path / "short.wav", (rng.normal(size=rate // 2) * 0.1).astype(np.float32), rate)
+    pred = predict_files(ckpt, [long, short])
+    rows = prediction_rows(["long", "short"], pred, EMOTIONS)
+    assert [(r["path"], r["windows"]) for r in rows] == [("long", 3), ("short", 1)]
+    assert rows[0]["label"] == EMOTIONS[int(np.argmax([rows[0][c] for c in EMOTIONS]))]
+    detailed = prediction_rows(["long", "short"], pred, EMOTIONS, windows=True)
+    assert [(r["path"], r["window"], r["start"], r["end"]) for r in detailed] == [
+        ("long", "mean", 0.0, 2.5), ("long", 0, 0.0, 1.0), ("long", 1, 1.0, 2.0), ("long", 2, 1.5, 2.5),
+        ("short", "mean", 0.0, 0.5), ("short", 0, 0.0, 0.5)]
+    mean = np.mean([[r[c] for c in EMOTIONS] for r in detailed[1:4]], axis=0)
+    np.testing.assert_allclose([detailed[0][c] for c in EMOTIONS], mean, rtol=1e-5)

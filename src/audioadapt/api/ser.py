@@ -168,7 +168,9 @@ def checkpoint_path(run_dir: str | Path, checkpoint: str | Path = "last") -> Pat
     return Path(checkpoint)
 
 
-def _load_run(run_dir: str | Path, checkpoint: str | Path) -> tuple[dict[str, Any], SerExperimentConfig, Path]:
+def load_ser_run(run_dir: str | Path,
+                 checkpoint: str | Path = "last") -> tuple[dict[str, Any], SerExperimentConfig, Path]:
+    """A run's loaded checkpoint, its experiment configuration and the checkpoint's path (see :func:`checkpoint_path`)."""
     from audioadapt.training.allocator import configure_for_run
     from audioadapt.training.checkpoint import load_run_checkpoint
 
@@ -215,7 +217,7 @@ def evaluate_ser_run(run_dir: str | Path, checkpoint: str | Path = "last", write
     from audioadapt.training.ser_predict import load_memory, load_ser_model, predict_dataset
 
     run_dir = Path(run_dir)
-    ckpt, cfg, path = _load_run(run_dir, checkpoint)
+    ckpt, cfg, path = load_ser_run(run_dir, checkpoint)
     cfg = dataclasses.replace(cfg, target=_absolute(with_corpora(cfg, target=target).target))
     classes = tuple(ckpt["meta"]["classes"])
     device = resolve_device(cfg.train.device)
@@ -261,29 +263,61 @@ def evaluate_ser_run(run_dir: str | Path, checkpoint: str | Path = "last", write
 
 
 # -- prediction ---------------------------------------------------------------------------------
-def predict_ser(run_dir: str | Path, audio: Iterable[str | Path], checkpoint: str | Path = "last",
-                batch_size: int | None = None) -> list[dict[str, Any]]:
-    """Emotion of audio files with a trained run: one row per file.
+def prediction_rows(names: Sequence[str], pred: Any, classes: Sequence[str], windows: bool = False
+                    ) -> list[dict[str, Any]]:
+    """Rows of :class:`~audioadapt.training.ser_predict.SerFilePredictions`, one per file named in ``names``.
 
-    Each row holds ``path``, ``label`` (the head's class), one probability
-    per class and, when the run has a memory, ``memory_label`` (the label of
-    the nearest memory slot).
+    A file's row holds ``path``, ``label`` (argmax of the mean of its
+    windows' probabilities), one probability per class, ``memory_label``
+    when the run has a memory, and ``windows``, the number of windows scored.
+    With ``windows`` each file row (``window`` ``"mean"``) is followed by one row
+    per window (``window`` 0, 1, ...), all with ``start`` and ``end`` in seconds
+    instead of the window count.
+    """
+    w = pred.windows
+
+    def row(name: str, where: dict[str, Any], probs: np.ndarray, label: int,
+            memory: np.ndarray | None, k: int) -> dict[str, Any]:
+        out: dict[str, Any] = {"path": name, **where, "label": classes[int(label)]}
+        out.update({c: float(p) for c, p in zip(classes, np.asarray(probs))})
+        if memory is not None:
+            out["memory_label"] = classes[int(memory[k])]
+        return out
+
+    rows = []
+    for i, name in enumerate(names):
+        mine = np.flatnonzero(w.file == i)
+        where = {"window": "mean", "start": 0.0, "end": float(pred.durations[i])} if windows else {}
+        rows.append(row(name, where, pred.probabilities[i], pred.labels[i], pred.memory_labels, i))
+        if not windows:
+            rows[-1]["windows"] = len(mine)
+            continue
+        for k, j in enumerate(mine):
+            where = {"window": k, "start": float(w.start[j]), "end": float(w.end[j])}
+            rows.append(row(name, where, w.probabilities[j], w.labels[j], w.memory_labels, j))
+    return rows
+
+
+def predict_ser(run_dir: str | Path, audio: Iterable[str | Path], checkpoint: str | Path = "last",
+                batch_size: int | None = None, windows: bool = False,
+                hop_seconds: float | None = None) -> list[dict[str, Any]]:
+    """Emotion of audio files with a trained run: one row per file (see :func:`prediction_rows`).
+
+    Files of any length are scored whole, in windows of the run's
+    ``dataset.crop_seconds`` every ``hop_seconds`` (default: the crop length),
+    and a file's probabilities are the mean of its windows'
+    (:func:`~audioadapt.training.ser_predict.predict_features`). ``windows``
+    adds one row per window after each file's row.
     """
     from audioadapt.training.distributed import resolve_device
     from audioadapt.training.ser_predict import predict_files
 
-    ckpt, cfg, _ = _load_run(run_dir, checkpoint)
+    ckpt, cfg, _ = load_ser_run(run_dir, checkpoint)
     classes = tuple(ckpt["meta"]["classes"])
     paths = collect_audio(audio)
-    pred = predict_files(ckpt, paths, batch_size=batch_size, device=resolve_device(cfg.train.device))
-    rows = []
-    for i, path in enumerate(paths):
-        row: dict[str, Any] = {"path": str(path), "label": classes[int(pred.labels[i])]}
-        row.update({c: float(p) for c, p in zip(classes, np.asarray(pred.probabilities[i]))})
-        if pred.memory_labels is not None:
-            row["memory_label"] = classes[int(pred.memory_labels[i])]
-        rows.append(row)
-    return rows
+    pred = predict_files(ckpt, paths, batch_size=batch_size, device=resolve_device(cfg.train.device),
+                         hop_seconds=hop_seconds)
+    return prediction_rows([str(p) for p in paths], pred, classes, windows)
 
 
 __all__ = [
@@ -294,7 +328,9 @@ __all__ = [
     "checkpoint_path",
     "collect_audio",
     "evaluate_ser_run",
+    "load_ser_run",
     "predict_ser",
+    "prediction_rows",
     "resolve_ser_config",
     "train_ser",
 ]

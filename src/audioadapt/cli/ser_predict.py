@@ -14,8 +14,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Predict the emotion (angry, happy, sad, neutral) of each audio file with a run's "
         "checkpoint. AUDIO is a file, a folder (searched recursively for .wav, .flac, .ogg, .mp3, .aif, .aiff) "
         "or a list file (.txt, .lst, .list: one path per line, relative to the list). Prints (or writes to "
-        "--out) one row per file: path, label, one probability per class and, for runs with a memory, the "
-        "label of the nearest memory slot. A file shorter than the model's shortest input (a few STFT frames) "
+        "--out) one row per file: path, label, one probability per class, for runs with a memory the "
+        "label of the nearest memory slot, and the number of windows scored. Files of any length are scored "
+        "whole: in windows of the run's crop length (dataset.crop_seconds, the model's input in training) "
+        "every --hop seconds, the last one ending at the file's end; a file's probabilities are the mean of "
+        "its windows' probabilities and its label their argmax (a file no longer than the crop is one "
+        "window). --windows adds one row per window (window 0, 1, ... with start and end in seconds) after "
+        "each file's row (window 'mean'). A file shorter than the model's shortest input (a few STFT frames) "
         "is padded with zeros at its end (with a warning), as 'sed predict' pads files shorter than a clip; a file without samples is "
         "an error.",
     )
@@ -24,7 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("csv", "json"), help="output format (default: from --out, else csv)")
     p.add_argument("--out", type=Path, metavar="FILE", help="write here instead of printing")
     p.add_argument("--checkpoint", default="last", metavar="last|best|PATH", help="checkpoint (default: last)")
-    p.add_argument("--batch-size", type=int, metavar="N", help="files per inference batch")
+    p.add_argument("--batch-size", type=int, metavar="N", help="windows per inference batch")
+    p.add_argument("--windows", action="store_true",
+                   help="also print one row per window of each file (start, end, label, probabilities)")
+    p.add_argument("--hop", type=float, metavar="SECONDS",
+                   help="seconds between window starts (default: the run's crop length, windows side by side)")
     p.set_defaults(func=_run)
 
 
@@ -51,15 +60,19 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.batch_size is not None and args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.hop is not None and not args.hop > 0:
+        raise ConfigError(f"--hop must be positive, got {args.hop}")
     if args.out is not None:
         check_output_file(args.out, "--out")
     fmt = args.format or ("json" if args.out is not None and args.out.suffix.lower() == ".json" else "csv")
-    rows = predict_ser(args.run_dir, args.audio, checkpoint=args.checkpoint, batch_size=args.batch_size)
+    rows = predict_ser(args.run_dir, args.audio, checkpoint=args.checkpoint, batch_size=args.batch_size,
+                       windows=args.windows, hop_seconds=args.hop)
     text = format_rows(rows, fmt)
     if args.out is None:
         sys.stdout.write(text)
     else:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text, encoding="utf-8")
-        print(f"wrote {len(rows)} prediction(s) to {args.out}")
+        files = sum(1 for row in rows if row.get("window", "mean") == "mean")
+        print(f"wrote {len(rows)} row(s) of {files} file(s) to {args.out}")
     return 0

@@ -10,8 +10,8 @@
 * :func:`model_networks` / :func:`load_ser_model` / :func:`load_memory`: the
   names under which a :class:`~audioadapt.models.ser_model.SerModel` is
   checkpointed, and the way back from a checkpoint;
-* :func:`predict_files`: label and probabilities of audio files, features
-  computed on the fly.
+* :func:`predict_features` / :func:`predict_files`: label and probabilities of
+  inputs of any length, scored in windows of the training crop and averaged.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,8 +31,9 @@ from torch import nn
 from audioadapt.adaptation.memory import MemoryBank, MemoryConfig
 from audioadapt.data.ser_dataset import SerBatch, SerDataset, SerDatasetConfig
 from audioadapt.data.utterances import Utterance
-from audioadapt.errors import CheckpointError
+from audioadapt.errors import CheckpointError, ConfigError
 from audioadapt.features.config import FeatureConfig
+from audioadapt.features.frames import FrameGrid
 from audioadapt.features.normalization import Normalizer
 from audioadapt.models.ser_model import SerModel, SerModelConfig, SerOutput
 
@@ -150,6 +151,14 @@ class SerPredictions:
         return float((self.memory_labels == self.labels).mean())
 
 
+def _nearest_labels(memory: MemoryBank | None, features: torch.Tensor) -> np.ndarray | None:
+    """Label of the memory slot nearest to each row of ``features`` (normalised here), or ``None``."""
+    if memory is None:
+        return None
+    bank = memory.to(features.device)
+    return bank.nearest_label(torch.nn.functional.normalize(features, dim=1)).cpu().numpy()
+
+
 def predict_dataset(model: SerModel, normalizer: Normalizer, dataset: SerDataset, batch_size: int,
                     device: torch.device | str = "cpu", *, memory: MemoryBank | None = None,
                     mask_padding: bool = True, num_workers: int = 0) -> SerPredictions:
@@ -157,11 +166,113 @@ def predict_dataset(model: SerModel, normalizer: Normalizer, dataset: SerDataset
     features, logits = encode_dataset(model, normalizer, dataset, batch_size, device, mask_padding=mask_padding,
                                       num_workers=num_workers)
     probs = torch.softmax(logits, dim=1)
-    memory_labels = None
-    if memory is not None:
-        bank = memory.to(features.device)
-        memory_labels = bank.nearest_label(torch.nn.functional.normalize(features, dim=1)).cpu().numpy()
-    return SerPredictions(probs.cpu().numpy(), probs.argmax(dim=1).cpu().numpy(), memory_labels)
+    return SerPredictions(probs.cpu().numpy(), probs.argmax(dim=1).cpu().numpy(),
+                          _nearest_labels(memory, features))
+
+
+# -- whole files, in windows ----------------------------------------------------------------
+def window_starts(num_frames: int, crop_frames: int | None, hop_frames: int) -> list[int]:
+    """First input frame of each window of ``crop_frames`` that covers ``num_frames`` frames.
+
+    One window (from 0) when the input fits in a crop or ``crop_frames`` is
+    ``None``; otherwise a window every ``hop_frames`` frames and, where those
+    leave frames uncovered at the end, a last window ending at the last
+    frame, so that every window is a whole crop.
+    """
+    if hop_frames < 1:
+        raise ValueError(f"hop_frames must be >= 1, got {hop_frames}")
+    if crop_frames is None or num_frames <= crop_frames:
+        return [0]
+    starts = list(range(0, num_frames - crop_frames + 1, hop_frames))
+    if starts[-1] + crop_frames < num_frames:
+        starts.append(num_frames - crop_frames)
+    return starts
+
+
+@dataclass
+class SerWindows:
+    """Predictions of the windows that files were scored in, file after file.
+
+    Attributes
+    ----------
+    file: ``(window,)`` index of the window's file.
+    start, end: ``(window,)`` seconds of the window's first and last frame in its file.
+    probabilities: ``(window, class)`` softmax of the head.
+    labels: ``(window,)`` the head's class (argmax).
+    memory_labels: ``(window,)`` label of the nearest memory slot, or ``None``.
+    """
+
+    file: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    probabilities: np.ndarray
+    labels: np.ndarray
+    memory_labels: np.ndarray | None = None
+
+
+@dataclass
+class SerFilePredictions(SerPredictions):
+    """Per-file predictions aggregated over windows (see :func:`predict_features`), and the windows.
+
+    Attributes
+    ----------
+    durations: ``(file,)`` seconds from each input's first to its last frame (its length to one STFT hop).
+    windows: every window's prediction.
+    """
+
+    durations: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    windows: SerWindows | None = None
+
+
+def predict_features(model: SerModel, normalizer: Normalizer, features: Sequence[np.ndarray],
+                     features_config: FeatureConfig, dataset_config: SerDatasetConfig, *, batch_size: int,
+                     device: torch.device | str = "cpu", memory: MemoryBank | None = None,
+                     mask_padding: bool = True, hop_seconds: float | None = None) -> SerFilePredictions:
+    """Emotion of whole inputs of any length: the mean over windows of ``crop_seconds``.
+
+    Each ``(frame, mel)`` log-mel of ``features`` is cut into windows of
+    ``dataset_config.crop_seconds`` (the model's input length in training)
+    starting every ``hop_seconds`` (default: ``crop_seconds``, windows side
+    by side), the last one ending at the input's end (:func:`window_starts`);
+    an input no longer than a crop is one window, as in evaluation. A file's
+    probabilities are the mean of its windows' probabilities and its label
+    their argmax; its memory label is the slot nearest to the mean of its
+    windows' normalised features.
+    """
+    grid = FrameGrid.from_features(features_config)
+    utts = [Utterance(Path(f"input{i}"), None, None, "files", f"input{i}") for i in range(len(features))]
+    files = SerDataset(utts, list(features), features_config, dataset_config, train=False, use_labels=False)
+    crop = files.crop_frames
+    seconds = hop_seconds if hop_seconds is not None else dataset_config.crop_seconds
+    if seconds is not None and seconds <= 0:
+        raise ConfigError(f"the window hop must be positive, got {seconds} s")
+    hop = 1 if seconds is None else max(1, round(seconds / grid.input_hop_seconds))
+    owner, starts, parts = [], [], []
+    for i, x in enumerate(features):
+        for start in window_starts(len(x), crop, hop):
+            owner.append(i)
+            starts.append(start)
+            parts.append(x[start: start + (len(x) if crop is None else crop)])
+    window_utts = [Utterance(Path(f"window{k}"), None, None, "files", f"window{k}") for k in range(len(parts))]
+    windows = SerDataset(window_utts, parts, features_config, dataset_config, train=False, use_labels=False)
+    feats, logits = encode_dataset(model, normalizer, windows, batch_size, device, mask_padding=mask_padding)
+    probs = torch.softmax(logits, dim=1)
+    index = torch.as_tensor(owner, dtype=torch.long, device=probs.device)
+    counts = torch.bincount(index, minlength=len(features)).unsqueeze(1).to(probs.dtype)
+    mean_probs = torch.zeros(len(features), probs.shape[1], dtype=probs.dtype, device=probs.device)
+    mean_probs.index_add_(0, index, probs).div_(counts)
+    mean_feats = torch.zeros(len(features), feats.shape[1], dtype=feats.dtype, device=feats.device)
+    mean_feats.index_add_(0, index, torch.nn.functional.normalize(feats, dim=1))
+    hop_s = grid.input_hop_seconds
+    start_s = np.asarray(starts, dtype=np.float64) * hop_s
+    lengths = np.asarray([len(p) for p in parts], dtype=np.float64)
+    frames = np.asarray([len(x) for x in features], dtype=np.float64)
+    durations = (frames - 1) * hop_s
+    window_rows = SerWindows(np.asarray(owner, dtype=np.int64), start_s,
+                             np.minimum(start_s + (lengths - 1) * hop_s, durations[owner]),
+                             probs.cpu().numpy(), probs.argmax(dim=1).cpu().numpy(), _nearest_labels(memory, feats))
+    return SerFilePredictions(mean_probs.cpu().numpy(), mean_probs.argmax(dim=1).cpu().numpy(),
+                              _nearest_labels(memory, mean_feats), durations=durations, windows=window_rows)
 
 
 def shortest_input(logmel: "LogMel", frames: int) -> int:
@@ -171,61 +282,69 @@ def shortest_input(logmel: "LogMel", frames: int) -> int:
     return max(logmel.min_num_samples, need)
 
 
-def _signal(path: str | Path, sample_rate: int, min_samples: int) -> np.ndarray:
-    """The file's samples at ``sample_rate``, zero-padded at the end to ``min_samples``."""
-    from audioadapt.audio.io import load_audio, pad_or_crop
+def signal_features(logmel: "LogMel", signal: np.ndarray, min_frames: int, name: str | Path) -> np.ndarray:
+    """``(frame, mel)`` log-mel of a ``(sample,)`` signal at ``logmel``'s rate, at least ``min_frames`` long.
 
-    signal = load_audio(path, sample_rate)
+    A shorter signal is padded with zeros at its end, with a warning naming ``name``.
+    """
+    from audioadapt.audio.io import pad_or_crop
+
+    min_samples = shortest_input(logmel, min_frames)
     if len(signal) < min_samples:
         log.warning("%s: %d sample(s) is shorter than the shortest input of the model; padded with zeros to %d",
-                    path, len(signal), min_samples)
+                    name, len(signal), min_samples)
         signal = pad_or_crop(signal, min_samples)
-    return signal
+    with torch.inference_mode():
+        return logmel(torch.from_numpy(np.ascontiguousarray(signal, dtype=np.float32)).unsqueeze(0))[0].numpy()
 
 
 def predict_files(checkpoint: Mapping[str, Any], paths: Sequence[str | Path], *, batch_size: int | None = None,
-                  device: torch.device | str = "cpu") -> SerPredictions:
+                  device: torch.device | str = "cpu", hop_seconds: float | None = None) -> SerFilePredictions:
     """Predict the emotion of audio files with a loaded SER checkpoint.
 
-    Each file is decoded at the run's sample rate and cropped like the test
-    side (``dataset_config.eval_crop`` of ``crop_seconds``). A file shorter
-    than the model's shortest input (one STFT frame per step of its time
-    pooling) is padded with zeros at its end to that length, with a warning,
-    as ``sed predict`` pads short files to the clip length; a file without
-    samples raises :class:`~audioadapt.errors.AudioError`.
+    Each file is decoded at the run's sample rate and scored whole, in
+    windows of ``dataset_config.crop_seconds`` whose probabilities are
+    averaged (:func:`predict_features`); a file no longer than a crop is one
+    window, cropped and padded as the test side is. A file shorter than the
+    model's shortest input (one STFT frame per step of its time pooling) is
+    padded with zeros at its end to that length, with a warning, as ``sed
+    predict`` pads short files to the clip length; a file without samples
+    raises :class:`~audioadapt.errors.AudioError`.
     """
+    from audioadapt.audio.io import load_audio
     from audioadapt.config.load import from_dict
     from audioadapt.features.logmel import LogMel
 
     meta = _meta(checkpoint)
     features_cfg = from_dict(FeatureConfig, meta["feature_config"])
-    dataset_cfg = from_dict(SerDatasetConfig, meta["dataset_config"])
     model, normalizer = load_ser_model(checkpoint)
     model.to(device)
     normalizer.to(device)
     logmel = LogMel(features_cfg)
-    min_samples = shortest_input(logmel, math.prod(model.time_pooling))
-    feats = []
-    with torch.inference_mode():
-        for path in paths:
-            signal = torch.from_numpy(_signal(path, features_cfg.sample_rate, min_samples)).unsqueeze(0)
-            feats.append(logmel(signal)[0].numpy())
-    utts = [Utterance(Path(p), None, None, "files", f"file{i}") for i, p in enumerate(paths)]
-    dataset = SerDataset(utts, feats, features_cfg, dataset_cfg, train=False, use_labels=False)
-    return predict_dataset(model, normalizer, dataset, batch_size or int(meta.get("predict_batch_size", 32)),
-                           device, memory=load_memory(checkpoint), mask_padding=bool(meta.get("mask_padding", True)))
+    frames = math.prod(model.time_pooling)
+    feats = [signal_features(logmel, load_audio(p, features_cfg.sample_rate), frames, p) for p in paths]
+    dataset_cfg = from_dict(SerDatasetConfig, meta["dataset_config"])
+    return predict_features(model, normalizer, feats, features_cfg, dataset_cfg,
+                            batch_size=batch_size or int(meta.get("predict_batch_size", 32)), device=device,
+                            memory=load_memory(checkpoint), mask_padding=bool(meta.get("mask_padding", True)),
+                            hop_seconds=hop_seconds)
 
 
 __all__ = [
     "META_KEYS",
+    "SerFilePredictions",
     "SerPredictions",
+    "SerWindows",
     "encode_dataset",
     "inference_mode",
     "load_memory",
     "load_ser_model",
     "model_networks",
     "predict_dataset",
+    "predict_features",
     "predict_files",
     "run_ser_model",
     "shortest_input",
+    "signal_features",
+    "window_starts",
 ]
