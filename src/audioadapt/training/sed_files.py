@@ -20,7 +20,7 @@ window of its own length.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,11 +124,18 @@ def score_files(model: SedModel, normalizer: Normalizer, files: Mapping[str, Pat
     not grow with the number of files. Unreadable files raise
     :class:`~audioadapt.errors.AudioError` naming the file.
     """
+    signals = ((name, Path(path), load_audio(path, features.sample_rate)) for name, path in files.items())
+    yield from score_signals(model, normalizer, signals, classes, features, grid, heads, batch_size, device)
+
+
+def score_signals(model: SedModel, normalizer: Normalizer, signals: Iterable[tuple[str, Path, np.ndarray]],
+                  classes: Sequence[str], features: FeatureConfig, grid: FrameGrid, heads: Sequence[str],
+                  batch_size: int, device: torch.device | str = "cpu") -> Iterator[FileScores]:
+    """:func:`score_files` of ``(name, path, signal)`` triples, each signal mono at ``features.sample_rate``."""
     logmel = LogMel(features)
     plan = WindowPlan.from_features(features, grid)
     pending: list[_Pending] = []
-    for name, path in files.items():
-        signal = load_audio(path, features.sample_rate)
+    for name, path, signal in signals:
         windows = plan.windows(signal)
         if windows[0].shape[-1] < logmel.min_num_samples:
             raise AudioError(f"too short for the STFT ({len(signal)} samples at {features.sample_rate} Hz)", path)
@@ -161,4 +168,4 @@ def _flush(model: SedModel, normalizer: Normalizer, pending: list[_Pending], cla
                          plan.stitch(parts, plan.step_frames)[:n_out])
 
 
-__all__ = ["PREDICT_SOURCE", "FileScores", "WindowPlan", "score_files"]
+__all__ = ["PREDICT_SOURCE", "FileScores", "WindowPlan", "score_files", "score_signals"]
