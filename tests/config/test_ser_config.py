@@ -13,6 +13,7 @@ from audioadapt.config.ser import (
     SerCorpusConfig,
     SerExperimentConfig,
     load_ser_config,
+    loader_options,
     parse_corpus_spec,
     with_corpora,
 )
@@ -131,8 +132,9 @@ def test_corpus_specs(tmp_path):
     manifest.write_text("path,label\n")
     assert parse_corpus_spec(str(manifest.parent)).corpus == "csv"
     assert parse_corpus_spec(str(manifest)).corpus == "csv"
-    with pytest.raises(ConfigError, match="unknown corpus 'ravdess'"):
-        parse_corpus_spec("ravdess:/data/ravdess")
+    assert parse_corpus_spec("ravdess:/data/ravdess") == SerCorpusConfig("ravdess", "/data/ravdess")
+    with pytest.raises(ConfigError, match="unknown corpus 'ravdes'"):
+        parse_corpus_spec("ravdes:/data/ravdess")
     with pytest.raises(ConfigError, match="cannot tell which corpus"):
         parse_corpus_spec(str(tmp_path / "nothing"))
     with pytest.raises(ConfigError, match="no path"):
@@ -148,6 +150,21 @@ def test_with_corpora_and_round_trip_through_the_saved_yaml(tmp_path):
     assert load_ser_config(path) == cfg
     wo_hl = load_ser_config("ser_snsa_wo_hl")
     assert load_ser_config(save_config(wo_hl, tmp_path / "wo_hl.yaml")) == wo_hl
+
+
+def test_corpus_loader_options_are_checked_and_survive_a_new_path():
+    cfg = load_ser_config("ser_nnpm", ["source.corpus=ravdess", "source.root=/r", "source.options.calm=neutral"])
+    assert cfg.source.options == {"calm": "neutral"}
+    moved = with_corpora(cfg, source="ravdess:/elsewhere")
+    assert (moved.source.root, moved.source.options) == ("/elsewhere", {"calm": "neutral"})
+    with pytest.raises(ConfigError, match="unknown option 'calm' of the emodb corpus loader. Its options: "
+                                          "keep_unmapped, check_audio"):
+        with_corpora(cfg, source="emodb:/e")
+    with pytest.raises(ConfigError, match="unknown option 'clam' of the ravdess corpus loader. Did you mean 'calm'"):
+        load_ser_config("ser_nnpm", ["source.corpus=ravdess", "source.root=/r", "source.options.clam=neutral"])
+    with pytest.raises(ConfigError, match="unknown option 'on_error'"):  # a setting of its own
+        SerCorpusConfig("ravdess", "/r", options={"on_error": "skip"})
+    assert loader_options("csv")[-1] == "id_column" and loader_options("generated") == ()
 
 
 def test_every_section_rejects_a_scalar_or_a_list(ser_section, nested_yaml, first_key_inside):

@@ -115,11 +115,15 @@ class SerCorpusConfig:
     root: the corpus folder, the CSV manifest, or the generated dataset folder.
     on_error: ``raise`` at the first bad metadata row or missing audio file,
         or ``skip`` it (the counts in ``data.json`` record what was used).
+    options: further keyword arguments of the corpus's loader, e.g.
+        ``{calm: neutral}`` for ``ravdess`` or ``{label_column: emotion4}`` for
+        ``csv``; a name the loader does not take is refused.
     """
 
     corpus: str | None = None
     root: str | None = None
     on_error: Literal["raise", "skip"] = "raise"
+    options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if (self.corpus is None) != (self.root is None):
@@ -129,6 +133,9 @@ class SerCorpusConfig:
             if name not in _known_corpora():
                 raise ConfigError(f"unknown corpus {self.corpus!r}; known: {', '.join(_known_corpora())}")
             object.__setattr__(self, "corpus", name)
+        object.__setattr__(self, "options", dict(self.options))
+        if self.options:
+            _check_loader_options(self.corpus, self.options)
 
     @property
     def given(self) -> bool:
@@ -136,6 +143,35 @@ class SerCorpusConfig:
 
     def describe(self) -> str:
         return f"{self.corpus}:{self.root}" if self.given else "(not given)"
+
+
+#: Loader keywords that the corpus settings set themselves (``on_error``) or that a run never passes.
+_RESERVED_OPTIONS = ("on_error", "report")
+
+
+def loader_options(corpus: str | None) -> tuple[str, ...]:
+    """The keyword options ``options`` may give the loader of ``corpus`` (none for ``generated``)."""
+    import inspect
+
+    from audioadapt.data.corpora import CORPORA
+
+    if corpus is None or corpus not in CORPORA:
+        return ()
+    params = inspect.signature(CORPORA[corpus]).parameters.values()
+    return tuple(p.name for p in params if p.kind is p.KEYWORD_ONLY and p.name not in _RESERVED_OPTIONS)
+
+
+def _check_loader_options(corpus: str | None, options: Mapping[str, Any]) -> None:
+    import difflib
+
+    valid = loader_options(corpus)
+    for key in options:
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            listed = ", ".join(valid) if valid else "none"
+            raise ConfigError(f"unknown option '{key}' of the {corpus or 'unnamed'} corpus loader.{hint} Its "
+                              f"options: {listed}")
 
 
 def parse_corpus_spec(text: str) -> SerCorpusConfig:
@@ -489,11 +525,18 @@ def load_ser_config(preset: str | Path | None = None, overrides: Iterable[str] =
 
 def with_corpora(cfg: SerExperimentConfig, source: str | Path | SerCorpusConfig | None = None,
                  target: str | Path | SerCorpusConfig | None = None) -> SerExperimentConfig:
-    """``cfg`` with the source and/or target corpus replaced (``CORPUS:PATH`` text, a folder, or a config)."""
+    """``cfg`` with the source and/or target corpus replaced (``CORPUS:PATH`` text, a folder, or a config).
+
+    A text or folder replaces the corpus and root only: ``on_error`` and the
+    loader ``options`` of the side stay (and are checked against the new loader).
+    """
     changes = {}
     for name, value in (("source", source), ("target", target)):
-        if value is not None:
-            changes[name] = value if isinstance(value, SerCorpusConfig) else parse_corpus_spec(str(value))
+        if isinstance(value, SerCorpusConfig):
+            changes[name] = value
+        elif value is not None:  # a CORPUS:PATH text keeps the side's on_error and loader options
+            spec = parse_corpus_spec(str(value))
+            changes[name] = dataclasses.replace(getattr(cfg, name), corpus=spec.corpus, root=spec.root)
     return dataclasses.replace(cfg, **changes) if changes else cfg
 
 
@@ -514,6 +557,7 @@ __all__ = [
     "default_ser_features",
     "default_ser_normalizer",
     "load_ser_config",
+    "loader_options",
     "loss_switches",
     "parse_corpus_spec",
     "with_corpora",

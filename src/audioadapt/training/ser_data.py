@@ -90,7 +90,7 @@ def load_side(cfg: "SerCorpusConfig", role: str) -> list[Utterance]:
     if cfg.corpus == GENERATED:
         utts = load_corpus("csv", _generated_manifest(root, role), on_error=cfg.on_error, report=report)
     else:
-        utts = load_corpus(str(cfg.corpus), root, on_error=cfg.on_error, report=report)
+        utts = load_corpus(str(cfg.corpus), root, on_error=cfg.on_error, report=report, **cfg.options)
     if len(report):
         log.warning("%s corpus %s: %s", role, cfg.describe(), report.summary())
     if not utts:
@@ -337,8 +337,8 @@ class SerDataModule:
             return {str(k): v for k, v in label_counts(ds.utterances).items()}
 
         out: dict[str, Any] = {
-            "source": {"corpus": cfg.source.corpus, "root": _resolved(cfg.source.root)},
-            "target": {"corpus": cfg.target.corpus, "root": _resolved(cfg.target.root)},
+            "source": _side_record(cfg.source),
+            "target": _side_record(cfg.target),
             "classes": list(self.classes),
             "loaded": dict(self.loaded),
             "features_skipped": dict(self.features_skipped),
@@ -390,6 +390,14 @@ class SerDataModule:
 
 def _resolved(root: str | None) -> str | None:
     return None if root is None else os.path.abspath(root)
+
+
+def _side_record(cfg: "SerCorpusConfig") -> dict[str, Any]:
+    """Corpus, absolute root and (when given) the loader options of one side, for ``data.json``."""
+    out: dict[str, Any] = {"corpus": cfg.corpus, "root": _resolved(cfg.root)}
+    if cfg.options:
+        out["options"] = dict(cfg.options)
+    return out
 
 
 __all__ = [

@@ -12,7 +12,7 @@ from audioadapt.errors import ConfigError
 
 
 def test_every_loader_has_the_common_signature() -> None:
-    assert set(CORPORA) == {"iemocap", "emodb", "shemo", "urdu", "ekorpus", "csv"}
+    assert set(CORPORA) == {"iemocap", "emodb", "shemo", "urdu", "ekorpus", "ravdess", "csv"}
     for name, loader in CORPORA.items():
         params = inspect.signature(loader).parameters
         assert list(params)[0] == "root", name
@@ -28,8 +28,8 @@ def test_load_corpus_dispatches_and_forwards_keywords(tmp_path: Path, make_audio
 
 
 def test_unknown_corpus_and_policy(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="unknown corpus 'ravdess'"):
-        load_corpus("ravdess", tmp_path)
+    with pytest.raises(ConfigError, match="unknown corpus 'iemocap4'"):
+        load_corpus("iemocap4", tmp_path)
     (tmp_path / "wav").mkdir()
     with pytest.raises(ConfigError, match="on_error"):
         load_corpus("ekorpus", tmp_path, on_error="ignore")

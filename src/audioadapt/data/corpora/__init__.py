@@ -14,6 +14,7 @@ emodb      wav/<ss><ttt><E><v>.wav                      339
 shemo      shemo.json + female/ male/                   2 767
 urdu       Angry/ Happy/ Neutral/ Sad/                  400
 ekorpus    <id>.wav + <id>.TextGrid                     1 164
+ravdess    Actor_NN/03-01-EE-II-SS-RR-AA.wav            672 (864 with calm)
 csv        path,label[,speaker] manifest                --
 =========  ===========================================  ==================
 """
@@ -29,6 +30,7 @@ from audioadapt.data.corpora.csv_manifest import prepare_csv
 from audioadapt.data.corpora.ekorpus import prepare_ekorpus
 from audioadapt.data.corpora.emodb import prepare_emodb
 from audioadapt.data.corpora.iemocap import prepare_iemocap
+from audioadapt.data.corpora.ravdess import prepare_ravdess
 from audioadapt.data.corpora.shemo import prepare_shemo
 from audioadapt.data.corpora.urdu import prepare_urdu
 from audioadapt.data.utterances import Utterance
@@ -44,6 +46,7 @@ CORPORA: Mapping[str, Loader] = MappingProxyType(
         "shemo": prepare_shemo,
         "urdu": prepare_urdu,
         "ekorpus": prepare_ekorpus,
+        "ravdess": prepare_ravdess,
         "csv": prepare_csv,
     }
 )
@@ -72,6 +75,7 @@ __all__ = [
     "prepare_ekorpus",
     "prepare_emodb",
     "prepare_iemocap",
+    "prepare_ravdess",
     "prepare_shemo",
     "prepare_urdu",
 ]

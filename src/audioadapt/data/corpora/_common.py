@@ -54,10 +54,14 @@ class Problems:
             raise error
         self.report.add(error.path if error.path is not None else "", error.line, error.reason)
 
+    @property
+    def recorded(self) -> int:
+        """Problems recorded (skipped) by this call so far."""
+        return len(self.report) - self._start
+
     def finish(self, utterances: list[Utterance]) -> list[Utterance]:
         """Log what was skipped in this call and return ``utterances`` sorted by id."""
-        new = len(self.report) - self._start
-        if new:
+        if self.recorded:
             part = SkipReport(self.report.skipped[self._start :])
             logger.warning("%s: %s", self.corpus, part.summary())
         return sorted(utterances, key=lambda u: u.utt_id)
@@ -86,6 +90,7 @@ def layout_hint(root: Path, loader: str) -> str:
         "shemo": "shemo.json" in names or {"female", "male"} <= names,
         "urdu": {"angry", "happy", "neutral", "sad"} <= names,
         "ekorpus": any(n.endswith(".textgrid") for n in names),
+        "ravdess": any(n.startswith("actor_") for n in names),
         "csv": "manifest.csv" in names,
     }
     fits = [name for name, ok in signs.items() if ok and name != loader]
