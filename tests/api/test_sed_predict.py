@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 from pathlib import Path
 
@@ -10,12 +11,14 @@ import numpy as np
 import pytest
 
 from audioadapt.api.sed import evaluate_sed_run, load_sed_run, predicting_model, train_sed
-from audioadapt.api.sed_predict import plot_names, predict_sed
+from audioadapt.api.sed_decode import RunDecode
+from audioadapt.api.sed_predict import SedPrediction, plot_names, predict_sed
 from audioadapt.audio.io import audio_info, load_audio, write_audio
 from audioadapt.cli.main import main
 from audioadapt.data.dcase import read_strong_tsv
 from audioadapt.data.manifest import Event
 from audioadapt.errors import AudioError, DataError
+from audioadapt.evaluation.decoding import DecodeConfig
 from audioadapt.features.frames import FrameGrid
 from audioadapt.training.sed_files import WindowPlan, score_files
 
@@ -66,6 +69,11 @@ def odd(validation, tmp_path_factory) -> Path:
     (folder / "text").mkdir()
     (folder / "text" / "notes.wav").write_text("not audio\n")
     return folder
+
+
+def fake_prediction(events: dict[str, list[Event]]) -> SedPrediction:
+    """What ``predict_sed_run`` returns, for command-line tests that do not predict."""
+    return SedPrediction(events, Path("run/best.pt"), RunDecode(DecodeConfig()), 0.0625)
 
 
 def within(events: list[Event], duration: float) -> bool:
@@ -172,8 +180,8 @@ def test_cli_prints_tsv_with_empty_event_rows(run, odd, tmp_path, capsys, monkey
     printed.write_text(capsys.readouterr().out)
     assert list(read_strong_tsv(printed)) == ["short.wav"]
 
-    monkeypatch.setattr("audioadapt.api.sed_predict.predict_sed",
-                        lambda *a, **k: {"quiet.wav": [], "x.wav": [Event(0.5, 1.25, "hum")]})
+    monkeypatch.setattr("audioadapt.api.sed_predict.predict_sed_run",
+                        lambda *a, **k: fake_prediction({"quiet.wav": [], "x.wav": [Event(0.5, 1.25, "hum")]}))
     assert main(["sed", "predict", str(run), str(odd / "short.wav")]) == 0
     assert capsys.readouterr().out == "filename\tonset\toffset\tevent_label\nquiet.wav\t\t\t\n" \
                                       "x.wav\t0.500\t1.250\thum\n"
@@ -191,7 +199,7 @@ def test_cli_errors_exit_with_a_message(run, odd, tmp_path, capsys):
 
 
 def test_cli_outputs_that_cannot_be_written_are_refused_before_predicting(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("audioadapt.api.sed_predict.predict_sed", pytest.fail)  # must not be reached
+    monkeypatch.setattr("audioadapt.api.sed_predict.predict_sed_run", pytest.fail)  # must not be reached
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
     run, wav = str(tmp_path / "run"), str(tmp_path / "x.wav")
@@ -209,7 +217,7 @@ def test_cli_outputs_that_cannot_be_written_are_refused_before_predicting(tmp_pa
 
 
 def test_cli_write_failures_are_one_line(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("audioadapt.api.sed_predict.predict_sed", lambda *a, **k: {"x.wav": []})
+    monkeypatch.setattr("audioadapt.api.sed_predict.predict_sed_run", lambda *a, **k: fake_prediction({"x.wav": []}))
 
     def full(path, events):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
@@ -218,3 +226,49 @@ def test_cli_write_failures_are_one_line(tmp_path, capsys, monkeypatch):
     out = tmp_path / "events.tsv"
     assert main(["sed", "predict", str(tmp_path / "run"), "x.wav", "--out", str(out)]) == 2
     assert capsys.readouterr().err == f"audioadapt: error: {out}: No space left on device\n"
+
+
+# -- score files, decode overrides and the record of how events were made ---------------------------------------
+def test_cli_writes_score_files_and_a_record_of_the_settings(run, validation, tmp_path, capsys):
+    from audioadapt.evaluation.decoding import decode_timed_scores
+    from audioadapt.evaluation.score_files import read_score_folder
+
+    out, scores_dir = tmp_path / "events.tsv", tmp_path / "scores"
+    files = [str(validation / "validation_00000.wav"), str(validation / "validation_00001.wav")]
+    assert main(["sed", "predict", str(run), *files, "--out", str(out), "--scores", str(scores_dir),
+                 "decode.median_filter_seconds=0.2"]) == 0
+    printed = capsys.readouterr().out
+    assert f"(settings in {tmp_path / 'events.json'})" in printed
+    assert f"wrote 2 score file(s) to {scores_dir}" in printed
+    record = json.loads((tmp_path / "events.json").read_text())
+    assert record["decode_overrides"] == ["decode.median_filter_seconds=0.2"]
+    assert record["decode"]["median_filter_seconds"] == 0.2 and record["decode"]["median_filter_frames"] == 1
+    assert record["thresholds"] == {"source": "run config"} and record["score_files"] == 2
+    assert record["checkpoint"] == str(run / "best.pt") and record["files"] == 2
+    # the score files decode, at the run's threshold, to the events written
+    found = read_score_folder(scores_dir)
+    assert sorted(found.scores) == ["validation_00000", "validation_00001"]
+    events = read_strong_tsv(out)
+    for key in found.scores:
+        again = decode_timed_scores(found.scores[key], found.timestamps[key], found.classes,
+                                    DecodeConfig(threshold=0.2, median_filter_seconds=0.0))
+        assert rounded(again) == rounded(events[f"{key}.wav"])
+    assert found.timestamps["validation_00000"][-1] == pytest.approx(audio_info(files[0]).duration)
+
+
+def test_decode_overrides_change_the_events_and_bad_ones_are_refused(run, validation, capsys, monkeypatch):
+    clip = validation / "validation_00000.wav"
+    default = predict_sed(run, [clip])
+    assert predict_sed(run, [clip], overrides=["decode.threshold=0.2"]) == default  # the run's own value
+    assert sum(map(len, predict_sed(run, [clip], overrides=["decode.threshold=0.999"]).values())) == 0
+    classes = load_sed_run(run)[0]["meta"]["classes"]
+    every = predict_sed(run, [clip], overrides=[f"decode.class_thresholds.{c}=0.999" for c in classes])
+    assert sum(map(len, every.values())) == 0
+    monkeypatch.setattr("audioadapt.training.sed_files.score_files", pytest.fail)  # refused before predicting
+    assert main(["sed", "predict", str(run), str(clip), "decode.treshold=0.3"]) == 2
+    assert "unknown config key 'decode.treshold' in override 'decode.treshold=0.3'. Did you mean 'threshold'?" \
+        in capsys.readouterr().err
+    assert main(["sed", "predict", str(run), str(clip), "train.lr=0.1"]) == 2
+    assert "override 'train.lr=0.1': only decode.* settings can be changed here" in capsys.readouterr().err
+    assert main(["sed", "predict", str(run), "decode.threshold=0.3"]) == 2
+    assert "give at least one AUDIO file" in capsys.readouterr().err

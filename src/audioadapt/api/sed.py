@@ -22,6 +22,7 @@ import json
 import logging
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -254,8 +255,75 @@ def _held_out_check(root: Path, trained_on: Path) -> dict[str, Any]:
     return out
 
 
+@dataclass
+class SedRun:
+    """A run's checkpoint, opened to predict on a dataset (see :func:`open_sed_run`).
+
+    Attributes
+    ----------
+    run_dir: the run directory.
+    checkpoint: the loaded checkpoint.
+    cfg: the run's experiment configuration.
+    path: the checkpoint file.
+    root: the dataset root to predict on.
+    trained_on: the dataset root the run was trained on.
+    """
+
+    run_dir: Path
+    checkpoint: dict[str, Any]
+    cfg: SedExperimentConfig
+    path: Path
+    root: Path
+    trained_on: Path
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.checkpoint["meta"]["classes"])
+
+    def split(self, split: str) -> tuple[Any, Any, dict[str, float] | None]:
+        """``(data module, dataset, durations)`` of a strongly labelled split of :attr:`root`."""
+        from audioadapt.training.sed_data import SedDataModule
+
+        known = dataclasses.replace(self.cfg.data, classes=self.classes)
+        data = SedDataModule(self.root, dataclasses.replace(self.cfg, data=known),
+                             classes_from=f"the checkpoint {self.path}")
+        if split == "synthetic_valid":
+            data.setup()
+        dataset, durations = data.eval_dataset(split)
+        return data, dataset, durations
+
+    def predict(self, dataset: Any) -> Any:
+        """:func:`~audioadapt.training.sed_predict.predict_scores` of the predicting heads on ``dataset``."""
+        from audioadapt.training.distributed import resolve_device
+        from audioadapt.training.sed_predict import predict_scores
+
+        model, normalizer = predicting_model(self.checkpoint, self.cfg)
+        device = resolve_device(self.cfg.train.device)
+        model.to(device)
+        normalizer.to(device)
+        p = self.cfg.method.predict
+        return predict_scores(model, normalizer, dataset, p.heads, p.batch_size, device)
+
+
+def open_sed_run(run_dir: str | Path, checkpoint: str | Path = "best",
+                 data_root: str | Path | None = None) -> SedRun:
+    """Load a run's checkpoint to predict on ``data_root`` (default: the dataset it was trained on).
+
+    Another dataset must have the checkpoint's classes (its ``dataset.json``
+    declaring others is a :class:`DataError`).
+    """
+    run_dir = Path(run_dir)
+    ckpt, cfg, path = load_sed_run(run_dir, checkpoint)
+    trained_on = Path(ckpt["meta"]["data_root"])
+    root = Path(data_root) if data_root is not None else trained_on
+    _check_dataset_classes(root, ckpt["meta"]["classes"], path)
+    return SedRun(run_dir, ckpt, cfg, path, root, trained_on)
+
+
 def evaluate_sed_run(run_dir: str | Path, split: str = "validation", data_root: str | Path | None = None,
-                     checkpoint: str | Path = "best", write: bool = True, tag: str | None = None) -> SedEvaluation:
+                     checkpoint: str | Path = "best", write: bool = True, tag: str | None = None, *,
+                     overrides: Iterable[str] = (), use_tuned_thresholds: bool = True,
+                     allow_tuned_split: bool = False, scores_dir: str | Path | None = None) -> SedEvaluation:
     """Evaluate a trained run on a strongly labelled split; writes JSON + Markdown + predictions.
 
     Parameters
@@ -275,45 +343,56 @@ def evaluate_sed_run(run_dir: str | Path, split: str = "validation", data_root: 
         dataset, else the evaluated dataset's folder name. The report's
         inputs record it, with the resolved ``data_root``, the dataset the
         run was trained on and the evaluated dataset's seeds.
+    overrides: ``decode.key=value`` changes of the run's decode settings
+        (see :mod:`audioadapt.evaluation.decode_settings`).
+    use_tuned_thresholds: apply the class thresholds tuned for the
+        checkpoint (``<checkpoint stem>.thresholds.json``) when there are
+        some and no override sets the thresholds.
+    allow_tuned_split: report the split the applied thresholds were tuned on
+        (refused otherwise); the report then says so.
+    scores_dir: also write the threshold-free frame scores of every clip
+        there, one sed_scores_eval TSV per clip (see
+        :mod:`audioadapt.evaluation.score_files`).
+
+    The report's inputs record the decode settings, the overrides and where
+    the thresholds came from.
     """
+    from audioadapt.api.sed_decode import check_tuned_split, resolve_run_decode
     from audioadapt.data.dcase import write_strong_tsv
     from audioadapt.evaluation.report import write_report
+    from audioadapt.evaluation.score_files import check_score_folder, write_score_files
     from audioadapt.training.checkpoint import checkpoint_inputs
-    from audioadapt.training.distributed import resolve_device
-    from audioadapt.training.sed_data import SedDataModule
-    from audioadapt.training.sed_predict import evaluate_scores, predict_scores
+    from audioadapt.training.sed_predict import evaluate_scores, postprocessed_scores
 
-    run_dir = Path(run_dir)
-    ckpt, cfg, path = load_sed_run(run_dir, checkpoint)
-    meta = ckpt["meta"]
-    trained_on = Path(meta["data_root"])
-    root = Path(data_root) if data_root is not None else trained_on
-    tag = _evaluation_tag(tag, root, trained_on)
-    _check_dataset_classes(root, meta["classes"], path)
-    model, normalizer = predicting_model(ckpt, cfg)
-    device = resolve_device(cfg.train.device)
-    model.to(device)
-    normalizer.to(device)
-    known = dataclasses.replace(cfg.data, classes=tuple(meta["classes"]))
-    data = SedDataModule(root, dataclasses.replace(cfg, data=known), classes_from=f"the checkpoint {path}")
-    if split == "synthetic_valid":
-        data.setup()
-    dataset, durations = data.eval_dataset(split)
-    p = cfg.method.predict
-    scores = predict_scores(model, normalizer, dataset, p.heads, p.batch_size, device)
-    inputs = {"run_dir": str(run_dir), **checkpoint_inputs(path, ckpt), "data_root": str(root.resolve()),
-              "trained_on": str(trained_on), "dataset": _held_out_check(root, trained_on), "tag": tag,
-              "clips": len(dataset), "predict_heads": list(p.heads)}
-    evaluation, events = evaluate_scores(scores, dataset, data.grid, cfg.decode, cfg.metrics, durations,
+    run = open_sed_run(run_dir, checkpoint, data_root)
+    cfg, root = run.cfg, run.root
+    tag = _evaluation_tag(tag, root, run.trained_on)
+    run_decode = resolve_run_decode(cfg.decode, run.classes, run.path, overrides, use_tuned_thresholds)
+    run_decode = check_tuned_split(run_decode, split, root, allow_tuned_split)
+    data, dataset, durations = run.split(split)
+    if scores_dir is not None:
+        check_score_folder(scores_dir, [r.filename for r in dataset.records])
+    scores = run.predict(dataset)
+    inputs = {"run_dir": str(run.run_dir), **checkpoint_inputs(run.path, run.checkpoint),
+              "data_root": str(root.resolve()), "trained_on": str(run.trained_on),
+              "dataset": _held_out_check(root, run.trained_on), "tag": tag, "clips": len(dataset),
+              "predict_heads": list(cfg.method.predict.heads), **run_decode.inputs(data.grid.output_hop_seconds),
+              "scores_dir": None if scores_dir is None else str(scores_dir)}
+    decode = run_decode.decode
+    evaluation, events = evaluate_scores(scores, dataset, data.grid, decode, cfg.metrics, durations,
                                          cfg.psds.scenarios if cfg.psds.enabled else None, inputs)
+    if scores_dir is not None:
+        filtered, bounds = postprocessed_scores(scores.frame_dict(), data.grid, decode, durations)
+        write_score_files(scores_dir, filtered, bounds, run.classes)
+        log.info("wrote %d score file(s) to %s", len(filtered), scores_dir)
     if write:
         stem = eval_file_stem(split, tag)
-        json_path, md_path = write_report(evaluation.report(), run_dir / f"{stem}.json")
-        write_strong_tsv(run_dir / f"predictions_{stem[len('eval_'):]}.tsv",
+        json_path, md_path = write_report(evaluation.report(), run.run_dir / f"{stem}.json")
+        write_strong_tsv(run.run_dir / f"predictions_{stem[len('eval_'):]}.tsv",
                          {r.filename: events.get(r.filename, []) for r in dataset.records})
         log.info("wrote %s and %s", json_path, md_path)
     return evaluation
 
 
-__all__ = ["DATA_FILE", "build_method", "build_normalizer", "checkpoint_meta", "eval_file_stem", "evaluate_sed_run",
-           "load_sed_run", "predicting_model", "train_sed"]
+__all__ = ["DATA_FILE", "SedRun", "build_method", "build_normalizer", "checkpoint_meta", "eval_file_stem",
+           "evaluate_sed_run", "load_sed_run", "open_sed_run", "predicting_model", "train_sed"]

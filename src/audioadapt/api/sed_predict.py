@@ -15,16 +15,27 @@ events cover the whole file and may span window boundaries.
 Files are named as :func:`~audioadapt.audio.collect.collect_named_audio`
 does: relative to the folder they were found in, as written in their list
 file, or by their file name when given directly.
+
+The decode settings are the run's, with the class thresholds tuned for the
+checkpoint if any (``sed tune-thresholds``) and ``decode.*`` overrides on top
+(see :mod:`audioadapt.api.sed_decode`). :func:`predict_sed_run` also returns
+them, and with ``scores_dir`` writes each file's threshold-free frame scores
+as a sed_scores_eval TSV (see :mod:`audioadapt.evaluation.score_files`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from audioadapt.data.manifest import Event
 from audioadapt.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from audioadapt.api.sed_decode import RunDecode
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +54,36 @@ def plot_names(paths: Sequence[Path]) -> list[str]:
     return out
 
 
+@dataclass(frozen=True)
+class SedPrediction:
+    """What :func:`predict_sed_run` found and how.
+
+    Attributes
+    ----------
+    events: per file its events sorted by onset (``[]`` without events).
+    checkpoint: the checkpoint file used.
+    decode: the decode settings, the overrides and where the thresholds came from.
+    hop_seconds: the length of an output frame.
+    score_files: per file its score file, when ``scores_dir`` was given.
+    """
+
+    events: dict[str, list[Event]]
+    checkpoint: Path
+    decode: "RunDecode"
+    hop_seconds: float
+    score_files: dict[str, Path] | None = None
+
+    def record(self) -> dict[str, Any]:
+        """A JSON-ready account of the prediction: checkpoint, decode settings, counts, score folder."""
+        return {"checkpoint": str(self.checkpoint), **self.decode.inputs(self.hop_seconds), "files": len(self.events),
+                "events": sum(map(len, self.events.values())),
+                "score_files": None if self.score_files is None else len(self.score_files)}
+
+
 def predict_sed(run_dir: str | Path, audio: Iterable[str | Path], checkpoint: str | Path = "best",
-                batch_size: int | None = None, plot_dir: str | Path | None = None) -> dict[str, list[Event]]:
+                batch_size: int | None = None, plot_dir: str | Path | None = None, *,
+                overrides: Iterable[str] = (), use_tuned_thresholds: bool = True,
+                scores_dir: str | Path | None = None) -> dict[str, list[Event]]:
     """Sound events of audio files with a trained run: ``{name: events sorted by onset}``.
 
     Parameters
@@ -57,13 +96,27 @@ def predict_sed(run_dir: str | Path, audio: Iterable[str | Path], checkpoint: st
         ``method.predict.batch_size``).
     plot_dir: if given, one PNG per file there (see :func:`plot_names`): the
         log-mel spectrogram with the detected events and frame probabilities.
+    overrides: ``decode.key=value`` changes of the run's decode settings.
+    use_tuned_thresholds: apply the class thresholds tuned for the checkpoint, if any.
+    scores_dir: if given, one score file per audio file there.
 
     Files without events map to ``[]``. Unreadable files raise
     :class:`~audioadapt.errors.AudioError` naming the file.
     """
+    return predict_sed_run(run_dir, audio, checkpoint, batch_size, plot_dir, overrides=overrides,
+                           use_tuned_thresholds=use_tuned_thresholds, scores_dir=scores_dir).events
+
+
+def predict_sed_run(run_dir: str | Path, audio: Iterable[str | Path], checkpoint: str | Path = "best",
+                    batch_size: int | None = None, plot_dir: str | Path | None = None, *,
+                    overrides: Iterable[str] = (), use_tuned_thresholds: bool = True,
+                    scores_dir: str | Path | None = None) -> SedPrediction:
+    """:func:`predict_sed` with the settings it used (see :class:`SedPrediction`)."""
     from audioadapt.api.sed import load_sed_run, predicting_model
+    from audioadapt.api.sed_decode import resolve_run_decode
     from audioadapt.audio.collect import collect_named_audio
-    from audioadapt.evaluation.decoding import decode_batch
+    from audioadapt.evaluation.decoding import decode_batch, frame_boundaries, postprocess_scores
+    from audioadapt.evaluation.score_files import check_score_folder, write_score_files
     from audioadapt.evaluation.sed_plot import plot_detections
     from audioadapt.features.frames import FrameGrid
     from audioadapt.training.distributed import resolve_device
@@ -73,7 +126,10 @@ def predict_sed(run_dir: str | Path, audio: Iterable[str | Path], checkpoint: st
         raise ConfigError(f"batch size must be >= 1, got {batch_size}")
     ckpt, cfg, path = load_sed_run(run_dir, checkpoint)
     classes = tuple(ckpt["meta"]["classes"])
+    run_decode = resolve_run_decode(cfg.decode, classes, path, overrides, use_tuned_thresholds)
+    decode = run_decode.decode
     files = collect_named_audio(audio)
+    score_paths = None if scores_dir is None else check_score_folder(scores_dir, files)
     model, normalizer = predicting_model(ckpt, cfg)
     device = resolve_device(cfg.train.device)
     model.to(device)
@@ -82,16 +138,23 @@ def predict_sed(run_dir: str | Path, audio: Iterable[str | Path], checkpoint: st
     plots = dict(zip(files, plot_names(list(files.values()))))
     heads = cfg.method.predict.heads
     out: dict[str, list[Event]] = {}
+    filtered, bounds = {}, {}
     for scores in score_files(model, normalizer, files, classes, cfg.features, grid, heads,
                               batch_size or cfg.method.predict.batch_size, device):
-        events = decode_batch({scores.name: scores.frame}, classes, grid, cfg.decode,
+        events = decode_batch({scores.name: scores.frame}, classes, grid, decode,
                               {scores.name: scores.duration})[scores.name]
         out[scores.name] = events
+        if scores_dir is not None:
+            filtered[scores.name] = postprocess_scores(scores.frame, grid, decode, scores.duration)
+            bounds[scores.name] = frame_boundaries(len(filtered[scores.name]), grid, scores.duration)
         if plot_dir is not None:
             plot_detections(Path(plot_dir) / plots[scores.name], scores.features, events, classes, grid,
-                            scores.duration, scores.frame, cfg.decode.thresholds_for(classes), title=scores.name)
+                            scores.duration, scores.frame, decode.thresholds_for(classes), title=scores.name)
+    if scores_dir is not None:
+        write_score_files(scores_dir, filtered, bounds, classes)
+        log.info("wrote %d score file(s) to %s", len(filtered), scores_dir)
     log.info("%d event(s) in %d file(s) with %s", sum(map(len, out.values())), len(out), path)
-    return out
+    return SedPrediction(out, path, run_decode, grid.output_hop_seconds, score_paths)
 
 
-__all__ = ["plot_names", "predict_sed"]
+__all__ = ["SedPrediction", "plot_names", "predict_sed", "predict_sed_run"]

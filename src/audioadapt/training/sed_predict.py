@@ -7,6 +7,8 @@
   (synthetic-valid event F1 + weak-valid clip F1);
 * :func:`evaluate_scores`: decode scores into events and compute the event,
   segment and clip metrics, plus PSDS1/2 when requested;
+* :func:`postprocessed_scores`: the threshold-free scores of each clip with
+  their frame boundaries (for PSDS, score files and threshold tuning);
 * :func:`model_networks` / :func:`load_model`: the names under which a
   :class:`~audioadapt.models.sed_model.SedModel` is checkpointed, and the way
   back from a checkpoint.
@@ -210,37 +212,42 @@ def evaluate_scores(scores: SedScores, dataset: SedDataset, grid: FrameGrid, dec
     reference = {r.filename: list(r.events or ()) for r in dataset.records}
     info = {"split": dataset.name, "decode": _decode_settings(decode, grid), **dict(inputs or {})}
     evaluation = evaluate_sed(reference, estimated, classes, metrics, lengths, info)
-    for name, psds_cfg in (psds or {}).items():
-        evaluation.extra[name] = _psds_value(name, psds_cfg, scores, reference, grid, decode, lengths, classes)
+    if psds:
+        from audioadapt.evaluation.psds import psds_scenarios
+
+        if lengths is None:
+            log.warning("%s: needs clip durations (a durations file or features.clip_seconds)", ", ".join(psds))
+            evaluation.add_psds(psds, {})
+        else:
+            filtered, bounds = postprocessed_scores(scores.frame_dict(), grid, decode, lengths)
+            evaluation.add_psds(psds, psds_scenarios(psds, filtered, bounds, classes, reference, lengths))
     return evaluation, estimated
 
 
 def _decode_settings(decode: DecodeConfig, grid: FrameGrid) -> dict[str, Any]:
-    from audioadapt.config.load import to_dict
+    from audioadapt.evaluation.decode_settings import decode_record
 
-    return {**to_dict(decode), "median_filter_frames": decode.median_filter_frames(grid),
-            "frame_seconds": grid.output_hop_seconds}
+    return decode_record(decode, grid.output_hop_seconds)
 
 
-def _psds_value(name: str, cfg: "PsdsConfig", scores: SedScores, reference, grid: FrameGrid,
-                decode: DecodeConfig, lengths: Mapping[str, float] | None, classes) -> float | None:
-    try:
-        from audioadapt.evaluation.psds import psds
-    except ImportError:  # pragma: no cover - evaluation.psds is part of the package
-        log.warning("%s: audioadapt.evaluation.psds is not available", name)
-        return None
-    if lengths is None:
-        log.warning("%s: needs clip durations (a durations file or features.clip_seconds)", name)
-        return None
+def postprocessed_scores(frame_scores: Mapping[str, np.ndarray], grid: FrameGrid, decode: DecodeConfig,
+                         durations: Mapping[str, float] | None = None
+                         ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Threshold-free scores of each clip and their frame boundaries.
+
+    ``{name: (frame, class) scores}`` -> ``({name: cropped, median-filtered
+    scores}, {name: frame + 1 boundaries in seconds})``, cut at each clip's
+    duration when ``durations`` are given (see
+    :func:`~audioadapt.evaluation.decoding.postprocess_scores`). Thresholding
+    them (``score > threshold``) gives the events of the decoder; they are
+    the input of PSDS, of score files and of threshold tuning.
+    """
     filtered, bounds = {}, {}
-    for fname, frame in scores.frame_dict().items():
-        filtered[fname] = postprocess_scores(frame, grid, decode, lengths[fname])
-        bounds[fname] = frame_boundaries(len(filtered[fname]), grid, lengths[fname])
-    try:
-        return float(psds(filtered, bounds, classes, reference, lengths, cfg).value)
-    except (DataError, ConfigError, ValueError) as exc:
-        log.warning("%s not computed: %s", name, exc)
-        return None
+    for name, frame in frame_scores.items():
+        length = None if durations is None else durations[name]
+        filtered[name] = postprocess_scores(frame, grid, decode, length)
+        bounds[name] = frame_boundaries(len(filtered[name]), grid, length)
+    return filtered, bounds
 
 
 __all__ = [
@@ -249,6 +256,7 @@ __all__ = [
     "evaluate_scores",
     "load_model",
     "model_networks",
+    "postprocessed_scores",
     "predict_scores",
     "run_model",
     "selection_metrics",
