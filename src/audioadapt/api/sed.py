@@ -9,7 +9,9 @@ A run directory holds, besides the Trainer's files (``config.yaml``,
 ``data.json`` (dataset root, class list, clip counts actually used, the
 internal valid file names), ``pseudo_labels.json`` (tri-training) and, after
 evaluation, ``eval_<split>.json``, ``eval_<split>.md`` and
-``predictions_<split>.tsv``. An evaluation on another dataset than the run's
+``predictions_<split>.tsv``; ``best.thresholds.json`` holds class thresholds
+tuned by :func:`audioadapt.api.sed_thresholds.tune_sed_thresholds`, which
+evaluation and prediction then apply. An evaluation on another dataset than the run's
 (``data_root``, e.g. a second real-domain validation set drawn with the same
 ``--split-seed``) adds a tag to these names (default: that dataset's folder
 name), so the run's own evaluation is kept.
