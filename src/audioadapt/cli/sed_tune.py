@@ -41,9 +41,9 @@ def _run(args: argparse.Namespace) -> int:
     rows = [[c, r.n_ref, r.threshold_before, r.threshold, r.f1_before, r.f1] for c, r in result.classes.items()]
     rows.append(["macro", None, None, None, result.macro_before, result.macro_after])
     f1 = f"{args.objective} F1"
-    percent = frozenset({f"{f1} before (%)", f"{f1} (%)"})
+    scores = [f"{f1} before (%)", f"{f1} (%)"]
     table = Table(f"Class thresholds tuned on {args.split} for {f1}",
-                  ["class", "n_ref", "threshold before", "threshold", *sorted(percent, reverse=True)], rows, percent,
+                  ["class", "n_ref", "threshold before", "threshold", *scores], rows, frozenset(scores),
                   note="A class without reference events on the split keeps its threshold.")
     print(table.to_markdown())
     print(f"\nwrote {thresholds_path(Path(tuned.checkpoint))}")
