@@ -8,35 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from audioadapt.api.sed import evaluate_sed_run, train_sed
+from audioadapt.api.sed import evaluate_sed_run
 from audioadapt.api.sed_predict import predict_sed
 from audioadapt.api.sed_thresholds import tune_sed_thresholds
 from audioadapt.cli.main import main
 from audioadapt.errors import ConfigError
 
-from .test_sed_predict import TINY
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def trained(sed_tiny_dataset, tmp_path_factory) -> Path:
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        run_dir = tmp_path_factory.mktemp("sed_thresholds") / "run"
-        train_sed("sed_baseline", TINY, data_root=sed_tiny_dataset, run_dir=run_dir)
-    finally:
-        torch.set_num_threads(threads)
-    return run_dir
-
-
 @pytest.fixture
-def run(trained, tmp_path) -> Path:
-    """A copy of the trained run, so that tuning one test's run leaves the others' alone."""
-    return Path(shutil.copytree(trained, tmp_path / "run"))
+def run(sed_run, tmp_path) -> Path:
+    """A copy of the session's tiny trained run, so that tuning one test's run leaves the others' alone."""
+    return Path(shutil.copytree(sed_run, tmp_path / "run"))
 
 
 def test_tune_thresholds_writes_them_beside_the_checkpoint(run, capsys):
