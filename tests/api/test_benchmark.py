@@ -105,3 +105,32 @@ def test_row_and_seed_selection():
     assert parse_seeds([2, 1, 2]) == (2, 1)
     with pytest.raises(ConfigError):
         parse_seeds([])
+
+
+def test_the_benchmark_bar_obeys_train_progress_bar(tmp_path, capsys):
+    def run_cell(cell, run_dir, resume):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return {"score": 1.0}
+
+    run_grid(_grid(), tmp_path / "on", run_cell)
+    assert "benchmark" in capsys.readouterr().err  # the library shows the bar where it is asked for
+    run_grid(_grid(), tmp_path / "off", run_cell, progress=False)
+    assert capsys.readouterr().err == ""
+    assert Profile().progress_bar()
+    assert not Profile().with_overrides({"train.progress_bar": False}).progress_bar()
+
+
+def test_a_cell_keeps_the_run_s_selection_and_a_flat_one_is_logged(tmp_path, caplog):
+    def run_cell(cell, run_dir, resume):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        never = cell.seed == 1
+        selection = {"metric": "selection", "value": 0.0, "global_epoch": 4, "never_rose": never}
+        (run_dir / "summary.json").write_text(json.dumps({"selection": selection}))
+        return {"score": 1.0}
+
+    run_grid(_grid(), tmp_path, run_cell)
+    cell = json.loads((Cell(ROWS[0], 1).run_dir(tmp_path) / CELL_FILE).read_text())
+    assert cell["selection"] == {"metric": "selection", "value": 0.0, "global_epoch": 4, "never_rose": True}
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [f"benchmark cell {r} seed 1: the selection metric selection never rose above its first value; "
+                        "its numbers are those of the last tied epoch (4)" for r in ("a", "b")]

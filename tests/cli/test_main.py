@@ -36,3 +36,36 @@ def test_verbose_shows_the_traceback_too(monkeypatch, capsys):
     assert cli_main.main(["-v", "config", "list"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" in err and err.endswith("audioadapt: error: /ro/x: Permission denied\n")
+
+
+#: Every command that shows progress (feature caches, generation, training, benchmark runs), with its arguments.
+PROGRESS_COMMANDS = [
+    ["synth", "sed", "out"], ["synth", "ser", "out"], ["sed", "demo"], ["sed", "train", "p", "--data", "d"],
+    ["sed", "evaluate", "run"], ["sed", "benchmark", "--data", "d", "--out", "o"],
+    ["sed", "sweep", "--row", "r", "--data", "d", "--out", "o", "--grid", "a=1,2"],
+    ["ser", "train", "p"], ["ser", "evaluate", "run"], ["ser", "benchmark", "--source", "s", "--target", "t",
+                                                         "--out", "o"],
+]
+
+
+@pytest.mark.parametrize("args", PROGRESS_COMMANDS, ids=lambda a: " ".join(a[:2]))
+def test_every_command_with_progress_accepts_no_progress(args):
+    parser = cli_main.build_parser()
+    assert parser.parse_args(args).progress is True
+    assert parser.parse_args([*args, "--no-progress"]).progress is False
+
+
+def test_other_ranks_print_no_results(monkeypatch, capsys):
+    monkeypatch.setenv("RANK", "1")
+    assert cli_main.main(["config", "list", "sed_base"]) == 0
+    assert capsys.readouterr().out == ""
+    monkeypatch.setenv("RANK", "0")
+    assert cli_main.main(["config", "list", "sed_base"]) == 0
+    assert capsys.readouterr().out == "sed_base\nsed_baseline\n"
+
+
+def test_errors_of_other_ranks_still_reach_stderr(monkeypatch, capsys):
+    monkeypatch.setenv("RANK", "1")
+    fail_with(monkeypatch, OSError(errno.ENOSPC, "No space left on device"))
+    assert cli_main.main(["config", "list"]) == 2
+    assert capsys.readouterr().err == "audioadapt: error: No space left on device\n"

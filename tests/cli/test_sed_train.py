@@ -8,9 +8,12 @@ import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from audioadapt.cli.main import main
 from audioadapt.config.sed import load_sed_config
@@ -65,8 +68,17 @@ def test_train_then_evaluate_the_run(tiny, trained, capsys):
     # the report says which checkpoint it scored
     epoch = saved["inputs"]["global_epoch"]
     assert (saved["inputs"]["checkpoint"], saved["inputs"]["checkpoint_role"]) == (str(run / "best.pt"), "best")
-    assert f"Checkpoint: `{run / 'best.pt'}` (best, epoch {epoch})" in printed
-    assert f"(best, epoch {epoch})" in (run / "eval_validation.md").read_text()
+    assert f"Checkpoint: `{run / 'best.pt'}` (best, epoch {epoch}, seed 0)" in printed
+    assert f"(best, epoch {epoch}, seed 0)" in (run / "eval_validation.md").read_text()
+    # ... the run's seed, how its epoch was selected and the torch that computed it
+    assert saved["inputs"]["seed"] == 0 and saved["versions"]["torch"] == torch.__version__
+    assert saved["inputs"]["selection"]["metric"] == "selection"
+    assert saved["inputs"]["selection"]["global_epoch"] == epoch
+    # one line per epoch in train.log (progress bars were off)
+    log_lines = (run / "train.log").read_text().splitlines()
+    epochs = [line.split(": ", 1)[1] for line in log_lines if " epoch 1/1 (step " in line]
+    assert [e.split(":")[0] for e in epochs] == ["phase1 epoch 1/1 (step 2)", "phase2 epoch 1/1 (step 4)"]
+    assert all(" | val selection=" in e and e.endswith(" s") and "loss=" in e for e in epochs)
     # resume a finished run: nothing left to do, still a clean exit, and the run's records stay as they were
     records = {name: (run / name).read_bytes() for name in ("data.json", "metrics.csv", "config.yaml")}
     assert main(["sed", "train", PRESET, "--data", str(tiny), "--out", str(run), "--resume", "--fast-dev-run", "2",
@@ -81,7 +93,7 @@ def test_evaluate_says_when_it_falls_back_to_last(trained, tmp_path, capsys, cap
         assert main(["sed", "evaluate", str(run)]) == 0
     assert f"{run}: no best.pt (no epoch was selected on the validation metrics); using last.pt" in caplog.text
     assert f"using checkpoint {run / 'last.pt'} (last, epoch 2)" in caplog.text
-    assert f"Checkpoint: `{run / 'last.pt'}` (last, epoch 2)" in capsys.readouterr().out
+    assert f"Checkpoint: `{run / 'last.pt'}` (last, epoch 2, seed 0)" in capsys.readouterr().out
     assert json.loads((run / "eval_validation.json").read_text())["inputs"]["checkpoint_role"] == "last"
 
 
@@ -172,3 +184,22 @@ def test_usage_errors_are_clean(args, message, capsys, tmp_path, monkeypatch):
 def test_a_run_directory_without_a_run_is_a_clean_error(tmp_path, capsys):
     assert main(["sed", "evaluate", str(tmp_path)]) == 2
     assert "last.pt" in capsys.readouterr().err
+
+
+def test_a_redirected_log_has_no_bar_fragments_and_one_line_per_epoch(tiny, tmp_path):
+    """Bars on by the settings, stderr to a file: no bar is drawn, every line is a whole log line."""
+    run = tmp_path / "run"
+    with_bars = [o for o in SMALL if o not in ("train.progress_bar=false", "cache.progress=false")]
+    args = ["sed", "train", PRESET, "--data", str(tiny), "--out", str(run), "--fast-dev-run", "2", *with_bars]
+    with open(tmp_path / "stderr.txt", "w") as err, open(tmp_path / "stdout.txt", "w") as out:
+        code = subprocess.call([sys.executable, "-m", "audioadapt.cli.main", *args], stdout=out, stderr=err,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+    text = (tmp_path / "stderr.txt").read_text()
+    assert code == 0, text
+    assert "\r" not in text and "it/s" not in text
+    lines = text.splitlines()
+    # a log line starts with its level; the continuation lines of a data summary with two spaces
+    assert all(line.startswith(("INFO ", "WARNING ", "  ")) for line in lines), lines
+    assert sum(" epoch 1/1 (step " in line for line in lines) == 2
+    assert sum("synthetic: 24 of 24 clips" in line for line in lines) == 1
+    assert json.loads((run / "versions.json").read_text())["command"] == ["audioadapt", *args]

@@ -14,6 +14,7 @@ from audioadapt.evaluation.report import (
     MISSING,
     Report,
     Table,
+    checkpoint_line,
     format_value,
     fscore_table,
     package_versions,
@@ -80,6 +81,9 @@ def test_write_report_json_and_markdown(tmp_path):
     assert data["results"] == {"ua": None, "wa": 0.5}
     assert data["settings"] == {"k": [1, 2]}
     assert "numpy" in data["versions"]
+    import torch
+
+    assert data["versions"]["torch"] == torch.__version__  # the metrics of an evaluation depend on it too
     md = md_path.read_text()
     assert "### Confusion" in md and "| ua | 0.2500 |" in md
     with pytest.raises(ValueError):
@@ -119,3 +123,15 @@ def test_extra_entries_may_not_replace_built_in_ones():
     evaluation.extra["event_macro_f1"] = 1.0
     with pytest.raises(ValueError, match="event_macro_f1"):
         evaluation.entries()
+
+
+def test_checkpoint_line_names_the_seed_and_a_flat_selection():
+    inputs = {"checkpoint": "run/best.pt", "checkpoint_role": "best", "global_epoch": 4, "seed": 2,
+              "selection": {"metric": "selection", "mode": "max", "first_value": 0.0, "validations": 4,
+                            "never_rose": True}}
+    assert checkpoint_line(inputs) == ("Checkpoint: `run/best.pt` (best, epoch 4, seed 2). The selection metric "
+                                       "(selection) never rose above its first value 0.0000 in 4 validated epochs: "
+                                       "this is the last of the tied epochs")
+    risen = {**inputs, "selection": {**inputs["selection"], "never_rose": False}}
+    assert checkpoint_line(risen) == "Checkpoint: `run/best.pt` (best, epoch 4, seed 2)"
+    assert checkpoint_line({"checkpoint": "x.pt"}) == "Checkpoint: `x.pt` (file, epoch ?)"

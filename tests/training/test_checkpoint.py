@@ -18,6 +18,9 @@ from audioadapt import __version__
 from audioadapt.errors import CheckpointError
 from audioadapt.training.checkpoint import (
     FORMAT_VERSION,
+    BestTracker,
+    checkpoint_inputs,
+    improves,
     load_checkpoint,
     make_checkpoint,
     restore_networks,
@@ -172,3 +175,55 @@ def test_restore_networks_reports_mismatch():
         restore_networks({"net": nn.Linear(3, 4)}, ckpt)
     with pytest.raises(CheckpointError, match=r"no network\(s\) \['teacher'\]"):
         restore_networks({"teacher": nn.Linear(3, 4)}, ckpt)
+
+
+def test_ties_go_to_the_later_epoch_in_both_directions():
+    assert improves(0.5, 0.5, "max") and improves(0.5, 0.5, "min")
+    assert improves(0.6, 0.5, "max") and not improves(0.4, 0.5, "max")
+    assert improves(0.4, 0.5, "min") and not improves(0.6, 0.5, "min")
+    assert improves(0.0, None, "max") and not improves(float("nan"), None, "max")
+
+
+def test_best_tracker_records_whether_the_metric_ever_rose():
+    flat = BestTracker("selection")
+    for epoch, value in enumerate([0.0, 0.0, float("nan"), 0.0], start=1):
+        flat.update({"selection": value}, epoch)
+    assert (flat.value, flat.global_epoch, flat.validations, flat.never_rose) == (0.0, 4, 3, True)
+    assert "never rose above its first value 0 in 3 validated epochs" in flat.describe()
+    falling = BestTracker("loss", "min")
+    for epoch, value in enumerate([1.0, 1.2, 1.0], start=1):
+        falling.update({"loss": value}, epoch)
+    assert falling.never_rose and falling.global_epoch == 3 and "never fell below" in falling.describe()
+    rising = BestTracker("selection")
+    for epoch, value in enumerate([0.1, 0.2, 0.1], start=1):
+        rising.update({"selection": value}, epoch)
+    assert not rising.never_rose and rising.global_epoch == 2
+    assert rising.describe() == "selected selection = 0.2 at epoch 2 (first value 0.1, 3 validated epochs)"
+    one = BestTracker("selection")
+    one.update({"selection": 0.0}, 1)
+    assert not one.never_rose  # one validation: nothing to rise from
+    none = BestTracker("selection")
+    none.update({"selection": float("nan")}, 1)
+    assert none.describe() == "no epoch gave a finite selection: no epoch was selected"
+
+
+def test_best_tracker_round_trips_and_reads_older_records():
+    tracker = BestTracker("selection")
+    for epoch in (1, 2):
+        tracker.update({"selection": 0.0}, epoch)
+    restored = BestTracker("selection")
+    restored.restore(tracker.to_dict())
+    assert restored == tracker and restored.to_dict()["never_rose"] is True
+    old = BestTracker("selection")
+    old.restore({"metric": "selection", "mode": "max", "value": 0.3, "global_epoch": 5})  # before these fields
+    assert (old.value, old.first_value, old.validations, old.never_rose) == (0.3, 0.3, 0, False)
+
+
+def test_checkpoint_inputs_name_the_seed_and_the_selection(tmp_path):
+    tracker = BestTracker("selection")
+    for epoch in (1, 2):
+        tracker.update({"selection": 0.0}, epoch)
+    ckpt = {"progress": {"global_epoch": 2}, "train_config": {"seed": 7}, "best": tracker.to_dict()}
+    inputs = checkpoint_inputs(tmp_path / "best.pt", ckpt)
+    assert (inputs["checkpoint_role"], inputs["global_epoch"], inputs["seed"]) == ("best", 2, 7)
+    assert inputs["selection"]["never_rose"] is True and inputs["selection"]["global_epoch"] == 2

@@ -14,11 +14,13 @@ import torch
 import yaml
 
 import audioadapt
+from audioadapt import console
 from audioadapt.errors import ConfigError, DataError
 from audioadapt.training.checkpoint import save_checkpoint
 from audioadapt.training.experiment import (
     capture_rng_state,
     collect_versions,
+    git_state,
     record_data,
     restore_rng_state,
     seed_everything,
@@ -61,16 +63,21 @@ def test_generator_states_survive_a_weights_only_checkpoint(tmp_path):
     assert _draw() == expected
 
 
-def test_start_experiment_writes_config_and_versions(tmp_path):
+def test_start_experiment_writes_config_and_versions(tmp_path, monkeypatch):
     run_dir = tmp_path / "runs" / "a"
+    monkeypatch.setattr(console, "_command", None)
+    console.set_command(["audioadapt", "sed", "train", "sed_baseline", "--out", "runs/my run"])
     with start_experiment(run_dir, RunConfig(lr=0.01), seed=3) as exp:
         assert not exp.resumed
         logging.getLogger("audioadapt.test").info("hello from the run")
     assert yaml.safe_load((run_dir / "config.yaml").read_text()) == {"lr": 0.01, "betas": [0.9, 0.999], "name": "toy"}
     versions = json.loads((run_dir / "versions.json").read_text())
     assert versions["audioadapt"] == audioadapt.__version__ and versions["torch"] == torch.__version__
-    assert {"python", "numpy", "git_commit", "cuda"} <= versions.keys()
-    assert "hello from the run" in (run_dir / "train.log").read_text()
+    assert {"python", "numpy", "cuda"} <= versions.keys()
+    assert versions["command"] == ["audioadapt", "sed", "train", "sed_baseline", "--out", "runs/my run"]
+    log_text = (run_dir / "train.log").read_text()
+    assert "hello from the run" in log_text
+    assert f"starting run in {run_dir}: audioadapt sed train sed_baseline --out 'runs/my run'" in log_text
     # the handler is detached once the experiment is closed
     logging.getLogger("audioadapt.test").info("after close")
     assert "after close" not in (run_dir / "train.log").read_text()
@@ -114,7 +121,29 @@ def test_collect_versions_without_git(monkeypatch):
         raise FileNotFoundError("git")
 
     monkeypatch.setattr(subprocess, "run", no_git)
-    assert collect_versions()["git_commit"] is None
+    versions = collect_versions()
+    assert "git_commit" not in versions and "git_dirty" not in versions  # absent outside a checkout
+    assert versions["command"]  # the process's own command line when the CLI recorded none
+
+
+@pytest.mark.parametrize("status, dirty", [("", False), (" M src/audioadapt/cli/main.py\n", True)])
+def test_git_state_records_the_commit_and_whether_the_tree_was_dirty(monkeypatch, status, dirty):
+    import subprocess
+
+    def fake_git(args, **kwargs):
+        out = "0123abc\n" if args[1] == "rev-parse" else status
+        return subprocess.CompletedProcess(args, 0, stdout=out, stderr="")
+
+    monkeypatch.setattr(subprocess, "run", fake_git)
+    assert git_state() == {"git_commit": "0123abc", "git_dirty": dirty}
+    assert collect_versions()["git_dirty"] is dirty
+
+
+def test_git_state_outside_a_checkout_is_empty(monkeypatch):
+    import subprocess
+
+    monkeypatch.setattr(subprocess, "run", lambda args, **kw: subprocess.CompletedProcess(args, 128, "", "not a repo"))
+    assert git_state() == {}
 
 
 def test_resume_of_a_directory_without_a_run_is_refused(tmp_path):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import re
 
 import pytest
 import torch
@@ -99,11 +101,12 @@ def test_checkpoints_hold_meta_version_and_best_epoch(tmp_path):
     rows = read_metrics(tmp_path / "run" / "metrics.csv")
     accs = [float(r["val/acc"]) for r in rows]
     best = load_checkpoint(tmp_path / "run" / "best.pt")
-    assert best["progress"]["global_epoch"] == accs.index(max(accs)) + 1  # first epoch reaching the max
+    assert best["progress"]["global_epoch"] == len(accs) - accs[::-1].index(max(accs))  # last epoch reaching the max
     assert best["best"]["value"] == max(accs) == result.best["value"]
     assert best["meta"] == {"classes": ["a", "b", "c"], "model_config": {"hidden": toy.HIDDEN}}
     assert best["audioadapt_version"] == __version__
-    assert best["train_config"]["lr"] == 1e-2 and best["optimizer"]["param_groups"][0]["lr"] == 1e-2
+    epoch = best["progress"]["global_epoch"]  # its phase's optimizer is saved with it
+    assert best["train_config"]["lr"] == 1e-2 and best["optimizer"]["param_groups"][0]["lr"] == float(rows[epoch - 1]["lr"])
     last = load_checkpoint(tmp_path / "run" / "last.pt")
     assert last["progress"]["global_epoch"] == len(rows) and last["progress"]["phase_done"]
 
@@ -111,7 +114,7 @@ def test_checkpoints_hold_meta_version_and_best_epoch(tmp_path):
 def test_monitor_and_mode_from_the_config(tmp_path):
     _, result = toy.train(tmp_path / "run", config={"monitor": "loss", "monitor_mode": "min"})
     losses = [row["val/loss"] for row in result.history]
-    assert result.best["global_epoch"] == losses.index(min(losses)) + 1
+    assert result.best["global_epoch"] == len(losses) - losses[::-1].index(min(losses))
     assert load_checkpoint(tmp_path / "run" / "best.pt")["best"]["metric"] == "loss"
 
 
@@ -274,3 +277,72 @@ def test_mixed_precision_path_scales_clips_and_checkpoints_the_scaler(tmp_path):
     assert result.history[-1]["val/mse"] < 0.2 * result.history[0]["val/mse"]
     scaler_state = load_checkpoint(tmp_path / "run" / "best.pt")["grad_scaler"]  # last.pt: phase done, no scaler
     assert scaler_state["scale"] > 1.0
+
+
+class Flat(Regression):
+    """:class:`Regression` whose selection metric is ``flat[epoch - 1]`` (e.g. 0.0 every epoch)."""
+
+    selection_metric = "score"
+    selection_mode = "max"
+    flat: tuple[float, ...] = (0.0,) * 4
+
+    def validate(self, ctx):
+        return {"score": self.flat[ctx.global_epoch - 1], "mse": super().validate(ctx)["mse"]}
+
+
+def _fit_run(method, run, epochs, caplog):
+    trainer = Trainer(TrainConfig(epochs=epochs, device="cpu", progress_bar=False, tensorboard=False, lr=0.05),
+                      run, dist=DistInfo())
+    with caplog.at_level(logging.INFO, logger="audioadapt"):
+        return trainer.fit(method, method.batches())
+
+
+def test_a_tie_selects_the_later_epoch_and_a_flat_metric_says_so(tmp_path, caplog):
+    result = _fit_run(Flat(), tmp_path / "run", 4, caplog)
+    # every epoch scores 0.0: the last epoch is selected, not the first, near-untrained one
+    assert load_checkpoint(tmp_path / "run" / "best.pt")["progress"]["global_epoch"] == 4
+    assert result.best["global_epoch"] == 4 and result.best["never_rose"] is True
+    assert (result.best["first_value"], result.best["validations"]) == (0.0, 4)
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["best"]["never_rose"] is True
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["selection"]["never_rose"] is True and summary["global_epoch"] == 4
+    warning = [r for r in caplog.records if r.levelno == logging.WARNING and r.getMessage().startswith("selection")]
+    assert len(warning) == 1
+    assert warning[0].getMessage() == ("selection: score never rose above its first value 0 in 4 validated epochs: "
+                                       "the selected epoch (4) is the last tied one, not one the metric preferred")
+
+
+def test_a_rising_metric_is_selected_at_its_best_epoch(tmp_path, caplog):
+    method = Flat()
+    method.flat = (0.1, 0.3, 0.3, 0.2)
+    result = _fit_run(method, tmp_path / "run", 4, caplog)
+    assert result.best["global_epoch"] == 3 and result.best["never_rose"] is False  # the later of the tied 0.3
+    assert "selection: selected score = 0.3 at epoch 3 (first value 0.1, 4 validated epochs)" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_one_summary_line_per_epoch(tmp_path, caplog):
+    method = Flat()
+    method.flat = (0.1, 0.3, 0.3)
+    _fit_run(method, tmp_path / "run", 3, caplog)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("train epoch")]
+    assert len(lines) == 3
+    pattern = (r"train epoch (\d)/3 \(step (\d+)\): loss=[0-9.e+-]+ \| val score=(0\.[13]) mse=[0-9.e+-]+"
+               r"( \(new best\))? \| \d+\.\d s")
+    parsed = [re.fullmatch(pattern, line) for line in lines]
+    assert all(parsed), lines
+    assert [(m[1], m[2], m[3], bool(m[4])) for m in parsed] == [("1", "4", "0.1", True), ("2", "8", "0.3", True),
+                                                                 ("3", "12", "0.3", True)]
+
+
+def test_a_resumed_finished_run_rewrites_no_summary(tmp_path, caplog):
+    run = tmp_path / "run"
+    _fit_run(Flat(), run, 4, caplog)
+    before = (run / "summary.json").read_bytes()
+    (run / "summary.json").unlink()
+    trainer = Trainer(TrainConfig(epochs=4, device="cpu", progress_bar=False, tensorboard=False, lr=0.05), run,
+                      dist=DistInfo())
+    method = Flat()
+    result = trainer.fit(method, method.batches(), resume=True)
+    assert result.history == [] and result.best["never_rose"] is True  # restored from the checkpoint
+    assert not (run / "summary.json").exists() and before

@@ -109,6 +109,10 @@ class Profile:
         rows = {k: {kk: vv for kk, vv in v.items() if kk not in items} for k, v in self.rows.items()}
         return Profile({**self.common, **items}, rows)
 
+    def progress_bar(self) -> bool:
+        """``train.progress_bar`` of the common part (default true): whether the benchmark's own bar is shown too."""
+        return self.common.get("train.progress_bar", True) is not False
+
     def check_rows(self, known: Iterable[str], where: str = "profile") -> None:
         unknown = sorted(set(self.rows) - set(known))
         if unknown:
@@ -184,12 +188,18 @@ def select_rows(rows: Sequence[RowSpec], keys: Iterable[str] | None) -> list[Row
 
 
 # -- running -------------------------------------------------------------------------------
-def _read_cell(path: Path) -> dict[str, Any] | None:
+def _read_json(path: Path) -> dict[str, Any] | None:
+    """The mapping a JSON file holds; ``None`` when it is missing, unreadable or not a mapping."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) and isinstance(data.get("metrics"), dict) else None
+    return data if isinstance(data, dict) else None
+
+
+def _read_cell(path: Path) -> dict[str, Any] | None:
+    data = _read_json(path)
+    return data if data is not None and isinstance(data.get("metrics"), dict) else None
 
 
 def _clean(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -200,6 +210,14 @@ def _clean(metrics: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
+def _selection(run_dir: Path) -> dict[str, Any] | None:
+    """The selection record of a run's ``summary.json`` (``None`` when it has none)."""
+    from audioadapt.training.experiment import SUMMARY_FILE
+
+    data = _read_json(run_dir / SUMMARY_FILE)
+    return data.get("selection") if data is not None and isinstance(data.get("selection"), dict) else None
+
+
 def run_grid(
     cells: Sequence[Cell],
     out_dir: str | Path,
@@ -207,6 +225,7 @@ def run_grid(
     *,
     rerun: bool = False,
     keep_going: bool = True,
+    progress: bool = True,
 ) -> GridResult:
     """Run every cell not finished yet; return all cells' metrics.
 
@@ -220,48 +239,69 @@ def run_grid(
     keep_going: record a failing cell and go on with the others (the error
         is logged with its traceback and written to ``<run_dir>/error.txt``);
         with ``False`` the first failure propagates.
+    progress: show a bar over the runs (where bars are shown at all:
+        :func:`audioadapt.console.show_progress`); the benchmarks pass
+        ``train.progress_bar`` of their settings (:meth:`Profile.progress_bar`).
+
+    Each finished cell's ``cell.json`` also keeps the run's selection record
+    (its ``summary.json``); a run whose selection metric never rose is logged.
     """
-    from tqdm.auto import tqdm
+    from audioadapt.training.logging import progress_bar
 
     out_dir = Path(out_dir)
     result = GridResult()
-    bar = tqdm(cells, desc="benchmark", unit="run", dynamic_ncols=True)
-    for cell in bar:
-        key = (cell.row.key, cell.seed)
-        run_dir = cell.run_dir(out_dir)
-        bar.set_postfix_str(f"{cell.row.key} seed {cell.seed}")
-        done = _read_cell(run_dir / CELL_FILE)
-        if done is not None and not rerun:
-            result.metrics[key] = _clean(done["metrics"])
-            result.seconds[key] = float(done.get("seconds", math.nan))
-            continue
-        if rerun and run_dir.exists():
-            shutil.rmtree(run_dir)
-        resume = (run_dir / "last.pt").is_file()
-        if run_dir.exists() and not resume:
-            shutil.rmtree(run_dir)  # cut short before its first checkpoint: nothing to keep
-        start = time.perf_counter()
-        try:
-            metrics = _clean(run_cell(cell, run_dir, resume))
-        except (AudioadaptError, RuntimeError, ValueError, OSError) as exc:
-            if not keep_going:
-                raise
-            text = f"{type(exc).__name__}: {exc}"
-            log.error("benchmark cell %s seed %d failed: %s", cell.row.key, cell.seed, text)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
-            result.failures[key] = text
-            continue
-        seconds = time.perf_counter() - start
-        payload = {"row": cell.row.key, "label": cell.row.label, "preset": cell.row.preset, "seed": cell.seed,
-                   "overrides": list(cell.row.overrides), "metrics": metrics, "seconds": seconds,
-                   "resumed": resume}
-        tmp = run_dir / (CELL_FILE + ".tmp")
-        tmp.write_text(json.dumps(payload, indent=1, allow_nan=True) + "\n", encoding="utf-8")
-        tmp.replace(run_dir / CELL_FILE)
-        result.metrics[key] = metrics
-        result.seconds[key] = seconds
+    bar = progress_bar(len(cells), "benchmark", progress, unit="run", leave=True)
+    try:
+        for cell in cells:
+            bar.set_postfix_str(f"{cell.row.key} seed {cell.seed}")
+            _run_cell(cell, out_dir, run_cell, result, rerun, keep_going)
+            bar.update()
+    finally:
+        bar.close()
     return result
+
+
+def _run_cell(cell: Cell, out_dir: Path, run_cell: Callable[[Cell, Path, bool], Mapping[str, Any]],
+              result: GridResult, rerun: bool, keep_going: bool) -> None:
+    """Run (or skip, when finished) one cell of :func:`run_grid` and record it in ``result``."""
+    key = (cell.row.key, cell.seed)
+    run_dir = cell.run_dir(out_dir)
+    done = _read_cell(run_dir / CELL_FILE)
+    if done is not None and not rerun:
+        result.metrics[key] = _clean(done["metrics"])
+        result.seconds[key] = float(done.get("seconds", math.nan))
+        return
+    if rerun and run_dir.exists():
+        shutil.rmtree(run_dir)
+    resume = (run_dir / "last.pt").is_file()
+    if run_dir.exists() and not resume:
+        shutil.rmtree(run_dir)  # cut short before its first checkpoint: nothing to keep
+    start = time.perf_counter()
+    try:
+        metrics = _clean(run_cell(cell, run_dir, resume))
+    except (AudioadaptError, RuntimeError, ValueError, OSError) as exc:
+        if not keep_going:
+            raise
+        text = f"{type(exc).__name__}: {exc}"
+        log.error("benchmark cell %s seed %d failed: %s", cell.row.key, cell.seed, text)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
+        result.failures[key] = text
+        return
+    seconds = time.perf_counter() - start
+    selection = _selection(run_dir)
+    if selection is not None and selection.get("never_rose"):
+        log.warning("benchmark cell %s seed %d: the selection metric %s never rose above its first value; "
+                    "its numbers are those of the last tied epoch (%s)", cell.row.key, cell.seed,
+                    selection.get("metric"), selection.get("global_epoch"))
+    payload = {"row": cell.row.key, "label": cell.row.label, "preset": cell.row.preset, "seed": cell.seed,
+               "overrides": list(cell.row.overrides), "metrics": metrics, "seconds": seconds, "resumed": resume,
+               "selection": selection}
+    tmp = run_dir / (CELL_FILE + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=1, allow_nan=True) + "\n", encoding="utf-8")
+    tmp.replace(run_dir / CELL_FILE)
+    result.metrics[key] = metrics
+    result.seconds[key] = seconds
 
 
 __all__ = ["CELL_FILE", "Cell", "DEFAULT_SEEDS", "GridResult", "Profile", "ROWS_KEY", "RowSpec", "parse_seeds",

@@ -122,7 +122,7 @@ def benchmark_sed(
         return evaluate_sed_run(run_dir, split=split).entries()
 
     grid = run_grid([Cell(r, s) for r in chosen for s in seeds], out_dir, run_cell, rerun=rerun,
-                    keep_going=keep_going)
+                    keep_going=keep_going, progress=prof.progress_bar())
     table_rows = []
     for row in chosen:
         settings = {"preset": row.preset, "row_overrides": list(row.overrides),

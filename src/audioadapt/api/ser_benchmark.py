@@ -142,7 +142,7 @@ def benchmark_ser(
         # The stage-1 row of a seed runs before the rows that start from it.
         order = sorted(chosen, key=lambda r: r.key != STAGE1_ROW)
         grid = run_grid([Cell(r, s) for s in seeds for r in order], where, run_cell, rerun=rerun,
-                        keep_going=keep_going)
+                        keep_going=keep_going, progress=prof.progress_bar())
         table_rows = []
         for row in chosen:
             table_rows.append(BenchmarkRow(row.key, row.label, grid.runs(row.key, seeds), {

@@ -30,12 +30,42 @@ def add_train_parser(sub: argparse._SubParsersAction, *, help: str, description:
     return p
 
 
+def add_progress_argument(p: argparse.ArgumentParser) -> None:
+    """``--no-progress`` (``args.progress``): no progress bars.
+
+    Bars are shown only when stderr is a terminal; the command line applies
+    the switch to every bar of the command (:mod:`audioadapt.console`).
+    """
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress bars (they are off anyway when stderr is not a terminal)")
+
+
+def add_reference_argument(p: argparse.ArgumentParser) -> None:
+    """``--ref REF.tsv`` (``args.ref``): reference events drawn in the plots of a prediction."""
+    p.add_argument("--ref", type=Path, metavar="REF.tsv",
+                   help="with --plots: draw these reference events (DCASE strong TSV: filename onset offset "
+                   "event_label) under the detected ones")
+
+
+def check_reference(args: argparse.Namespace, plots: str = "plots") -> None:
+    """``--ref`` needs the plots it is drawn in (``args.<plots>``) and a readable file."""
+    from audioadapt.errors import ConfigError, DataError
+
+    if args.ref is None:
+        return
+    if getattr(args, plots) is None:
+        raise ConfigError(f"--ref only applies with --{plots} (the reference events are drawn in the plots)")
+    if not args.ref.is_file():
+        raise DataError("no such reference file (--ref)", args.ref)
+
+
 def add_run_arguments(p: argparse.ArgumentParser, unit: str) -> None:
-    """``--out``, ``--resume``, ``--fast-dev-run`` and the trailing ``key.path=value`` overrides."""
+    """``--out``, ``--resume``, ``--fast-dev-run``, ``--no-progress`` and the trailing ``key.path=value`` overrides."""
     p.add_argument("--out", type=Path, metavar="RUN_DIR", help="run directory (default: runs/<preset>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last checkpoint")
     p.add_argument("--fast-dev-run", type=int, metavar="N",
                    help=f"smoke test: one epoch of at most N steps per {unit}")
+    add_progress_argument(p)
     p.add_argument("overrides", nargs="*", metavar="key.path=value", help="configuration overrides")
 
 
@@ -57,8 +87,8 @@ def add_benchmark_parser(sub: argparse._SubParsersAction, *, help: str, descript
                          rows_help: str) -> argparse.ArgumentParser:
     """The ``benchmark`` sub-command with the options every benchmark shares.
 
-    ``--out``, ``--seeds``, ``--rows``, ``--profile``, ``--rerun``, ``--fail-fast``
-    and the trailing ``key.path=value`` overrides; the caller adds its data options.
+    ``--out``, ``--seeds``, ``--rows``, ``--profile``, ``--rerun``, ``--fail-fast``,
+    ``--no-progress`` and the trailing ``key.path=value`` overrides; the caller adds its data options.
     """
     from audioadapt.api.benchmark import DEFAULT_SEEDS
 
@@ -73,8 +103,17 @@ def add_benchmark_parser(sub: argparse._SubParsersAction, *, help: str, descript
     p.add_argument("--profile", type=Path, metavar="YAML", help="shipped profile name or YAML file applied to every row")
     p.add_argument("--rerun", action="store_true", help="train finished runs again")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failing run")
+    add_progress_argument(p)
     p.add_argument("overrides", nargs="*", metavar="key.path=value", help="settings for every row")
     return p
+
+
+def never_rose_note(best: dict) -> str:
+    """`` (never rose above its first value ...)`` for a run whose selection metric stayed flat, else ``""``."""
+    if not best.get("never_rose"):
+        return ""
+    moved = "fell below" if best.get("mode") == "min" else "rose above"
+    return f" ({best.get('metric')} never {moved} its first value; this is the last tied epoch)"
 
 
 def report_failures(failures: dict[str, str]) -> int:

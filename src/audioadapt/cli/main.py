@@ -8,12 +8,14 @@ inside the handlers, so ``audioadapt --help`` starts fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
-import logging
+import os
 import sys
 import traceback
 
 from audioadapt import __version__
+from audioadapt.console import command_console, launch_rank, set_command
 from audioadapt.cpus import prefer_passive_waiting
 from audioadapt.errors import AudioadaptError
 
@@ -48,14 +50,28 @@ def os_error_message(exc: OSError) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the process exit code."""
+    """Entry point; returns the process exit code.
+
+    Progress bars are shown only on a terminal (and not with ``--no-progress``).
+    Under torchrun, ranks other than 0 print no results (their stdout is
+    dropped) and log only warnings and errors.
+    """
     prefer_passive_waiting()  # before anything imports torch (see audioadapt.cpus)
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    rank = launch_rank()
+    with contextlib.ExitStack() as stack:
+        set_command(["audioadapt", *(sys.argv[1:] if argv is None else argv)])
+        stack.callback(set_command, None)
+        stack.enter_context(command_console(args.verbose, progress=getattr(args, "progress", True), rank=rank))
+        if rank:
+            stack.enter_context(contextlib.redirect_stdout(stack.enter_context(open(os.devnull, "w"))))
+        return _run(args)
+    return 0  # pragma: no cover - the block returns
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the chosen command; errors caused by bad input become one line on stderr and exit code 2."""
     try:
         return int(args.func(args) or 0)
     except AudioadaptError as exc:

@@ -10,7 +10,7 @@ from audioadapt.data.synthetic.sizes import SIZE_PRESETS
 
 def register(sub: argparse._SubParsersAction) -> None:
     from audioadapt.api.demo import DEMO_PROFILE, DEMO_ROWS
-    from audioadapt.cli.common import IntermixedParser
+    from audioadapt.cli.common import IntermixedParser, add_progress_argument
 
     p = sub.add_parser(
         "demo",
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", default=DEMO_PROFILE, help=f"benchmark profile (default: {DEMO_PROFILE})")
     p.add_argument("--no-train", dest="train", action="store_false", help="only generate and describe the data")
     p.add_argument("--workers", type=int, help="processes generating audio (default: all cores)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
+    add_progress_argument(p)
     p.add_argument("overrides", nargs="*", metavar="key.path=value", help="changes to every row, after the profile")
     p.set_defaults(func=_run)
 

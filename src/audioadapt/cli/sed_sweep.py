@@ -22,7 +22,7 @@ Example:
 
 def register(sub: argparse._SubParsersAction) -> None:
     from audioadapt.api.benchmark import DEFAULT_SEEDS
-    from audioadapt.cli.common import IntermixedParser
+    from audioadapt.cli.common import IntermixedParser, add_progress_argument
 
     p = sub.add_parser("sweep", help="rank settings of one row by the internal selection metric",
                        description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -37,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", type=Path, metavar="YAML", help="shipped profile name or YAML file")
     p.add_argument("--rerun", action="store_true", help="train finished runs again")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failing run")
+    add_progress_argument(p)
     p.add_argument("overrides", nargs="*", metavar="key.path=value", help="settings of every run (before --seeds)")
     p.set_defaults(func=_run)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from audioadapt.cli.common import add_run_arguments, add_train_parser, train_overrides
+from audioadapt.cli.common import add_run_arguments, add_train_parser, never_rose_note, train_overrides
 
 _DESCRIPTION = """\
 Train a sound event detection system on a DESED 2019-layout dataset.
@@ -37,7 +37,7 @@ def _run(args: argparse.Namespace) -> int:
     result = train_sed(args.preset, overrides, data_root=args.data, run_dir=args.out, resume=args.resume)
     best = result.best
     if best.get("value") is not None:
-        print(f"best {best['metric']} = {best['value']:.4f} at epoch {best['global_epoch']}")
+        print(f"best {best['metric']} = {best['value']:.4f} at epoch {best['global_epoch']}{never_rose_note(best)}")
     print(f"run directory: {result.run_dir}")
     print(f"evaluate with: audioadapt sed evaluate {result.run_dir}")
     return 0

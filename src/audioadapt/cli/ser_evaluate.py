@@ -7,6 +7,8 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from audioadapt.cli.common import add_progress_argument
+
     p = sub.add_parser(
         "evaluate",
         help="score a trained SER run on its target test side",
@@ -20,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "selected on the source validation) or a file")
     p.add_argument("--target", metavar="CORPUS:PATH",
                    help="the run's target corpus at another place (default: where the run read it)")
+    add_progress_argument(p)
     p.set_defaults(func=_run)
 
 

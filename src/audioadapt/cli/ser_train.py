@@ -36,14 +36,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from audioadapt.api.ser import train_ser
-    from audioadapt.cli.common import train_overrides
+    from audioadapt.cli.common import never_rose_note, train_overrides
 
     overrides = train_overrides(args)
     result = train_ser(args.preset, overrides, source=args.source, target=args.target, run_dir=args.out,
                        resume=args.resume)
     best = result.best
     if best.get("value") is not None:
-        print(f"stage 1 selected epoch {best['global_epoch']} (source validation UA {best['value']:.4f})")
+        print(f"stage 1 selected epoch {best['global_epoch']} (source validation UA {best['value']:.4f})"
+              f"{never_rose_note(best)}")
     print(f"run directory: {result.run_dir}")
     print(f"evaluate with: audioadapt ser evaluate {result.run_dir}")
     return 0

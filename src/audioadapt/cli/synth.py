@@ -37,7 +37,9 @@ def add_settings_arguments(p: argparse.ArgumentParser, *, config_class: str) -> 
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting (repeatable)")
     p.add_argument("--overwrite", action="store_true", help="replace a dataset already in OUT")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
+    from audioadapt.cli.common import add_progress_argument
+
+    add_progress_argument(p)
 
 
 def synth_overrides(args: argparse.Namespace) -> list[str]:

@@ -55,6 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from audioadapt.cli.outputs import check_output_folder
+    from audioadapt.console import show_progress
     from audioadapt.cli.synth import synth_overrides
     from audioadapt.data.synthetic.sed import generate_sed_dataset, load_sed_config
 
@@ -67,7 +68,7 @@ def _run(args: argparse.Namespace) -> int:
         events=args.events,
         backgrounds=args.backgrounds,
         workers=args.workers,
-        progress=args.progress,
+        progress=show_progress(args.progress),
         overwrite=args.overwrite,
     )
     counts = ", ".join(f"{split} {n}" for split, n in info.clips.items())

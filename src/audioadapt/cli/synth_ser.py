@@ -52,12 +52,13 @@ def _size_counts(presets: Mapping[str, SerSizes]) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     from audioadapt.cli.outputs import check_output_folder
+    from audioadapt.console import show_progress
     from audioadapt.cli.synth import synth_overrides
     from audioadapt.data.synthetic.ser import generate_ser_dataset, load_ser_config
 
     check_output_folder(args.out, "the dataset")
     cfg = load_ser_config(args.config, synth_overrides(args))
-    info = generate_ser_dataset(args.out, cfg, workers=args.workers, progress=args.progress,
+    info = generate_ser_dataset(args.out, cfg, workers=args.workers, progress=show_progress(args.progress),
                                 overwrite=args.overwrite)
     parts = ", ".join(f"{role} {info.utterances[role]} ({info.seconds[role] / 60:.1f} min) in {path.parent}"
                       for role, path in info.manifests.items())

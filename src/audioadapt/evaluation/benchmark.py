@@ -268,34 +268,10 @@ class BenchmarkTable:
         return "\n\n".join(t.to_markdown() for t in self._tables()) + "\n"
 
     def plot(self, path: str | Path) -> Path:
-        """Grouped bars (one group per metric, one bar per system) with +/- std error bars."""
-        import matplotlib
+        """A bar chart: one panel per metric, one bar per system (see :mod:`~audioadapt.evaluation.benchmark_plot`)."""
+        from audioadapt.evaluation.benchmark_plot import plot_benchmark
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        path = Path(path)
-        n_rows, n_metrics = len(self.rows), len(self.metrics)
-        width = 0.8 / max(n_rows, 1)
-        fig, ax = plt.subplots(figsize=(1.6 + 1.2 * n_metrics * max(n_rows, 1) * 0.45, 4.0))
-        x = np.arange(n_metrics)
-        for i, row in enumerate(self.rows):
-            s = [row.summary(m.key) for m in self.metrics]
-            scale = [100.0 if m.percent else 1.0 for m in self.metrics]
-            means = [v.mean * k for v, k in zip(s, scale)]
-            errs = [0.0 if math.isnan(v.std) else v.std * k for v, k in zip(s, scale)]
-            ax.bar(x + (i - (n_rows - 1) / 2) * width, means, width, yerr=errs, capsize=2, label=row.label)
-        ax.set_xticks(x, [m.label + (" (%)" if m.percent else "") for m in self.metrics])
-        ax.set_title(self.title, fontsize=10)
-        ax.legend(fontsize=7, ncol=2)
-        ax.grid(axis="y", alpha=0.3)
-        fig.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.stem + ".tmp.png")
-        fig.savefig(tmp, dpi=120)
-        plt.close(fig)
-        tmp.replace(path)
-        return path
+        return plot_benchmark(self, path)
 
     def write(self, out_dir: str | Path, stem: str = "benchmark") -> dict[str, Path]:
         """Write ``<stem>.json``, ``<stem>.md`` and ``<stem>.png`` into ``out_dir``."""

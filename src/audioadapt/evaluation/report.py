@@ -5,7 +5,9 @@ JSON-ready ``results``, its ``settings``, a few headline ``entries`` (single
 numbers such as the macro event F1; threshold-free scores like PSDS are added
 here with :meth:`Report.add_entry`) and the :class:`Table` objects its
 Markdown shows. Every JSON file records the versions of the packages that
-computed the numbers (metric packages drift; see the DCASE notes).
+computed the numbers (torch and the metric packages drift; see the DCASE
+notes); a run's evaluation also records the checkpoint, the run's seed and
+how its epoch was selected (:func:`checkpoint_line`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 from audioadapt.errors import DataError
 
 #: Packages whose versions every results file records when installed.
-VERSIONED_PACKAGES: tuple[str, ...] = ("audioadapt", "numpy", "scipy", "sed_eval", "sed_scores_eval")
+VERSIONED_PACKAGES: tuple[str, ...] = ("audioadapt", "torch", "numpy", "scipy", "sed_eval", "sed_scores_eval")
 
 #: Marker for an undefined (NaN / None) value in Markdown.
 MISSING = "n/a"
@@ -160,9 +162,21 @@ def data_line(inputs: Mapping[str, Any]) -> str:
 
 
 def checkpoint_line(inputs: Mapping[str, Any]) -> str:
-    """``Checkpoint: `RUN/best.pt` (best, epoch 12)``: which checkpoint of a run was scored."""
+    """``Checkpoint: `RUN/best.pt` (best, epoch 12, seed 0)``: which checkpoint of a run was scored.
+
+    When the run's selection metric never beat its first value the line says so: the
+    checkpoint is then the last of the tied epochs, not one the metric preferred.
+    """
     role = inputs.get("checkpoint_role", "file")
-    return f"Checkpoint: `{inputs['checkpoint']}` ({role}, epoch {inputs.get('global_epoch', '?')})"
+    seed = f", seed {inputs['seed']}" if inputs.get("seed") is not None else ""
+    line = f"Checkpoint: `{inputs['checkpoint']}` ({role}, epoch {inputs.get('global_epoch', '?')}{seed})"
+    selection = inputs.get("selection") or {}
+    if selection.get("never_rose"):
+        moved = "fell below" if selection.get("mode") == "min" else "rose above"
+        line += (f". The selection metric ({selection.get('metric')}) never {moved} its first value "
+                 f"{format_value(selection.get('first_value'))} in {selection.get('validations')} validated "
+                 "epochs: this is the last of the tied epochs")
+    return line
 
 
 def write_report(

@@ -246,9 +246,16 @@ def checkpoint_role(path: str | Path) -> str:
 
 
 def checkpoint_inputs(path: str | Path, checkpoint: Mapping[str, Any]) -> dict[str, Any]:
-    """Which checkpoint an evaluation used, for its report: file, role (best/last/file) and epoch."""
+    """Which checkpoint an evaluation used, for its report.
+
+    The file, its role (best/last/file) and epoch, the run's training seed
+    (``train.seed``) and how the epoch was selected (the checkpoint's
+    ``best`` record: metric, value, whether the metric ``never_rose``).
+    """
+    train_config = checkpoint.get("train_config") or {}
     return {"checkpoint": str(path), "checkpoint_role": checkpoint_role(path),
-            "global_epoch": checkpoint["progress"].get("global_epoch")}
+            "global_epoch": checkpoint["progress"].get("global_epoch"), "seed": train_config.get("seed"),
+            "selection": dict(checkpoint.get("best") or {})}
 
 
 def load_run_checkpoint(path: str | Path, task: str, where: str | Path) -> dict[str, Any]:
@@ -303,6 +310,18 @@ def resolve_resume(resume: bool | str | Path, run_dir: Path | None) -> Path | No
     return run_dir / LAST
 
 
+def improves(value: float, best: float | None, mode: Literal["max", "min"]) -> bool:
+    """Whether a finite ``value`` replaces ``best`` as the selected one: better, or tied (the later epoch wins).
+
+    With ties going to the later epoch, a metric that stays flat (every epoch
+    0.0 early in a run) selects the last of those epochs, not the first,
+    near-untrained one.
+    """
+    if not math.isfinite(value):
+        return False
+    return best is None or (value >= best if mode == "max" else value <= best)
+
+
 @dataclasses.dataclass
 class BestTracker:
     """The best epoch so far by one validation metric.
@@ -311,13 +330,20 @@ class BestTracker:
     ----------
     metric: the selection metric, ``None`` for no selection (no ``best.pt``).
     mode: ``"max"`` or ``"min"``.
-    value, global_epoch: the best value and the epoch that reached it first.
+    value, global_epoch: the best value and the last epoch that reached it
+        (ties go to the later epoch, :func:`improves`).
+    first_value: the first finite value.
+    validations: how many epochs gave a finite value.
+    rose: whether some epoch was strictly better than the first value.
     """
 
     metric: str | None
     mode: Literal["max", "min"] = "max"
     value: float | None = None
     global_epoch: int | None = None
+    first_value: float | None = None
+    validations: int = 0
+    rose: bool = False
 
     def update(self, metrics: Mapping[str, float], global_epoch: int) -> bool:
         """Record an epoch's metrics (an empty mapping = not validated); true when it is the new best."""
@@ -328,15 +354,47 @@ class BestTracker:
         value = metrics[self.metric]
         if not math.isfinite(value):
             return False
-        if self.value is not None and not (value > self.value if self.mode == "max" else value < self.value):
+        self.validations += 1
+        if self.first_value is None:
+            self.first_value = value
+        elif value != self.first_value and improves(value, self.first_value, self.mode):
+            self.rose = True
+        if not improves(value, self.value, self.mode):
             return False
         self.value, self.global_epoch = value, global_epoch
         return True
+
+    @property
+    def never_rose(self) -> bool:
+        """True when two or more epochs were validated and none beat the first value (all tied or worse)."""
+        return self.validations >= 2 and not self.rose
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record a checkpoint, the run's summary and an evaluation keep (with ``never_rose``)."""
+        return {**dataclasses.asdict(self), "never_rose": self.never_rose}
+
+    def describe(self) -> str:
+        """One line on the selection: the chosen epoch, or that the metric never rose or was never finite."""
+        if self.metric is None:
+            return "no selection metric: the last epoch is the result"
+        if self.value is None:
+            return f"no epoch gave a finite {self.metric}: no epoch was selected"
+        chosen = f"{self.metric} = {self.value:.4g} at epoch {self.global_epoch}"
+        if self.never_rose:
+            direction = "rose above" if self.mode == "max" else "fell below"
+            return (f"{self.metric} never {direction} its first value {self.first_value:.4g} in {self.validations} "
+                    f"validated epochs: the selected epoch ({self.global_epoch}) is the last tied one, not one "
+                    "the metric preferred")
+        return f"selected {chosen} (first value {self.first_value:.4g}, {self.validations} validated epochs)"
 
     def restore(self, saved: Mapping[str, Any]) -> None:
         """Take the best value of a checkpoint (kept only if it ranks the same metric the same way)."""
         if (saved.get("metric"), saved.get("mode")) == (self.metric, self.mode):
             self.value, self.global_epoch = saved.get("value"), saved.get("global_epoch")
+            # checkpoints written before these were recorded: the value so far stands for the first one
+            self.first_value = saved.get("first_value", self.value)
+            self.validations = int(saved.get("validations", 0))
+            self.rose = bool(saved.get("rose", False))
         else:
             log.warning("selection changed from %s %r to %s %r: the best epoch so far is forgotten",
                         saved.get("mode"), saved.get("metric"), self.mode, self.metric)
@@ -351,6 +409,7 @@ __all__ = [
     "checkpoint_inputs",
     "checkpoint_role",
     "checkpoint_task",
+    "improves",
     "load_checkpoint",
     "load_run_checkpoint",
     "make_checkpoint",

@@ -31,9 +31,10 @@ Losses
     must divide each rank's sum by the mean count over ranks to be the
     global batch's mean: see ``divisor`` in :mod:`audioadapt.adaptation.losses`.
 
-Only rank 0 logs, shows progress bars and writes files; logged training
-values are averaged over ranks; validation runs on rank 0 and its metrics
-are broadcast.
+Only rank 0 logs, shows progress bars and writes files (the command line
+also keeps the other ranks' information records and printed results off the
+console, :mod:`audioadapt.console`); logged training values are averaged over
+ranks; validation runs on rank 0 and its metrics are broadcast.
 """
 
 from __future__ import annotations
@@ -230,9 +231,8 @@ def wrap_step(
     from torch.nn.parallel import DistributedDataParallel
 
     device_ids = [dist.device.index] if dist.device.type == "cuda" else None
-    return DistributedDataParallel(
-        module, device_ids=device_ids, find_unused_parameters=find_unused_parameters, broadcast_buffers=True
-    )
+    # buffers are broadcast from rank 0 at every forward: DDP's default (``broadcast_buffers`` is deprecated)
+    return DistributedDataParallel(module, device_ids=device_ids, find_unused_parameters=find_unused_parameters)
 
 
 def set_sampler_epoch(loader: Any, epoch: int) -> None:

@@ -3,14 +3,17 @@
 A run directory holds::
 
     config.yaml     the resolved configuration (written once, compared on resume)
-    versions.json   python, torch, numpy, audioadapt, CUDA and the git commit
-    train.log       the log of every start and resume
+    versions.json   python, torch, numpy, audioadapt, CUDA, the command line and, when the
+                    package runs from a git checkout, its commit and whether the tree was dirty
+    train.log       the log of every start and resume (its command line), one line per epoch
     run.lock        held by the training in progress (one at a time; see run_lock)
     data.json       the data the run used (written once, checked on resume)
     metrics.csv     one row per epoch (training means, validation metrics)
     events.*        TensorBoard event files
     last.pt         checkpoint after the latest epoch (resume from here)
     best.pt         checkpoint of the best epoch by the selection metric
+    summary.json    how the training ended: the selected epoch and whether the selection
+                    metric ever rose above its first value (written by each call that trains)
 
 A directory holds a run once a training has written a checkpoint there. A
 directory left by a training that stopped before its first checkpoint (a bad
@@ -24,6 +27,7 @@ import logging
 import os
 import platform
 import random
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -37,6 +41,7 @@ import numpy as np
 import torch
 
 import audioadapt
+from audioadapt.console import command_line
 from audioadapt.config.load import read_yaml, save_config, to_dict
 from audioadapt.errors import ConfigError, DataError
 from audioadapt.training.checkpoint import BEST, LAST
@@ -47,6 +52,8 @@ log = logging.getLogger(__name__)
 CONFIG_FILE = "config.yaml"
 VERSIONS_FILE = "versions.json"
 LOG_FILE = "train.log"
+#: How the training ended (selection record); written at the end of each call that trained.
+SUMMARY_FILE = "summary.json"
 #: The clip/utterance counts a run actually used (written by the data modules' callers).
 DATA_FILE = "data.json"
 
@@ -115,24 +122,29 @@ def restore_rng_state(state: dict[str, Any]) -> None:
                         len(cuda_states), torch.cuda.device_count())
 
 
-def _git_commit() -> str | None:
-    """Commit (``+dirty`` when modified) of the git checkout holding the package, if any."""
+def git_state() -> dict[str, Any]:
+    """``{"git_commit": ..., "git_dirty": ...}`` of the git checkout holding the package; ``{}`` outside one.
+
+    ``git_dirty`` is true when tracked files differ from the commit.
+    """
     root = Path(audioadapt.__file__).resolve().parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
         if commit.returncode != 0:
-            return None
+            return {}
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True,
             timeout=10,
         )
-        return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+        if dirty.returncode != 0:
+            return {"git_commit": commit.stdout.strip()}
+        return {"git_commit": commit.stdout.strip(), "git_dirty": bool(dirty.stdout.strip())}
     except (OSError, subprocess.SubprocessError):
-        return None
+        return {}
 
 
-def collect_versions() -> dict[str, str | None]:
-    """Versions of the environment a run used."""
+def collect_versions() -> dict[str, Any]:
+    """Versions of the environment a run used, the command line, and the git state when there is one."""
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
@@ -140,8 +152,19 @@ def collect_versions() -> dict[str, str | None]:
         "cuda": torch.version.cuda,
         "numpy": np.__version__,
         "audioadapt": audioadapt.__version__,
-        "git_commit": _git_commit(),
+        "command": command_line(),
+        **git_state(),
     }
+
+
+def write_run_summary(run_dir: str | Path, summary: Mapping[str, Any]) -> Path:
+    """Write the run's ``summary.json`` (atomically) and return its path."""
+    path = Path(run_dir) / SUMMARY_FILE
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with writing_run_dir(Path(run_dir)):
+        tmp.write_text(json.dumps(summary, indent=1, allow_nan=True) + "\n", encoding="utf-8")
+        tmp.replace(path)
+    return path
 
 
 @dataclass(frozen=True)
@@ -280,7 +303,7 @@ def _open_run_dir(run_dir: Path, config: Any, resume: bool) -> Experiment:
     except BaseException:
         exp.close()
         raise
-    log.info("%s run in %s", "resuming" if started else "starting", run_dir)
+    log.info("%s run in %s: %s", "resuming" if started else "starting", run_dir, shlex.join(command_line()))
     return exp
 
 
@@ -352,15 +375,18 @@ def _attach_log_file(path: Path) -> logging.Handler | None:
 
 __all__ = [
     "Experiment",
+    "SUMMARY_FILE",
     "capture_rng_state",
     "collect_versions",
     "check_resumable",
     "default_run_name",
+    "git_state",
     "holds_run",
     "record_data",
     "restore_rng_state",
     "seed_everything",
     "set_deterministic",
     "start_experiment",
+    "write_run_summary",
     "writing_run_dir",
 ]

@@ -1,4 +1,4 @@
-"""Training logs: ``metrics.csv``, TensorBoard event files and progress-bar text.
+"""Training logs: ``metrics.csv``, TensorBoard event files, the epoch line and progress bars.
 
 One CSV row per epoch with the columns ``phase, epoch, global_epoch, step``
 followed by ``train/<name>`` (epoch means) and ``val/<name>`` (validation
@@ -8,6 +8,9 @@ rewritten with the wider header; cells a row does not have stay empty.
 On resume, rows after the checkpoint's epoch (written before a crash, after
 the last checkpoint) are dropped, so an interrupted and resumed run ends with
 the same file as an uninterrupted one.
+
+Every epoch also gives one summary line (:func:`epoch_line`) that the
+Trainer logs to the console and ``train.log``, progress bars or not.
 """
 
 from __future__ import annotations
@@ -51,6 +54,27 @@ def format_logs(values: Mapping[str, float], digits: int = 4) -> str:
     can be a hundred of them; they go to ``metrics.csv`` and TensorBoard.
     """
     return " ".join(f"{k}={v:.{digits}g}" for k, v in values.items() if "/" not in k)
+
+
+def _leading(values: Mapping[str, float], key: str | None) -> dict[str, float]:
+    """``values`` with ``key`` (when present) moved to the front."""
+    return {**({key: values[key]} if key in values else {}), **values}
+
+
+def epoch_line(phase: str, epoch: int, epochs: int, step: int, train: Mapping[str, float],
+               val: Mapping[str, float], seconds: float, best: bool = False, monitor: str | None = None) -> str:
+    """One line per epoch: phase, epoch, the training losses, the validation metrics and the time taken.
+
+    ``phase1 epoch 3/10 (step 120): loss=0.6931 ft_frame=0.2345 | val selection=0.41 weak_clip_f1=0.2
+    (new best) | 12.3 s``: the total ``loss`` first, the selection metric (``monitor``) first among the
+    validation metrics. Namespaced values are left out as in :func:`format_logs`; without validation
+    (``val`` empty) the middle part is left out.
+    """
+    parts = [f"{phase} epoch {epoch}/{epochs} (step {step}): {format_logs(_leading(train, 'loss'))}".rstrip()]
+    if val:
+        parts.append(f"val {format_logs(_leading(val, monitor))}" + (" (new best)" if best else ""))
+    parts.append(f"{seconds:.1f} s")
+    return " | ".join(parts)
 
 
 def _cell(value: Any) -> str:
@@ -170,13 +194,20 @@ class NullLogger:
         pass
 
 
-def progress_bar(total: int | None, desc: str, enabled: bool) -> Any:
-    """A tqdm bar (or a silent stand-in with the same ``update`` / ``set_postfix_str`` / ``close``)."""
-    if not enabled:
+def progress_bar(total: int | None, desc: str, enabled: bool, *, unit: str = "it", leave: bool = False) -> Any:
+    """A tqdm bar, or a silent stand-in with the same ``update`` / ``set_postfix_str`` / ``close``.
+
+    The bar is shown when ``enabled`` and the process-wide switch allow it
+    (:func:`audioadapt.console.show_progress`: off for a command whose stderr
+    is not a terminal or that was given ``--no-progress``).
+    """
+    from audioadapt.console import show_progress
+
+    if not show_progress(enabled):
         return _NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, unit=unit, leave=leave, dynamic_ncols=True)
 
 
 class _NoBar:
@@ -225,6 +256,7 @@ __all__ = [
     "NullLogger",
     "RunLogger",
     "RunningMean",
+    "epoch_line",
     "format_logs",
     "progress_bar",
     "read_metrics",

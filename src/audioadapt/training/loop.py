@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,8 +49,9 @@ from audioadapt.training.distributed import (
     set_sampler_epoch,
     wrap_step,
 )
-from audioadapt.training.experiment import capture_rng_state, restore_rng_state, seed_everything, set_deterministic
-from audioadapt.training.logging import NullLogger, RunLogger, RunningMean, format_logs, progress_bar
+from audioadapt.training.experiment import (capture_rng_state, restore_rng_state, seed_everything,
+                                            set_deterministic, write_run_summary)
+from audioadapt.training.logging import NullLogger, RunLogger, RunningMean, epoch_line, format_logs, progress_bar
 from audioadapt.training.method import Method, StepContext, trainable_networks
 from audioadapt.training.sync_batchnorm import convert_sync_batchnorm
 
@@ -151,7 +153,9 @@ class FitResult:
     Attributes
     ----------
     history: the epoch rows this call logged (a resumed run: only the new ones).
-    best: selection metric, mode, best value and its ``global_epoch``.
+    best: selection metric, mode, best value and its ``global_epoch`` (ties:
+        the later epoch), the first value, the number of validated epochs and
+        ``never_rose`` (see :class:`~audioadapt.training.checkpoint.BestTracker`).
     run_dir: the run directory, if any.
     """
 
@@ -242,8 +246,19 @@ class Trainer:
                 state = rng = None
         finally:
             logger.close()
-        result.best = dataclasses.asdict(self._best)
+        result.best = self._best.to_dict()
+        self._summarise(ctx, result)
         return result
+
+    def _summarise(self, ctx: StepContext, result: FitResult) -> None:
+        """Log how the epoch was selected and, when this call trained, write the run's ``summary.json``."""
+        if not self.dist.is_main:
+            return
+        flat = self._best.metric is not None and (self._best.value is None or self._best.never_rose)
+        (log.warning if flat else log.info)("selection: %s", self._best.describe())
+        if self.run_dir is not None and result.history:
+            write_run_summary(self.run_dir, {"selection": result.best, "global_epoch": ctx.global_epoch,
+                                             "step": ctx.step, "phases": [p.name for p in ctx.phases]})
 
     # -- phases and epochs -------------------------------------------------------
     def _run_phase(self, method: Method, ctx: StepContext, train_loader: Iterable[Any] | None,
@@ -266,6 +281,7 @@ class Trainer:
         if rng is not None:  # the generators as they were when the checkpoint was written
             restore_rng_state(rng)
         while ctx.epoch < phase.epochs:
+            start = time.perf_counter()
             _set_modes(method, trainable)
             set_sampler_epoch(loader, ctx.global_epoch)
             method.on_epoch_start(ctx)
@@ -280,7 +296,11 @@ class Trainer:
                    **{f"val/{k}": v for k, v in metrics.items()}}
             logger.log_epoch(row)
             result.history.append(row)
-            self._save(method, ctx, optimizer, scaler, improved=self._best.update(metrics, ctx.global_epoch))
+            improved = self._best.update(metrics, ctx.global_epoch)
+            if self.dist.is_main:
+                log.info("%s", epoch_line(phase.name, ctx.epoch, phase.epochs, ctx.step, train_logs, metrics,
+                                          time.perf_counter() - start, improved, self._best.metric))
+            self._save(method, ctx, optimizer, scaler, improved=improved)
         method.on_phase_end(phase, ctx)
         self._check_weights(method, ctx)
         ctx.phase_done = True
@@ -372,7 +392,7 @@ class Trainer:
                         "global_epoch": ctx.global_epoch, "step": ctx.step, "sampler_epoch": ctx.global_epoch,
                         "phase_done": ctx.phase_done}
             ckpt = make_checkpoint(networks=method.networks(), method_state=method.state_dict(), progress=progress,
-                                   best=dataclasses.asdict(self._best), meta=self.meta, optimizer=optimizer, grad_scaler=scaler,
+                                   best=self._best.to_dict(), meta=self.meta, optimizer=optimizer, grad_scaler=scaler,
                                    rng=rng, train_config=to_dict(self.config))
             save_checkpoint(ckpt, self.run_dir / LAST)
             if improved:

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from torch.utils.data import DataLoader
 
+from audioadapt.console import show_progress
 from audioadapt.data.batch import collate
 from audioadapt.data.dcase import read_durations_tsv
 from audioadapt.data.corpora.desed import CONFIG_CLASSES, SplitCounts, load_dcase_dataset, load_sed_split
@@ -211,7 +212,7 @@ class SedDataModule:
 
         def build() -> FeatureCache:
             return FeatureCache.build(paths, self.cfg.features, directory, num_workers=cc.num_workers,
-                                      progress=cc.progress, on_error=self.cfg.data.on_error)
+                                      progress=show_progress(cc.progress), on_error=self.cfg.data.on_error)
 
         if dist is None or not dist.enabled:
             return build()

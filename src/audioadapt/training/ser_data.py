@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from torch.utils.data import DataLoader, DistributedSampler
 
+from audioadapt.console import show_progress
 from audioadapt.data.manifest import SkipReport
 from audioadapt.data.protocols import Split, make_split, stratified_split
 from audioadapt.data.ser_dataset import (
@@ -304,7 +305,7 @@ class SerDataModule:
 
         def build() -> tuple[list[Utterance], Any]:
             return cache_utterances(utts, self.cfg.features, directory, num_workers=cc.num_workers,
-                                    progress=cc.progress, on_error=corpus.on_error)
+                                    progress=show_progress(cc.progress), on_error=corpus.on_error)
 
         dist = self._dist
         if dist is None or not dist.enabled:

@@ -55,6 +55,7 @@ from audioadapt.data.ser_dataset import SerBatch
 from audioadapt.errors import CheckpointError
 from audioadapt.features.normalization import Normalizer
 from audioadapt.models.ser_model import SerModel
+from audioadapt.training.checkpoint import improves
 from audioadapt.training.distributed import broadcast_networks
 from audioadapt.training.method import Method, PhaseSpec, StepContext, StepOutput
 from audioadapt.training.ser_data import SerPairBatch
@@ -202,8 +203,7 @@ class SerNnpmMethod(Method):
         key = ctx.config.monitor or self.selection_metric or "selection"
         mode = ctx.config.monitor_mode or self.selection_mode
         value = metrics.get(key, math.nan)
-        better = self._best is None or (value > self._best["value"] if mode == "max" else value < self._best["value"])
-        if math.isfinite(value) and better:
+        if improves(value, None if self._best is None else self._best["value"], mode):  # ties: the later epoch
             self._best = {"value": value, "epoch": ctx.epoch,
                           "weights": {n: {k: v.detach().clone() for k, v in m.state_dict().items()}
                                       for n, m in self.networks().items()}}

@@ -11,7 +11,9 @@ and (biased) variance of the rows of every rank:
   CPU tensors (PyTorch 2.13 included) and DDP refuses CPU modules holding one;
   this layer gets the statistics from two differentiable all-reduces of the
   default process group (a sum, then a sum of squared deviations), which any
-  backend, gloo included, can run.
+  backend, gloo included, can run. The all-reduce is a small autograd function
+  of its own (:func:`all_reduce_sum`): ``torch.distributed.nn``'s is deprecated
+  and warns on every call.
 
 In eval mode or outside a process group both are ordinary BatchNorm layers,
 with a BatchNorm's state dict. Every rank must run the same sequence of
@@ -21,6 +23,7 @@ training-mode forwards through them: each call is a collective.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -34,6 +37,27 @@ def _world_size() -> int:
     return torch.distributed.get_world_size()
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over the ranks of the default group; its gradient is the sum of the ranks' output gradients."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: torch.Tensor) -> torch.Tensor:
+        out = tensor.detach().clone()
+        torch.distributed.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        out = grad.contiguous().clone()
+        torch.distributed.all_reduce(out)
+        return out
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """Differentiable sum of ``tensor`` over the ranks of the default process group (a new tensor)."""
+    return _AllReduceSum.apply(tensor)
+
+
 class AllReduceBatchNorm(_BatchNorm):
     """BatchNorm of inputs ``(batch, channel, *)`` whose training statistics cover every rank's rows."""
 
@@ -44,16 +68,14 @@ class AllReduceBatchNorm(_BatchNorm):
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if not self.training or _world_size() == 1:
             return super().forward(input)
-        from torch.distributed.nn.functional import all_reduce  # differentiable; absent from some builds
-
         self._check_input_dim(input)
         dims = [0, *range(2, input.dim())]
         shape = (1, -1) + (1,) * (input.dim() - 2)
         local_count = input.new_tensor([input.numel() // input.shape[1]])
-        total = all_reduce(torch.cat([input.sum(dims), local_count]))
-        count, mean = total[-1], total[:-1] / total[-1]
+        total = all_reduce_sum(torch.cat([input.sum(dims), local_count]))
+        count, mean = total[-1].detach(), total[:-1] / total[-1].detach()  # the row count is no variable
         centered = input - mean.view(shape)
-        var = all_reduce(centered.square().sum(dims)) / count
+        var = all_reduce_sum(centered.square().sum(dims)) / count
         out = centered * torch.rsqrt(var + self.eps).view(shape)
         if self.weight is not None:
             out = out * self.weight.view(shape)
@@ -107,4 +129,4 @@ def convert_sync_batchnorm(modules: Iterable[nn.Module], device: torch.device) -
     return len(done)
 
 
-__all__ = ["AllReduceBatchNorm", "convert_sync_batchnorm"]
+__all__ = ["AllReduceBatchNorm", "all_reduce_sum", "convert_sync_batchnorm"]
