@@ -22,6 +22,7 @@ from audioadapt.data.ser_dataset import (
     cache_utterances,
     collate_ser,
 )
+from audioadapt.data.ser_frontend import SerFrontEndConfig
 from audioadapt.data.utterances import EMOTIONS, Utterance
 from audioadapt.errors import ConfigError, DataError
 from audioadapt.features.config import FeatureConfig
@@ -29,6 +30,9 @@ from audioadapt.features.frames import FrameGrid
 from audioadapt.features.normalization import Normalizer, NormalizerConfig
 
 N_MEL = 5
+#: The crop and padding tests locate frames by their values: no trimming or loudness change.
+OFF = SerFrontEndConfig(trim_db=None, loudness_dbfs=None)
+RAW = SerDatasetConfig(frontend=OFF)
 
 
 def _preset() -> tuple[FeatureConfig, NormalizerConfig]:
@@ -71,7 +75,7 @@ def test_crop_is_751_frames_with_the_preset():
 # --------------------------------------------------------------------------- crops and padding
 def test_evaluation_crops_the_start_and_keeps_short_items():
     feats = [_ramp(900), _ramp(300, offset=7.0)]
-    ds = SerDataset(_utterances(["angry", "sad"]), feats, FEATURES)
+    ds = SerDataset(_utterances(["angry", "sad"]), feats, FEATURES, RAW)
     long, short = ds[0], ds[1]
     assert long.features.shape == (751, N_MEL) and long.features[0, 0] == 0 and long.features[-1, 0] == 750
     assert torch.equal(short.features, torch.from_numpy(feats[1]))
@@ -84,7 +88,7 @@ def test_evaluation_crops_the_start_and_keeps_short_items():
 
 
 def test_training_crops_are_random_contiguous_and_seeded():
-    ds = SerDataset(_utterances(["happy"]), [_ramp(2000)], FEATURES, train=True)
+    ds = SerDataset(_utterances(["happy"]), [_ramp(2000)], FEATURES, RAW, train=True)
     torch.manual_seed(0)
     starts = [int(ds[0].features[0, 0]) for _ in range(20)]
     for _ in range(3):
@@ -94,17 +98,17 @@ def test_training_crops_are_random_contiguous_and_seeded():
     torch.manual_seed(0)
     assert [int(ds[0].features[0, 0]) for _ in range(20)] == starts
     gen = torch.Generator().manual_seed(1)
-    seeded = SerDataset(_utterances(["happy"]), [_ramp(2000)], FEATURES, train=True, generator=gen)
+    seeded = SerDataset(_utterances(["happy"]), [_ramp(2000)], FEATURES, RAW, train=True, generator=gen)
     assert len({int(seeded[0].features[0, 0]) for _ in range(10)}) > 1
 
 
 def test_pad_to_longest_and_whole_utterances():
-    cfg = SerDatasetConfig(crop_seconds=None, pad_to_crop=False)
+    cfg = SerDatasetConfig(crop_seconds=None, pad_to_crop=False, frontend=OFF)
     ds = SerDataset(_utterances(["angry", "sad"]), [_ramp(900), _ramp(40)], FEATURES, cfg)
     assert ds.crop_frames is None and ds[0].features.shape[0] == 900
     batch = ds.collate([ds[1], ds[0]])
     assert batch.features.shape == (2, 900, N_MEL) and batch.lengths.tolist() == [40, 900]
-    short = SerDataset(_utterances(["sad"]), [_ramp(40)], FEATURES, SerDatasetConfig(pad_to_crop=False))
+    short = SerDataset(_utterances(["sad"]), [_ramp(40)], FEATURES, SerDatasetConfig(pad_to_crop=False, frontend=OFF))
     assert short.collate([short[0]]).features.shape == (1, 40, N_MEL)
 
 
@@ -141,7 +145,7 @@ def test_labels_domain_and_index():
 def test_data_loader_batches_and_pickled_collate():
     labels = [EMOTIONS[i % 4] for i in range(10)]
     ds = SerDataset(_utterances(labels), [_ramp(20 + 7 * i) for i in range(10)], FEATURES,
-                    SerDatasetConfig(pad_to_crop=False))
+                    SerDatasetConfig(pad_to_crop=False, frontend=OFF))
     loader = DataLoader(ds, batch_size=4, shuffle=False, collate_fn=ds.collate)
     batches = list(loader)
     assert [b.size for b in batches] == [4, 4, 2]

@@ -14,6 +14,8 @@ features                    16 kHz, Hann 400, FFT 512, hop 160, 80 mels,
                             ``log(x + 1e-6)`` ([P] + [D], ``ser_features`` preset)
 normalizer                  per-utterance mean/variance over valid frames ([D])
 dataset.crop_seconds        7.5 s: random crop in training, first 7.5 s at test ([P]/[D])
+dataset.frontend            silence at both ends trimmed (40 dB below the loudest frame),
+                            loudness -23 dBFS, per utterance before the crop ([D])
 model                       SNSA conv1d 80->128->128, BLSTM 2x88, ``d_a`` 64, FC(4) ([D])
 memory                      one slot per source utterance, rate 0 -> 0.4 weighting
                             the old slot (MMCL convention) ([R]/[D])
@@ -64,6 +66,7 @@ from audioadapt.config.load import (
 )
 from audioadapt.data.protocols import ProtocolConfig
 from audioadapt.data.ser_dataset import SerDatasetConfig
+from audioadapt.data.ser_frontend import check_frontend_features
 from audioadapt.errors import ConfigError
 from audioadapt.features.config import FeatureConfig
 from audioadapt.features.normalization import NormalizerConfig
@@ -422,6 +425,7 @@ class SerExperimentConfig:
         if kind != "dann" and domain != "none":
             raise ConfigError(f"model.domain.mode {domain!r} is only used by method.kind 'dann' (got {kind!r})")
         self._check_epochs()
+        check_frontend_features(self.dataset.frontend, self.features)
         n_conv = len(self.model.encoder.conv_channels)
         if self.method.has_stage2 and self.stage2.freeze_conv > n_conv:
             raise ConfigError(f"stage2.freeze_conv={self.stage2.freeze_conv} but the encoder has {n_conv} conv layers")

@@ -9,6 +9,10 @@ null`` in the ``ser_features`` preset) and crops here, per item:
   per-worker seeding make it reproducible;
 * evaluation: the first ``crop_seconds`` (a fixed start crop).
 
+Before the crop, each whole utterance goes through the front end of
+``SerDatasetConfig.frontend`` (:mod:`audioadapt.data.ser_frontend`):
+leading and trailing silence trimmed, loudness normalised.
+
 Shorter utterances are not padded by the dataset; :func:`collate_ser` pads
 them with zeros at the end and records their ``lengths``, so models and the
 per-utterance normaliser can mask the padding
@@ -31,7 +35,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,6 +44,7 @@ import torch
 from torch.utils.data import Dataset
 
 from audioadapt.data.labels import UNKNOWN
+from audioadapt.data.ser_frontend import FrontEndFeatures, SerFrontEndConfig
 from audioadapt.data.utterances import EMOTIONS, Utterance
 from audioadapt.errors import ConfigError, DataError
 from audioadapt.features.config import FeatureConfig
@@ -69,12 +74,15 @@ class SerDatasetConfig:
     eval_crop: crop position at evaluation.
     pad_to_crop: pad every batch to the full crop length (``crop_seconds``
         must be set) instead of to its longest row.
+    frontend: silence trimming and loudness normalisation of each whole
+        utterance, before the crop (:mod:`audioadapt.data.ser_frontend`).
     """
 
     crop_seconds: float | None = 7.5
     train_crop: Crop = "random"
     eval_crop: Crop = "start"
     pad_to_crop: bool = True
+    frontend: SerFrontEndConfig = field(default_factory=SerFrontEndConfig)
 
     def __post_init__(self) -> None:
         if self.crop_seconds is not None and self.crop_seconds <= 0:
@@ -209,7 +217,8 @@ class SerDataset(Dataset):
     features: a feature store whose item ``i`` is the ``(frame, mel)`` log-mel
         of utterance ``i`` (a :class:`~audioadapt.features.cache.FeatureCache`
         or a list of arrays). A store with ``paths`` must hold exactly the
-        utterances' files, in order.
+        utterances' files, in order. :attr:`features` is this store seen
+        through the configured front end.
     features_config: the feature settings (frame geometry of the crop);
         defaults to the store's ``feature_config`` when it has one.
     config: crop and padding settings.
@@ -244,9 +253,11 @@ class SerDataset(Dataset):
         features_config = features_config or getattr(features, "feature_config", None)
         if features_config is None:
             raise ConfigError("SerDataset needs features_config when the feature store does not carry one")
+        self.config = config or SerDatasetConfig()
+        if self.config.frontend.active:
+            features = FrontEndFeatures(features, self.config.frontend, features_config)
         self.features = features
         self.features_config = features_config
-        self.config = config or SerDatasetConfig()
         self.train = bool(train)
         self.domain = int(domain)
         self.use_labels = bool(use_labels)
