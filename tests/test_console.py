@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from audioadapt import console
-from audioadapt.console import RepeatFilter, command_console, launch_rank, show_progress
+from audioadapt.console import RepeatTrimmer, command_console, launch_rank, show_progress
 from audioadapt.training.logging import progress_bar
 
 
@@ -28,21 +28,33 @@ def _record(name: str, message: str, level: int = logging.INFO) -> logging.LogRe
     return logging.LogRecord(name, level, __file__, 1, message, None, None)
 
 
-def test_a_data_summary_passes_once_and_a_subset_of_it_counts_as_shown():
-    keep = RepeatFilter()
-    full = "/data: 10 classes (dataset.json)\n  synthetic: 24 of 24 clips\n  weak: 12 of 12 clips\n  validation: 12 of 12"
-    assert keep.filter(_record("audioadapt.data.corpora.desed", full))
-    assert not keep.filter(_record("audioadapt.data.corpora.desed", full))
-    subset = "/data: 10 classes (dataset.json)\n  synthetic: 24 of 24 clips\n  weak: 12 of 12 clips"
-    assert not keep.filter(_record("audioadapt.data.corpora.desed", subset))
-    other = "/data: 10 classes (dataset.json)\n  synthetic: 20 of 24 clips"
-    assert keep.filter(_record("audioadapt.data.corpora.desed", other))  # a new line: shown
+def test_a_data_summary_is_shown_once_and_a_later_one_only_with_its_new_lines():
+    trim = RepeatTrimmer().trim
+    head = "/data: 10 classes (dataset.json)"
+    first = f"{head}\n  synthetic: 24 of 24 clips\n  weak: 12 of 12 clips"
+    record = _record("audioadapt.data.corpora.desed", first)
+    assert trim(record) is record
+    assert trim(_record("audioadapt.data.corpora.desed", first)) is None
+    more = _record("audioadapt.data.corpora.desed", f"{first}\n  unlabeled: 12 of 12 clips")
+    assert trim(more).getMessage() == f"{head}\n  unlabeled: 12 of 12 clips"
+    assert more.getMessage() == f"{first}\n  unlabeled: 12 of 12 clips"  # the record itself is left as it was
+    assert trim(_record("audioadapt.data.corpora.desed", f"{head}\n  weak: 12 of 12 clips")) is None
+    other = "/other: 10 classes (dataset.json)\n  synthetic: 24 of 24 clips"  # another dataset: all new
+    assert trim(_record("audioadapt.data.corpora.desed", other)).getMessage() == other
     cache = "/data/cache/weak-1234: reusing feature cache of 12 item(s)"
-    assert keep.filter(_record("audioadapt.features.cache", cache))
-    assert not keep.filter(_record("audioadapt.features.cache", cache))
+    assert trim(_record("audioadapt.features.cache", cache)) is not None
+    assert trim(_record("audioadapt.features.cache", cache)) is None
     # every other logger repeats freely (per-run lines such as the pseudo-label counts)
-    assert keep.filter(_record("audioadapt.training.sed_tri_adv", "round 1"))
-    assert keep.filter(_record("audioadapt.training.sed_tri_adv", "round 1"))
+    assert trim(_record("audioadapt.training.sed_tri_adv", "round 1")) is not None
+    assert trim(_record("audioadapt.training.sed_tri_adv", "round 1")) is not None
+
+
+def test_the_console_prints_a_repeated_summary_once():
+    stream = io.StringIO()
+    with command_console(stream=stream):
+        for _ in range(3):
+            logging.getLogger("audioadapt.training.sed_data").info("SED data: synthetic 19, weak 10")
+    assert stream.getvalue() == "INFO audioadapt.training.sed_data: SED data: synthetic 19, weak 10\n"
 
 
 def test_bars_only_on_a_terminal_and_not_with_no_progress():

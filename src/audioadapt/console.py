@@ -8,7 +8,7 @@
 * **Log lines** go through :class:`ConsoleHandler`, which writes with
   ``tqdm.write`` so that a line never lands on a bar being drawn.
 * **Data summaries** (clip counts, feature caches) are printed once per
-  command (:class:`RepeatFilter`), however many runs load the same data;
+  command (:class:`RepeatTrimmer`), however many runs load the same data;
   each run's ``train.log`` still records them.
 * **The command line** of the call (:func:`command_line`) is kept for the
   run records.
@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import sys
@@ -80,38 +81,48 @@ def launch_rank(env: Mapping[str, str] | None = None) -> int:
         return 0
 
 
-class RepeatFilter(logging.Filter):
-    """Drop a record of :data:`DATA_LOGGERS` whose every line was already shown.
+class RepeatTrimmer:
+    """What the console shows of a record of :data:`DATA_LOGGERS`: only what it has not shown yet.
 
-    A summary of a subset of splits loaded before (the training sources after
-    a description of the whole dataset) counts as shown. Records of other
-    loggers always pass.
+    A one-line record is shown once. A data summary (a first line, then one
+    line per split) is shown with its first line and the lines not shown under
+    that first line before, or not at all when there are none: loading the
+    training sources after a description of the whole dataset, or a second
+    benchmark run on the same data, repeats nothing. Records of other loggers
+    pass unchanged.
     """
 
     def __init__(self, loggers: tuple[str, ...] = DATA_LOGGERS):
-        super().__init__()
         self.loggers = loggers
-        self.seen: set[tuple[str, str]] = set()
+        self.seen: set[tuple[str, str, str | None]] = set()
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    def trim(self, record: logging.LogRecord) -> logging.LogRecord | None:
+        """``record``, a copy of it without the lines already shown, or ``None`` when nothing is new."""
         if not any(record.name == n or record.name.startswith(n + ".") for n in self.loggers):
-            return True
-        lines = {(record.name, line.strip()) for line in record.getMessage().splitlines() if line.strip()}
-        if lines and lines <= self.seen:
-            return False
-        self.seen |= lines
-        return True
+            return record
+        head, *rest = record.getMessage().splitlines() or [""]
+        new = [line for line in rest if (record.name, head, line) not in self.seen]
+        if (record.name, head, None) in self.seen and not new:
+            return None
+        self.seen |= {(record.name, head, None), *((record.name, head, line) for line in rest)}
+        if len(new) == len(rest):
+            return record
+        trimmed = copy.copy(record)
+        trimmed.msg, trimmed.args = "\n".join([head, *new]), None
+        return trimmed
 
 
 class ConsoleHandler(logging.Handler):
     """Log lines written through ``tqdm.write``, so they never land on a progress bar.
 
     Without a fixed ``stream`` it writes to whatever ``sys.stderr`` is at the time.
+    Data summaries go through its :class:`RepeatTrimmer` (once per handler, so once per command).
     """
 
     def __init__(self, stream: TextIO | None = None, level: int = logging.NOTSET):
         super().__init__(level)
         self._stream = stream
+        self.trimmer = RepeatTrimmer()
 
     @property
     def stream(self) -> TextIO:
@@ -121,8 +132,11 @@ class ConsoleHandler(logging.Handler):
         try:
             from tqdm import tqdm
 
+            shown = self.trimmer.trim(record)  # a data summary: only what was not shown yet
+            if shown is None:
+                return
             stream = self.stream
-            tqdm.write(self.format(record), file=stream)
+            tqdm.write(self.format(shown), file=stream)
             stream.flush()
         except RecursionError:  # pragma: no cover - as logging.StreamHandler
             raise
@@ -151,7 +165,6 @@ def command_console(verbose: bool = False, *, progress: bool = True, rank: int =
     prefix = f"[rank {rank}] " if rank else ""
     handler.setFormatter(logging.Formatter(prefix + CONSOLE_FORMAT))
     handler.setLevel(logging.WARNING if rank else logging.DEBUG if verbose else logging.INFO)
-    handler.addFilter(RepeatFilter())
     before = (root.level, _progress)
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
@@ -168,7 +181,7 @@ __all__ = [
     "CONSOLE_FORMAT",
     "ConsoleHandler",
     "DATA_LOGGERS",
-    "RepeatFilter",
+    "RepeatTrimmer",
     "command_console",
     "command_line",
     "launch_rank",

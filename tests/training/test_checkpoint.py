@@ -198,7 +198,7 @@ def test_best_tracker_records_whether_the_metric_ever_rose():
     for epoch, value in enumerate([0.1, 0.2, 0.1], start=1):
         rising.update({"selection": value}, epoch)
     assert not rising.never_rose and rising.global_epoch == 2
-    assert rising.describe() == "selected selection = 0.2 at epoch 2 (first value 0.1, 3 validated epochs)"
+    assert rising.describe() == "epoch 2 selected, selection = 0.2 (first value 0.1, 3 validated epochs)"
     one = BestTracker("selection")
     one.update({"selection": 0.0}, 1)
     assert not one.never_rose  # one validation: nothing to rise from

@@ -317,7 +317,7 @@ def test_a_rising_metric_is_selected_at_its_best_epoch(tmp_path, caplog):
     method.flat = (0.1, 0.3, 0.3, 0.2)
     result = _fit_run(method, tmp_path / "run", 4, caplog)
     assert result.best["global_epoch"] == 3 and result.best["never_rose"] is False  # the later of the tied 0.3
-    assert "selection: selected score = 0.3 at epoch 3 (first value 0.1, 4 validated epochs)" in caplog.text
+    assert "selection: epoch 3 selected, score = 0.3 (first value 0.1, 4 validated epochs)" in caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 

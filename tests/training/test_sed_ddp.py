@@ -80,7 +80,14 @@ def _train_one_and_two(preset: str, overrides: list[str], root: Path, one: Path,
     train_sed(preset, overrides, data_root=root, run_dir=one)
     outputs = launch(lambda rank: [sys.executable, "-m", "audioadapt.cli.main", "sed", "train", preset, "--data",
                                    str(root), "--out", str(two), *overrides])
-    assert "synchronising" in outputs[0] and "over 2 ranks" in outputs[0]
+    rank0, rank1 = outputs
+    assert "synchronising" in rank0 and "over 2 ranks" in rank0
+    # rank 0 prints the data summary once, the epoch lines and the results; rank 1 prints none of them
+    assert rank0.count("synthetic: 24 of 24 clips") == 1 and f"run directory: {two}" in rank0
+    assert " epoch 1/" in rank0 and "selection: " in rank0
+    assert rank1.strip() == "", rank1
+    # no FutureWarning / UserWarning from our own calls into torch (DDP, synchronised BatchNorm)
+    assert "Warning" not in rank0, rank0
 
 
 def _assert_same_curves(one: Path, two: Path, phases: list[str], falling: str) -> None:

@@ -379,13 +379,13 @@ class BestTracker:
             return "no selection metric: the last epoch is the result"
         if self.value is None:
             return f"no epoch gave a finite {self.metric}: no epoch was selected"
-        chosen = f"{self.metric} = {self.value:.4g} at epoch {self.global_epoch}"
         if self.never_rose:
             direction = "rose above" if self.mode == "max" else "fell below"
             return (f"{self.metric} never {direction} its first value {self.first_value:.4g} in {self.validations} "
                     f"validated epochs: the selected epoch ({self.global_epoch}) is the last tied one, not one "
                     "the metric preferred")
-        return f"selected {chosen} (first value {self.first_value:.4g}, {self.validations} validated epochs)"
+        return (f"epoch {self.global_epoch} selected, {self.metric} = {self.value:.4g} (first value "
+                f"{self.first_value:.4g}, {self.validations} validated epochs)")
 
     def restore(self, saved: Mapping[str, Any]) -> None:
         """Take the best value of a checkpoint (kept only if it ranks the same metric the same way)."""
