@@ -31,7 +31,9 @@ TINY = ["features.n_mels=8", "model.encoder.conv_channels=[8,8]", "model.encoder
         "model.encoder.lstm_layers=1", "model.encoder.attention_dim=8", "model.encoder.dropout=0.0",
         "dataset.crop_seconds=0.5", "dataset.pad_to_crop=false", "source_validation.kind=none",
         "stage1.epochs=2", "stage1.lr=1e-2", "stage1.batch_size=4", "train.device=cpu", "train.progress_bar=false",
-        "train.tensorboard=false", "train.log_every=1", "method.predict_batch_size=8"]
+        "train.tensorboard=false", "train.log_every=1", "method.predict_batch_size=8",
+        # random arrays stand in for log-mels here: no silence to trim, no loudness to set
+        "dataset.frontend.trim_db=null", "dataset.frontend.loudness_dbfs=null"]
 STAGE2_TINY = ["stage2.epochs=2", "stage2.lr=1e-2", "stage2.source_batch_size=4", "stage2.target_batch_size=4"]
 
 
@@ -71,6 +73,8 @@ def fake_data(cfg, n_source: int = 16, n_target: int = 12, n_valid: int = 0, see
     tgt = _utterances("tgt", n_target)
     data.target_adapt = SerDataset(strip_labels(tgt), _features(tgt, rng, 1.0), cfg.features, cfg.dataset,
                                    train=True, domain=TARGET_DOMAIN, use_labels=False)
+    if cfg.reads_target_truth:
+        data.target_adapt_truth = np.array([u.label_index for u in tgt])
     return data
 
 
@@ -140,13 +144,68 @@ def test_stage2_reads_the_memory_before_the_step_and_writes_after_it_without_gra
         assert any(not torch.equal(read["params"][n], write["params"][n]) for n in read["params"])
         # ... and the write is of detached features, without gradient, to the batch's slots only
         assert not write["grad"] and not write["requires_grad"]
-        assert sorted(write["changed"]) == sorted(set(write["indices"].tolist()))
-    # the rate follows epoch / epochs of stage 2 (0 -> 0.4): 0 in the first epoch, 0.2 in the second
-    assert [w["rate"] for w in writes] == [0.0] * 4 + [pytest.approx(0.2)] * 4
+        # (a slot whose new feature is its initial one stays the same in the first epoch, written with rate 0)
+        assert write["changed"] and set(write["changed"]) <= set(write["indices"].tolist())
+    # the rate rises over stage 2 (0 -> 0.4) so that the last epoch writes with 0.4: 0 in the first, 0.4 in the second
+    assert [w["rate"] for w in writes] == [0.0] * 4 + [pytest.approx(0.4)] * 4
     rows = [r for r in result.history if r["phase"] == "stage2"]
     for key in ("train/pml_empty_fraction", "train/pml_mean_size", "train/memory_head_agreement",
-                "train/target_loss", "train/source_ce", "train/memory_rate"):
+                "train/target_loss", "train/source_ce", "train/memory_rate", "train/target_loss_positive",
+                "train/target_loss_negative", "train/hard_negative_count", "train/hard_negative_similarity"):
         assert len(rows) == 2 and all(np.isfinite(r[key]) for r in rows), key
+    for r in rows:  # the two parts make L_t (averaged over the same steps)
+        assert r["train/target_loss_positive"] + r["train/target_loss_negative"] == pytest.approx(
+            r["train/target_loss"], rel=1e-6)
+        assert r["train/hard_negative_count"] == 1.0  # floor(0.01 * 16 slots), at least 1
+        assert "train/pml_purity" not in r  # the truth is not read without the switch
+
+
+def test_the_paper_literal_rate_stops_short_of_its_end():
+    cfg = tiny_config("ser_nnpm", "memory.rate_reaches_end=after_last_epoch")
+    result = Trainer(cfg.train).fit(build(cfg, fake_data(cfg)))
+    assert [r["train/memory_rate"] for r in result.history if r["phase"] == "stage2"] == [0.0, pytest.approx(0.2)]
+
+
+def _one_step(cfg, seed: int):
+    """One stage-2 training step on a fixed batch after the memory is filled; the torch seed drives dropout only."""
+    from audioadapt.training.distributed import DistInfo
+    from audioadapt.training.method import PhaseSpec, StepContext
+
+    data = fake_data(cfg)
+    method = build(cfg, data)
+    ctx = StepContext(cfg.train, DistInfo(), (PhaseSpec(STAGE2, 2),))
+    method.setup(ctx)
+    method.init_memory(ctx)
+    torch.manual_seed(0)
+    batch = next(iter(data.stage2_loader()))
+    method.model.train()
+    torch.manual_seed(seed)
+    out = method.training_step(batch, ctx)
+    flags = [m.training for m in method.model.modules()]
+    return out, method._pending[1], flags
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_dropout_stays_out_of_what_meets_the_memory(mode):
+    cfg = tiny_config("ser_nnpm", "model.encoder.dropout=0.5", f"memory.encoder_mode={mode}")
+    (a, written_a, flags_a), (b, written_b, flags_b) = _one_step(cfg, 1), _one_step(cfg, 2)
+    assert all(flags_a) and flags_a == flags_b  # the network is back in training mode after the step
+    same = torch.equal(written_a, written_b) and a.logs["target_loss"] == b.logs["target_loss"]
+    assert same == (mode == "eval")  # with dropout in the path, another seed gives other features and L_t
+    assert not torch.equal(a.logs["source_ce"], b.logs["source_ce"])  # the source CE keeps its dropout
+
+
+def test_snsa_wo_hl_differs_from_nnpm_in_the_mining_only():
+    theta = "pseudo_multilabel.threshold=0.99"  # the untrained network's features are close: smaller sets
+    nnpm, wo_hl = _one_step(tiny_config("ser_nnpm", theta), 0)[0], _one_step(tiny_config("ser_snsa_wo_hl", theta), 0)[0]
+    cfg = tiny_config("ser_snsa_wo_hl")
+    assert cfg.losses.target_loss == "all_negatives"
+    assert (cfg.losses.delta, cfg.losses.negative_target, cfg.losses.negatives) == (1.0, -1.0, "other_emotions")
+    # the same sets and positive term on the same batch; every eligible negative instead of the hardest one
+    assert wo_hl.logs["pml_mean_size"] == nnpm.logs["pml_mean_size"] > 0
+    assert wo_hl.logs["target_loss_positive"] == nnpm.logs["target_loss_positive"]
+    assert nnpm.logs["hard_negative_count"] == 1.0 and wo_hl.logs["hard_negative_count"] >= 3
+    assert wo_hl.logs["hard_negative_similarity"] < nnpm.logs["hard_negative_similarity"]
 
 
 @pytest.mark.parametrize("freeze", [0, 1, 2])
@@ -174,14 +233,33 @@ def test_snsa_wo_sl_keeps_its_head_and_adapts_the_encoder():
     assert rows and all("train/source_ce" not in r for r in rows)
 
 
-def test_snsa_wo_hl_trains_on_every_slot():
-    cfg = tiny_config("ser_snsa_wo_hl")
+def test_snsa_wo_hl_with_eq6_trains_on_every_slot():
+    cfg = tiny_config("ser_snsa_wo_hl", "losses.target_loss=mse_all")
     method = build(cfg, fake_data(cfg), StageProbe)
     result = Trainer(cfg.train).fit(method)
     rows = [r for r in result.history if r["phase"] == "stage2"]
     # eq. 6 with 0/1 targets over all 16 slots is at most 4 (|s - y| <= 2) and far from the -1 targets' range
     assert all(0 <= r["train/target_loss"] <= 4 for r in rows)
-    assert method.cfg.losses.target_loss == "mse_all"
+    assert method.cfg.losses.target_loss == "mse_all" and all(r["train/hard_negative_count"] == 0 for r in rows)
+
+
+def test_the_oracle_labels_every_slot_of_the_true_emotion():
+    cfg = tiny_config("ser_oracle", "diagnostics.target_truth=true")
+    result = Trainer(cfg.train).fit(build(cfg, fake_data(cfg)))
+    rows = [r for r in result.history if r["phase"] == "stage2"]
+    for r in rows:  # 16 slots, 4 of each emotion: the set is the 4 slots of the target's emotion
+        assert (r["train/pml_purity"], r["train/pml_vote_accuracy"]) == (1.0, 1.0)
+        assert (r["train/pml_mean_size"], r["train/pml_empty_fraction"]) == (4.0, 0.0)
+        assert r["train/pml_mean_distinct_emotions"] == 1.0
+
+
+def test_truth_diagnostics_measure_the_threshold_sets():
+    cfg = tiny_config("ser_nnpm", "diagnostics.target_truth=true", "pseudo_multilabel.threshold=0.0")
+    result = Trainer(cfg.train).fit(build(cfg, fake_data(cfg)))
+    rows = [r for r in result.history if r["phase"] == "stage2"]
+    for r in rows:
+        assert 0.0 <= r["train/pml_purity"] < 1.0 and 0.0 <= r["train/head_target_accuracy"] <= 1.0
+        assert 0.0 <= r["train/pml_head_vote_agreement"] <= 1.0 and r["train/pml_mean_size"] > 4
 
 
 def test_memory_is_filled_by_one_pass_of_the_stage1_model():
@@ -220,10 +298,10 @@ def test_stage1_keeps_the_epoch_the_trainer_selects(monitor):
     method = build(cfg, data, Record)
     result = Trainer(cfg.train).fit(method)
     assert method.selection_metric == "selection" and len(epochs) == 4
-    if monitor:  # the first epoch with the lowest source WA
-        best = min(range(4), key=lambda i: (epochs[i][0]["source_wa"], i))
-    else:  # the first epoch with the highest source UA
-        best = max(range(4), key=lambda i: (epochs[i][0]["selection"], -i))
+    if monitor:  # the last epoch with the lowest source WA (ties go to the later epoch)
+        best = min(range(4), key=lambda i: (epochs[i][0]["source_wa"], -i))
+    else:  # the last epoch with the highest source UA
+        best = max(range(4), key=lambda i: (epochs[i][0]["selection"], i))
     final = state(method)
     assert all(torch.equal(final[k], epochs[best][1][k]) for k in final)
     assert result.best["global_epoch"] == best + 1
