@@ -1,0 +1,11 @@
+"""``audioadapt ser export``: a SER run's network as an ONNX graph with a JSON sidecar."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from audioadapt.cli.export import register_export
+
+    register_export(sub, "ser", "last")
