@@ -203,3 +203,49 @@ def test_a_redirected_log_has_no_bar_fragments_and_one_line_per_epoch(tiny, tmp_
     assert sum(" epoch 1/1 (step " in line for line in lines) == 2
     assert sum("synthetic: 24 of 24 clips" in line for line in lines) == 1
     assert json.loads((run / "versions.json").read_text())["command"] == ["audioadapt", *args]
+
+
+def test_predict_plots_draw_the_reference_events_of_ref(tiny, trained, tmp_path, capsys, caplog, monkeypatch):
+    from audioadapt.data.dcase import read_strong_tsv
+    from audioadapt.evaluation import sed_plot
+
+    run = trained[0]
+    ref = tiny / "metadata" / "validation" / "validation.tsv"
+    audio = sorted((tiny / "audio" / "validation").glob("*.wav"))[:2]
+    drawn = {}
+    real = sed_plot.plot_detections
+
+    def spy(path, *args, **kwargs):
+        drawn[kwargs["title"]] = kwargs["reference"]
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(sed_plot, "plot_detections", spy)
+    plots = tmp_path / "plots"
+    assert main(["sed", "predict", str(run), *map(str, audio), "--out", str(tmp_path / "events.tsv"),
+                 "--plots", str(plots), "--ref", str(ref)]) == 0
+    expected = read_strong_tsv(ref)
+    assert drawn == {a.name: list(expected[a.name]) for a in audio} and all(drawn.values())
+    assert sorted(p.name for p in plots.glob("*.png")) == sorted(f"{a.stem}.png" for a in audio)
+    # a file the reference does not list: a plot without reference events, and a warning naming both
+    partial = tmp_path / "partial.tsv"
+    partial.write_text("filename\tonset\toffset\tevent_label\n" + f"{audio[0].name}\t1.0\t2.0\thum\n")
+    with caplog.at_level(logging.WARNING, logger="audioadapt"):
+        assert main(["sed", "predict", str(run), *map(str, audio), "--plots", str(plots), "--ref", str(partial)]) == 0
+    assert drawn[audio[1].name] == [] and f"{partial} lists no row for {audio[1].name}" in caplog.text
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("ref_text, message", [
+    (None, "--ref only applies with --plots"),
+    ("filename\tonset\toffset\tevent_label\nx.wav\t1.0\t2.0\tmeow\n", ":2: "),
+])
+def test_predict_ref_errors_are_clean(tiny, trained, tmp_path, capsys, ref_text, message):
+    ref = tmp_path / "ref.tsv"
+    ref.write_text(ref_text or "filename\tonset\toffset\tevent_label\n")
+    audio = sorted((tiny / "audio" / "validation").glob("*.wav"))[0]
+    plots = [] if ref_text is None else ["--plots", str(tmp_path / "plots")]
+    assert main(["sed", "predict", str(trained[0]), str(audio), *plots, "--ref", str(ref)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    if ref_text is not None:
+        assert f"{ref}:2:" in err and "meow" in err

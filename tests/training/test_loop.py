@@ -106,7 +106,8 @@ def test_checkpoints_hold_meta_version_and_best_epoch(tmp_path):
     assert best["meta"] == {"classes": ["a", "b", "c"], "model_config": {"hidden": toy.HIDDEN}}
     assert best["audioadapt_version"] == __version__
     epoch = best["progress"]["global_epoch"]  # its phase's optimizer is saved with it
-    assert best["train_config"]["lr"] == 1e-2 and best["optimizer"]["param_groups"][0]["lr"] == float(rows[epoch - 1]["lr"])
+    assert best["train_config"]["lr"] == 1e-2
+    assert best["optimizer"]["param_groups"][0]["lr"] == float(rows[epoch - 1]["lr"])
     last = load_checkpoint(tmp_path / "run" / "last.pt")
     assert last["progress"]["global_epoch"] == len(rows) and last["progress"]["phase_done"]
 

@@ -83,7 +83,7 @@ class SedPrediction:
 def predict_sed(run_dir: str | Path, audio: Iterable[str | Path], checkpoint: str | Path = "best",
                 batch_size: int | None = None, plot_dir: str | Path | None = None, *,
                 overrides: Iterable[str] = (), use_tuned_thresholds: bool = True,
-                scores_dir: str | Path | None = None) -> dict[str, list[Event]]:
+                scores_dir: str | Path | None = None, reference: str | Path | None = None) -> dict[str, list[Event]]:
     """Sound events of audio files with a trained run: ``{name: events sorted by onset}``.
 
     Parameters
@@ -99,25 +99,28 @@ def predict_sed(run_dir: str | Path, audio: Iterable[str | Path], checkpoint: st
     overrides: ``decode.key=value`` changes of the run's decode settings.
     use_tuned_thresholds: apply the class thresholds tuned for the checkpoint, if any.
     scores_dir: if given, one score file per audio file there.
+    reference: with ``plot_dir``, a DCASE strong TSV whose events of each file
+        are drawn under its detections (:class:`~audioadapt.evaluation.sed_plot.PlotReference`).
 
     Files without events map to ``[]``. Unreadable files raise
     :class:`~audioadapt.errors.AudioError` naming the file.
     """
     return predict_sed_run(run_dir, audio, checkpoint, batch_size, plot_dir, overrides=overrides,
-                           use_tuned_thresholds=use_tuned_thresholds, scores_dir=scores_dir).events
+                           use_tuned_thresholds=use_tuned_thresholds, scores_dir=scores_dir,
+                           reference=reference).events
 
 
 def predict_sed_run(run_dir: str | Path, audio: Iterable[str | Path], checkpoint: str | Path = "best",
                     batch_size: int | None = None, plot_dir: str | Path | None = None, *,
                     overrides: Iterable[str] = (), use_tuned_thresholds: bool = True,
-                    scores_dir: str | Path | None = None) -> SedPrediction:
+                    scores_dir: str | Path | None = None, reference: str | Path | None = None) -> SedPrediction:
     """:func:`predict_sed` with the settings it used (see :class:`SedPrediction`)."""
     from audioadapt.api.sed import load_sed_run, predicting_model
     from audioadapt.api.sed_decode import resolve_run_decode
     from audioadapt.audio.collect import collect_named_audio
     from audioadapt.evaluation.decoding import decode_batch, frame_boundaries, postprocess_scores
     from audioadapt.evaluation.score_files import check_score_folder, write_score_files
-    from audioadapt.evaluation.sed_plot import plot_detections
+    from audioadapt.evaluation.sed_plot import PlotReference, plot_detections
     from audioadapt.features.frames import FrameGrid
     from audioadapt.training.distributed import resolve_device
     from audioadapt.training.sed_files import score_files
@@ -129,6 +132,7 @@ def predict_sed_run(run_dir: str | Path, audio: Iterable[str | Path], checkpoint
     run_decode = resolve_run_decode(cfg.decode, classes, path, overrides, use_tuned_thresholds)
     decode = run_decode.decode
     files = collect_named_audio(audio)
+    refs = None if reference is None else PlotReference.read(reference, classes, f"the checkpoint {path}")
     score_paths = None if scores_dir is None else check_score_folder(scores_dir, files)
     model, normalizer = predicting_model(ckpt, cfg)
     device = resolve_device(cfg.train.device)
@@ -149,7 +153,8 @@ def predict_sed_run(run_dir: str | Path, audio: Iterable[str | Path], checkpoint
             bounds[scores.name] = frame_boundaries(len(filtered[scores.name]), grid, scores.duration)
         if plot_dir is not None:
             plot_detections(Path(plot_dir) / plots[scores.name], scores.features, events, classes, grid,
-                            scores.duration, scores.frame, decode.thresholds_for(classes), title=scores.name)
+                            scores.duration, scores.frame, decode.thresholds_for(classes), title=scores.name,
+                            reference=None if refs is None else refs.of(scores.name))
     if scores_dir is not None:
         write_score_files(scores_dir, filtered, bounds, classes)
         log.info("wrote %d score file(s) to %s", len(filtered), scores_dir)

@@ -32,7 +32,7 @@ class EvaluateInputs:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from audioadapt.cli.common import IntermixedParser
+    from audioadapt.cli.common import IntermixedParser, add_progress_argument
     from audioadapt.cli.decode_args import OVERRIDES_HELP, add_tuned_threshold_arguments
 
     p = sub.add_parser(
@@ -87,6 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="reference files without a row in the predictions: an error (default) or scored as "
                    "files without detections. A file listed with empty onset, offset and label has no "
                    "detections and is not missing")
+    add_progress_argument(p)
     p.set_defaults(func=_run)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from audioadapt.cli.common import IntermixedParser
+    from audioadapt.cli.common import IntermixedParser, add_reference_argument
     from audioadapt.cli.decode_args import OVERRIDES_HELP, add_tuned_threshold_arguments
 
     p = sub.add_parser(
@@ -32,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "settings and overrides, where the thresholds came from) to EVENTS.json beside it")
     p.add_argument("--plots", type=Path, metavar="DIR",
                    help="write one PNG per file here: log-mel spectrogram, detected events, frame probabilities")
+    add_reference_argument(p)
     p.add_argument("--scores", type=Path, metavar="DIR",
                    help="write each file's frame scores here, one sed_scores_eval TSV per file (onset, offset, "
                    "one column per class), for 'sed evaluate --scores DIR --ref REF.tsv' or sed_scores_eval")
@@ -43,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from audioadapt.api.sed_predict import predict_sed_run
+    from audioadapt.cli.common import check_reference
     from audioadapt.cli.decode_args import split_overrides
     from audioadapt.cli.outputs import check_output_file, check_output_folder
     from audioadapt.data.dcase import format_strong_tsv, write_strong_tsv
@@ -56,11 +58,13 @@ def _run(args: argparse.Namespace) -> int:
         check_output_file(record_path(args.out), "--out's record")
     if args.plots is not None:
         check_output_folder(args.plots, "--plots")
+    check_reference(args)
     if args.scores is not None:
         check_output_folder(args.scores, "--scores")
     prediction = predict_sed_run(args.run_dir, audio, checkpoint=args.checkpoint, batch_size=args.batch_size,
                                  plot_dir=args.plots, overrides=overrides,
-                                 use_tuned_thresholds=not args.no_tuned_thresholds, scores_dir=args.scores)
+                                 use_tuned_thresholds=not args.no_tuned_thresholds, scores_dir=args.scores,
+                                 reference=args.ref)
     events = prediction.events
     if args.out is None:
         sys.stdout.write(format_strong_tsv(events))

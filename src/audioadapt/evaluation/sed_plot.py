@@ -11,7 +11,9 @@ legend under the lanes names each mark.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +23,43 @@ from audioadapt.data.manifest import Event
 from audioadapt.evaluation.figures import new_figure, save_png
 from audioadapt.features.frames import FrameGrid
 
+log = logging.getLogger(__name__)
+
 #: Lane geometry, in lane units: the margin above and below the marks, and the split with reference events.
 _MARGIN, _SPLIT = 0.1, 0.5
 #: Height of one class lane, in inches.
 _LANE_INCHES = 0.42
 #: Colours of the detected and of the reference events.
 DETECTED_COLOR, REFERENCE_COLOR = "tab:blue", "tab:orange"
+
+
+@dataclass
+class PlotReference:
+    """Reference events to draw under the detections, by file name (a DCASE strong TSV: ``--ref``).
+
+    Attributes
+    ----------
+    path: the file they come from.
+    events: file name -> its events (a file listed with the empty-event row -> ``()``).
+    """
+
+    path: Path
+    events: Mapping[str, Sequence[Event]]
+    _missing: set[str] = field(default_factory=set, repr=False)
+
+    @classmethod
+    def read(cls, path: str | Path, classes: Sequence[str], classes_from: str) -> PlotReference:
+        """Read ``path``; a label outside ``classes`` (which come from ``classes_from``) is an error naming the line."""
+        from audioadapt.data.dcase import read_strong_tsv
+
+        return cls(Path(path), read_strong_tsv(path, classes=classes, classes_from=classes_from))
+
+    def of(self, name: str) -> list[Event]:
+        """The reference events of file ``name``; a file the reference does not list gets none, with a warning."""
+        if name not in self.events and name not in self._missing:
+            self._missing.add(name)
+            log.warning("%s lists no row for %s: its plot shows no reference event", self.path, name)
+        return list(self.events.get(name, ()))
 
 
 def _boxes(ax, events: Iterable[Event], lane: dict[str, int], low: float, high: float, color: str,
@@ -138,4 +171,4 @@ def detection_figure(features: np.ndarray, events: Iterable[Event], classes: Seq
     return fig
 
 
-__all__ = ["DETECTED_COLOR", "REFERENCE_COLOR", "detection_figure", "plot_detections"]
+__all__ = ["DETECTED_COLOR", "REFERENCE_COLOR", "PlotReference", "detection_figure", "plot_detections"]
