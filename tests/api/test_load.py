@@ -171,3 +171,18 @@ def test_loading_leaves_the_process_as_it_was_and_the_command_claims_it(sed_run,
     _, _, mode, kept = run("command")
     if glibc:
         assert mode == "retain" and int(kept) > 200  # the command applied the run's train.cpu_allocator
+
+
+def test_sed_system_decodes_with_the_tuned_thresholds(sed_run, clip, tmp_path):
+    import shutil
+
+    from audioadapt.api.sed_predict import predict_sed
+    from audioadapt.cli.main import main
+
+    run = shutil.copytree(sed_run, tmp_path / "run")
+    before = audioadapt.load(run).decode
+    assert main(["sed", "tune-thresholds", str(run)]) == 0
+    det = audioadapt.load(run)
+    tuned = dict(det.decode.class_thresholds or {})
+    assert sorted(tuned) == sorted(det.classes) and tuned != dict(before.class_thresholds or {})
+    assert det.predict(clip) == predict_sed(run, [clip])[clip.name]

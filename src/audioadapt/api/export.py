@@ -13,7 +13,7 @@ blocks are exported with PyTorch's standard operators (the fused CPU kernel
 is a custom operator no other runtime has). The sidecar holds what the rest of
 a prediction needs: classes, feature settings, normaliser, frame hop, how
 long inputs are cut into windows and, for SED, the decode settings
-(thresholds per class, median filter, ...).
+(thresholds per class, tuned ones where ``sed tune-thresholds`` stored them, median filter, ...).
 
 Needs the ``export`` extra (``pip install 'audioadapt[export]'``: onnx,
 onnxruntime).
@@ -151,6 +151,7 @@ def export_sed(run_dir: str | Path, out: str | Path, format: str = "onnx", check
     ``checkpoint`` is ``"best"`` (else ``last``), ``"last"`` or a path.
     """
     from audioadapt.api.sed import load_sed_run, predicting_model
+    from audioadapt.api.sed_decode import resolve_run_decode
     from audioadapt.models.graphs import SedGraph, operator_path
     from audioadapt.training.sed_files import WindowPlan
 
@@ -160,6 +161,7 @@ def export_sed(run_dir: str | Path, out: str | Path, format: str = "onnx", check
     model, normalizer = predicting_model(ckpt, cfg)
     classes = list(ckpt["meta"]["classes"])
     heads = list(cfg.method.predict.heads)
+    decode = resolve_run_decode(cfg.decode, classes, path).decode  # with the checkpoint's tuned thresholds
     graph = SedGraph(operator_path(model), normalizer.eval(), heads).eval()
     grid = FrameGrid.from_features(cfg.features, cfg.model.crnn.time_pooling)
     seconds = cfg.features.clip_seconds or 10.0
@@ -174,8 +176,8 @@ def export_sed(run_dir: str | Path, out: str | Path, format: str = "onnx", check
                     "step_frames": plan.step_frames,
                     "description": "files longer than a clip: a window every step_samples, the first step_frames "
                                    "output frames of each kept (the last window's all), joined, then decoded"},
-        "decode": {**to_dict(cfg.decode), "class_thresholds": dict(zip(classes, map(float,
-                   cfg.decode.thresholds_for(classes)))), "median_filter_frames": cfg.decode.median_filter_frames(grid)},
+        "decode": {**to_dict(decode), "median_filter_frames": decode.median_filter_frames(grid),
+                   "class_thresholds": dict(zip(classes, map(float, decode.thresholds_for(classes))))},
     })
     return _write(graph, example, out, ["frame_probs", "clip_probs"], sidecar)
 

@@ -6,7 +6,8 @@
 
 Inputs are scored as ``audioadapt sed predict`` scores files (see
 :mod:`audioadapt.training.sed_files`): the run's features, clip-length
-windows joined before decoding with the run's ``decode`` settings.
+windows joined before decoding with the run's ``decode`` settings and the
+class thresholds tuned for the checkpoint, if any (:mod:`audioadapt.api.sed_decode`).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class SedSystem:
     run_dir, checkpoint: the run and the checkpoint file loaded.
     classes: the event classes.
     config: the run's experiment configuration.
+    decode: the decode settings ``predict`` uses (the run's, with tuned class thresholds when there are).
     """
 
     task = "sed"
@@ -72,6 +74,7 @@ class SedSystem:
     def __init__(self, run_dir: Path, checkpoint: Path, ckpt: dict[str, Any], cfg: "SedExperimentConfig",
                  device: torch.device):
         from audioadapt.api.sed import predicting_model
+        from audioadapt.api.sed_decode import resolve_run_decode
 
         self.run_dir, self.checkpoint, self.config, self.device = run_dir, checkpoint, cfg, device
         self.classes: tuple[str, ...] = tuple(ckpt["meta"]["classes"])
@@ -79,6 +82,7 @@ class SedSystem:
         self.model.to(device).eval()
         self.normalizer.to(device).eval()
         self.grid = FrameGrid.from_features(cfg.features, cfg.model.crnn.time_pooling)
+        self.decode = resolve_run_decode(cfg.decode, self.classes, checkpoint).decode
 
     def scores(self, audio: AudioInput, sample_rate: int | None = None) -> SedFrameScores:
         """Frame probabilities of ``audio`` over its whole length, with each frame's start time."""
@@ -94,11 +98,11 @@ class SedSystem:
                               scored.duration)
 
     def predict(self, audio: AudioInput, sample_rate: int | None = None) -> list[Event]:
-        """Sound events of ``audio`` sorted by onset (:class:`~audioadapt.data.manifest.Event`: onset, offset, label)."""
+        """Sound events of ``audio`` sorted by onset (:class:`~audioadapt.data.manifest.Event`)."""
         from audioadapt.evaluation.decoding import decode_batch
 
         s = self.scores(audio, sample_rate)
-        return decode_batch({s.name: s.probabilities}, self.classes, self.grid, self.config.decode,
+        return decode_batch({s.name: s.probabilities}, self.classes, self.grid, self.decode,
                             {s.name: s.duration})[s.name]
 
     def __repr__(self) -> str:
