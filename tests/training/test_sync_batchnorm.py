@@ -86,7 +86,8 @@ def test_outside_a_process_group_it_is_batchnorm():
 
 def test_two_gloo_ranks_normalise_with_the_statistics_of_the_whole_batch(tmp_path):
     prefix = tmp_path / "rank"
-    launch(lambda rank: [sys.executable, "-c", _RANK_SCRIPT, str(prefix)])
+    outputs = launch(lambda rank: [sys.executable, "-c", _RANK_SCRIPT, str(prefix)])
+    assert all("Warning" not in out for out in outputs), outputs  # no deprecated collective, no tensor-to-scalar
     ranks = [torch.load(f"{prefix}.{r}", weights_only=True) for r in range(2)]
     x, w = ranks[0]["x"].clone().requires_grad_(), ranks[0]["w"]
     ref = nn.BatchNorm2d(3, momentum=0.3).double()

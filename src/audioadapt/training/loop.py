@@ -80,7 +80,9 @@ class TrainConfig:
     monitor, monitor_mode: selection metric (a key of ``Method.validate``) and
         direction; ``None`` takes the method's ``selection_metric`` / ``selection_mode``.
     validate_every: epochs between validations; a phase's last epoch is always validated.
-    progress_bar: show a tqdm bar on rank 0.
+    progress_bar: show a tqdm bar on rank 0 (where bars are shown at all: the
+        command line draws them only when stderr is a terminal and without
+        ``--no-progress``, :mod:`audioadapt.console`).
     tensorboard: write TensorBoard event files to the run directory.
     fast_dev_run: when > 0, each phase runs one epoch of at most this many steps.
     find_unused_parameters: passed to ``DistributedDataParallel``.
