@@ -32,7 +32,7 @@ _progress: bool | None = None
 #: The command line the command-line interface was called with (``None``: the process's ``sys.argv``).
 _command: list[str] | None = None
 
-#: Loggers whose repeated records (the same text again) the console shows only once.
+#: Loggers of data summaries: the console shows each of their lines once per command (:class:`RepeatTrimmer`).
 DATA_LOGGERS: tuple[str, ...] = ("audioadapt.data", "audioadapt.features", "audioadapt.training.sed_data",
                                  "audioadapt.training.ser_data")
 
