@@ -153,6 +153,17 @@ def test_rate_schedule_is_linear_from_0_to_0_4():
         cfg.rate(1.5)
 
 
+def test_the_last_epoch_writes_with_the_end_rate():
+    cfg = MemoryConfig()
+    rates = [cfg.epoch_rate(e, 50) for e in range(50)]
+    assert rates[0] == 0.0 and rates[-1] == pytest.approx(0.4) and rates[25] == pytest.approx(0.4 * 25 / 49)
+    assert cfg.epoch_rate(0, 1) == pytest.approx(0.4)
+    literal = MemoryConfig(rate_reaches_end="after_last_epoch")  # epochs counted from 0 over E: 0.392 at the end
+    assert literal.epoch_rate(49, 50) == pytest.approx(0.392) and literal.epoch_rate(0, 1) == 0.0
+    with pytest.raises(ValueError, match="epoch must lie in \\[0, 50\\)"):
+        cfg.epoch_rate(50, 50)
+
+
 def test_state_dict_round_trip():
     torch.manual_seed(4)
     bank = _bank(torch.randn(7, 3))
@@ -185,6 +196,10 @@ def test_config_validation():
         MemoryConfig(rate_end=1.5)
     with pytest.raises(ConfigError, match="rate_weights"):
         MemoryConfig(rate_weights="both")
+    with pytest.raises(ConfigError, match="rate_reaches_end must be 'last_epoch' or 'after_last_epoch'"):
+        MemoryConfig(rate_reaches_end="end")
+    with pytest.raises(ConfigError, match="encoder_mode must be 'eval' or 'train'"):
+        MemoryConfig(encoder_mode="inference")
     with pytest.raises(ConfigError):
         MemoryBank(0, 3, 4, MemoryConfig())
 

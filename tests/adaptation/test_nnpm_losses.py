@@ -10,9 +10,11 @@ from audioadapt.adaptation.nnpm_losses import (
     NnpmLossConfig,
     hard_negative_counts,
     hard_negative_mse,
+    negative_candidates,
     nnpm_loss,
     source_cross_entropy,
     target_loss,
+    target_loss_parts,
     target_mse,
 )
 from audioadapt.adaptation.pseudo_multilabel import PseudoMultilabelConfig, pseudo_multilabel
@@ -68,40 +70,85 @@ def test_hard_negative_counts():
     pos[1, :50] = True
     pos[2, :] = True
     pos[3, :99] = True
-    assert hard_negative_counts(pos, 0.01).tolist() == [1, 1, 0, 1]  # floor(1.0), guard, none, guard
-    assert hard_negative_counts(pos, 0.29).tolist() == [29, 14, 0, 1]  # 0.29 * 100 is 28.999... in floats
-    assert hard_negative_counts(pos, 1.0).tolist() == [100, 50, 0, 1]
+    neg = ~pos
+    assert hard_negative_counts(neg, 0.01).tolist() == [1, 1, 0, 1]  # floor(1.0), guard, none, guard
+    assert hard_negative_counts(neg, 0.29).tolist() == [29, 14, 0, 1]  # 0.29 * 100 is 28.999... in floats
+    assert hard_negative_counts(neg, 1.0).tolist() == [100, 50, 0, 1]
+    # counted over the slots: the positive set's size no longer shrinks k (only the candidates cap it)
+    assert hard_negative_counts(neg, 0.29, num_slots=100).tolist() == [29, 29, 0, 1]
+    assert hard_negative_counts(neg, 0.001, num_slots=100).tolist() == [1, 1, 0, 1]
 
 
-def _reference(f_hat, memory, positives, delta, ratio, y_neg):
+def test_other_emotion_negatives_exclude_every_slot_of_the_positive_emotions():
+    labels = torch.tensor([0, 0, 1, 1, 2, 3])
+    pos = torch.tensor([[True, False, False, False, False, False],  # emotion 0: slot 1 is not a negative
+                        [False, False, True, False, True, False],  # emotions 1 and 2
+                        [False] * 6])  # empty: every slot
+    cand = negative_candidates(pos, "other_emotions", labels, 4)
+    assert cand.tolist() == [[False, False, True, True, True, True],
+                             [True, True, False, False, False, True],
+                             [True] * 6]
+    assert torch.equal(negative_candidates(pos, "all"), ~pos)
+    with pytest.raises(ValueError, match="need the slot labels"):
+        negative_candidates(pos, "other_emotions")
+
+
+def test_the_hardest_negative_of_another_emotion_is_mined_by_hand():
+    # slot 1 shares the positive slot's emotion and is the most similar negative; it is not pushed away
+    sim = torch.tensor([[0.95, 0.9, 0.3, 0.5, -0.2]])
+    pos = torch.tensor([[True, False, False, False, False]])
+    labels = torch.tensor([0, 0, 1, 2, 3])
+    cfg = NnpmLossConfig(hard_negative_ratio=0.2)  # k = floor(0.2 * 5 slots) = 1
+    parts = target_loss_parts(sim, pos, cfg, labels, 4)
+    assert parts.hard[0, :1].tolist() == [3] and parts.hard_valid.tolist() == [[True]]
+    assert parts.positive.item() == pytest.approx(0.05**2) and parts.negative.item() == pytest.approx(1.5**2)
+    literal = NnpmLossConfig(hard_negative_ratio=0.25, negatives="all", hard_negative_count="negatives")
+    assert target_loss_parts(sim, pos, literal).hard[0, 0].item() == 1  # the paper-literal mining takes slot 1
+    every = target_loss_parts(sim, pos, NnpmLossConfig(target_loss="all_negatives"), labels, 4)
+    assert every.hard_valid.sum().item() == 3  # SNSA-wo-HL: slots 2, 3, 4 (not 1), no top-k
+    assert every.negative.item() == pytest.approx((1.3**2 + 1.5**2 + 0.8**2) / 3)
+    assert every.positive.item() == parts.positive.item()
+
+
+def _reference(f_hat, memory, positives, delta, ratio, y_neg, labels=None, slots_base=False, every=False):
     """Eqs. 7-8 one utterance and one slot at a time."""
     total = 0.0
     batch, slots = positives.shape
     for b in range(batch):
         sims = [torch.dot(f_hat[b], memory[i]) for i in range(slots)]
         pos = [i for i in range(slots) if positives[b, i]]
-        neg = [i for i in range(slots) if not positives[b, i]]
+        held = {int(labels[i]) for i in pos} if labels is not None else set()
+        neg = [i for i in range(slots) if not positives[b, i] and (labels is None or int(labels[i]) not in held)]
         term = 0.0
         if pos:
             term = term + delta / len(pos) * sum((sims[i] - 1.0) ** 2 for i in pos)
         if neg:
-            k = max(1, math.floor(Fraction(str(ratio)) * len(neg)))
+            k = max(1, math.floor(Fraction(str(ratio)) * (slots if slots_base else len(neg))))
+            k = len(neg) if every else min(k, len(neg))
             hard = sorted(neg, key=lambda i: float(sims[i].detach()), reverse=True)[:k]
             term = term + sum((sims[i] - y_neg) ** 2 for i in hard) / k
         total = total + term
     return total / batch
 
 
+@pytest.mark.parametrize("variant", ["literal", "other_emotions", "slots", "default", "all_negatives"])
 @pytest.mark.parametrize("seed", range(6))
-def test_vectorised_mining_matches_the_per_sample_reference(seed):
+def test_vectorised_mining_matches_the_per_sample_reference(seed, variant):
     gen = torch.Generator().manual_seed(seed)
     batch, slots, dim = 5, 60 + 17 * seed, 6
     memory = F.normalize(torch.randn(slots, dim, generator=gen, dtype=torch.float64), dim=1)
+    labels = torch.randint(0, 4, (slots,), generator=gen)
     raw = torch.randn(batch, dim, generator=gen, dtype=torch.float64)
     ratio = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0)[seed]
     delta = (1.0, 5.0)[seed % 2]
     y_neg = (-1.0, 0.0)[(seed // 2) % 2]
     theta = 0.3 + 0.1 * (seed % 3)
+    exclude = variant in ("other_emotions", "default", "all_negatives")
+    slots_base = variant in ("slots", "default")
+    cfg = NnpmLossConfig(delta=delta, hard_negative_ratio=ratio, negative_target=y_neg,
+                         negatives="other_emotions" if exclude else "all",
+                         hard_negative_count="slots" if slots_base else "negatives",
+                         target_loss="all_negatives" if variant == "all_negatives" else "hard_negative")
 
     f_hat = F.normalize(raw, dim=1).requires_grad_(True)
     sim = f_hat @ memory.T
@@ -109,11 +156,14 @@ def test_vectorised_mining_matches_the_per_sample_reference(seed):
     positives[0] = False  # an empty set
     positives[1, :] = True  # no negatives at all
     positives[1, 0] = seed % 2 == 0  # ... or exactly one
-    fast = hard_negative_mse(sim, positives, delta, ratio, y_neg)
+    fast = target_loss(sim, positives, cfg, labels, 4)
     (grad_fast,) = torch.autograd.grad(fast, f_hat)
+    if variant == "literal":
+        torch.testing.assert_close(fast, hard_negative_mse(sim, positives, delta, ratio, y_neg))
 
     f_ref = F.normalize(raw, dim=1).requires_grad_(True)
-    slow = _reference(f_ref, memory, positives, delta, ratio, y_neg)
+    slow = _reference(f_ref, memory, positives, delta, ratio, y_neg, labels if exclude else None, slots_base,
+                      variant == "all_negatives")
     (grad_slow,) = torch.autograd.grad(slow, f_ref)
     torch.testing.assert_close(fast, slow, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(grad_fast, grad_slow, rtol=1e-10, atol=1e-12)
@@ -142,22 +192,31 @@ def test_total_loss_and_ablation_variants():
     pos = sim > 0.8
     ce = F.cross_entropy(logits, labels)
 
-    nnpm = nnpm_loss(logits, labels, sim, pos, NnpmLossConfig(target_weight=0.5))
-    l_t = hard_negative_mse(sim, pos, 1.0, 0.01, -1.0)
+    slot_labels = torch.arange(50) % 4
+
+    nnpm = nnpm_loss(logits, labels, sim, pos, NnpmLossConfig(target_weight=0.5), slot_labels, 4)
+    cand = negative_candidates(pos, "other_emotions", slot_labels, 4)
+    l_t = hard_negative_mse(sim, pos, 1.0, 0.01, -1.0, candidates=cand, num_slots=50)
     torch.testing.assert_close(nnpm.source, ce)
     torch.testing.assert_close(nnpm.target, l_t)
     torch.testing.assert_close(nnpm.total, ce + 0.5 * l_t)
+    torch.testing.assert_close((nnpm.target_parts.positive + nnpm.target_parts.negative).mean(), l_t)
 
-    wo_sl = nnpm_loss(None, None, sim, pos, NnpmLossConfig(source_loss=False))
+    wo_sl = nnpm_loss(None, None, sim, pos, NnpmLossConfig(source_loss=False), slot_labels, 4)
     assert wo_sl.source is None
     torch.testing.assert_close(wo_sl.total, l_t)
 
     wo_hl = nnpm_loss(logits, labels, sim, pos, NnpmLossConfig(target_loss="mse_all"))
     torch.testing.assert_close(wo_hl.total, ce + ((sim - pos.float()) ** 2).mean())
     torch.testing.assert_close(target_loss(sim, pos, NnpmLossConfig(target_loss="mse_all")), wo_hl.target)
+    parts = wo_hl.target_parts
+    torch.testing.assert_close(parts.positive.mean(), ((sim - 1) ** 2 * pos).sum(1).mean() / 50)
+    torch.testing.assert_close(parts.negative.mean(), (sim**2 * ~pos).sum(1).mean() / 50)
 
     with pytest.raises(ValueError, match="no source logits"):
-        nnpm_loss(None, None, sim, pos, NnpmLossConfig())
+        nnpm_loss(None, None, sim, pos, NnpmLossConfig(), slot_labels, 4)
+    with pytest.raises(ValueError, match="need the slot labels"):
+        nnpm_loss(logits, labels, sim, pos, NnpmLossConfig())
 
 
 def test_shape_checks():
@@ -176,6 +235,8 @@ def test_shape_checks():
         ({"delta": -1.0}, "delta"),
         ({"target_weight": math.inf}, "target_weight"),
         ({"target_loss": "mse"}, "target_loss"),
+        ({"negatives": "others"}, "negatives must be 'other_emotions' or 'all'"),
+        ({"hard_negative_count": "batch"}, "hard_negative_count must be 'slots' or 'negatives'"),
     ],
 )
 def test_config_validation(kwargs, match):
@@ -186,4 +247,5 @@ def test_config_validation(kwargs, match):
 def test_config_defaults_and_loading():
     cfg = NnpmLossConfig()
     assert (cfg.delta, cfg.hard_negative_ratio, cfg.negative_target, cfg.target_weight) == (1.0, 0.01, -1.0, 1.0)
+    assert (cfg.negatives, cfg.hard_negative_count) == ("other_emotions", "slots")
     assert from_dict(NnpmLossConfig, {"negative_target": 0, "delta": 5}).negative_target == 0.0

@@ -8,6 +8,7 @@ from audioadapt.adaptation.pseudo_multilabel import (
     PseudoMultilabelConfig,
     PseudoMultilabelStats,
     emotion_counts,
+    oracle_multilabel,
     pseudo_multilabel,
     pseudo_multilabel_stats,
     vote_labels,
@@ -128,3 +129,15 @@ def test_config_validation_and_loading():
         from_dict(PseudoMultilabelConfig, {"empty_policy": "top2"})
     with pytest.raises(ValueError, match="at least one slot"):
         pseudo_multilabel(torch.zeros(2, 0), PseudoMultilabelConfig())
+
+
+def test_the_oracle_set_is_every_slot_of_the_true_emotion():
+    out = oracle_multilabel(torch.tensor([1, 3, -1]), SLOT_LABELS)
+    assert out.positives.tolist() == [[False, False, True, False, False, True],
+                                      [False, False, False, False, True, False],
+                                      [False] * 6]
+    assert out.empty.tolist() == [False, False, True]  # an unknown truth gives an empty set
+    with pytest.raises(ConfigError, match="rule must be 'threshold' or 'oracle'"):
+        PseudoMultilabelConfig(rule="truth")
+    with pytest.raises(ValueError, match="truth \\(batch,\\)"):
+        oracle_multilabel(torch.tensor([[1]]), SLOT_LABELS)

@@ -172,7 +172,7 @@ def test_a_ser_run_is_named_as_such(tmp_path, capsys, meta):
     (["sed", "train", "sed_baseline", "--data", ".", "--fast-dev-run", "0"], "--fast-dev-run must be >= 1"),
     (["sed", "evaluate", "some_run", "--pred", "p.tsv"], "cannot be combined with RUN_DIR"),
     (["sed", "evaluate", "--split", "synthetic_valid", "--pred", "p.tsv", "--ref", "r.tsv"], "only apply to RUN_DIR"),
-    (["sed", "evaluate"], "give RUN_DIR, or both --pred"),
+    (["sed", "evaluate"], "give RUN_DIR, or --ref REF.tsv with either --pred PRED.tsv or --scores DIR"),
 ])
 def test_usage_errors_are_clean(args, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

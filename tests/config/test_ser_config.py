@@ -62,10 +62,27 @@ def test_defaults_without_a_preset_are_the_speech_features_and_the_notes_choices
     l = cfg.losses
     assert (l.delta, l.hard_negative_ratio, l.negative_target, l.target_weight) == (1.0, 0.01, -1.0, 1.0)
     assert cfg.pseudo_multilabel.empty_policy == "negatives_only" and cfg.memory.rate_weights == "old"
+    # the working choices (docs/conventions.md), each with the earlier behaviour one setting away
+    assert (l.negatives, l.hard_negative_count) == ("other_emotions", "slots")
+    assert (cfg.memory.encoder_mode, cfg.memory.rate_reaches_end) == ("eval", "last_epoch")
+    assert cfg.stage2.epoch_length == "longer" and cfg.stage2.epochs == 50
+    assert cfg.pseudo_multilabel.rule == "threshold" and not cfg.diagnostics.target_truth
+
+
+def test_stage2_epoch_length_and_source_validation_kinds_are_checked():
+    assert load_ser_config("ser_nnpm", ["stage2.epoch_length=source"]).stage2.epoch_length == "source"
+    with pytest.raises(ConfigError, match="stage2.epoch_length: 'both' is not one of \\['longer', 'source', 'target'"):
+        load_ser_config("ser_nnpm", ["stage2.epoch_length=both"])
+    cfg = load_ser_config("ser_nnpm", ["source_validation.kind=held_out_speakers"])
+    assert cfg.source_validation.candidates == 256
+    with pytest.raises(ConfigError, match="source_validation.kind: 'speaker' is not one of"):
+        load_ser_config("ser_nnpm", ["source_validation.kind=speaker"])
+    with pytest.raises(ConfigError, match="source_validation.candidates must be at least 1"):
+        load_ser_config("ser_nnpm", ["source_validation.candidates=0"])
 
 
 @pytest.mark.parametrize("kind, target_loss, source_loss", [
-    ("nnpm", "hard_negative", True), ("snsa_wo_sl", "hard_negative", False), ("snsa_wo_hl", "mse_all", True)])
+    ("nnpm", "hard_negative", True), ("snsa_wo_sl", "hard_negative", False), ("snsa_wo_hl", "all_negatives", True)])
 def test_loss_switches_follow_the_kind_from_any_preset(kind, target_loss, source_loss):
     for preset in ("ser_nnpm", "ser_snsa_wo_sl", "ser_snsa_wo_hl"):
         cfg = load_ser_config(preset, [f"method.kind={kind}"])
@@ -77,8 +94,34 @@ def test_contradicting_loss_switches_are_rejected():
         load_ser_config("ser_nnpm", ["losses.source_loss=false"])
     with pytest.raises(ConfigError, match="target_loss"):
         load_ser_config("ser_snsa_wo_sl", ["losses={target_loss: mse_all}"])
-    # restating the kind's own value is fine
-    assert load_ser_config("ser_snsa_wo_hl", ["losses.target_loss=mse_all"]).losses.target_loss == "mse_all"
+    with pytest.raises(ConfigError, match="contradicts method.kind 'snsa_wo_hl' \\(which takes 'all_negatives' or "
+                                          "'mse_all'\\)"):
+        load_ser_config("ser_snsa_wo_hl", ["losses.target_loss=hard_negative"])
+    # restating the kind's own value is fine, and SNSA-wo-HL's earlier reading (eq. 6) stays reachable
+    assert load_ser_config("ser_snsa_wo_hl", ["losses.target_loss=all_negatives"]).losses.target_loss == \
+        "all_negatives"
+    eq6 = load_ser_config("ser_snsa_wo_hl", ["losses.target_loss=mse_all"])
+    assert eq6.losses.target_loss == "mse_all" and load_ser_config(save_config(eq6, _tmp_yaml())) == eq6
+
+
+def _tmp_yaml():
+    import tempfile
+    from pathlib import Path
+
+    return Path(tempfile.mkdtemp()) / "config.yaml"
+
+
+@pytest.mark.parametrize("overrides, inactive", [
+    (["method.kind=snsa_wo_hl"], {"losses.hard_negative_ratio", "losses.hard_negative_count"}),
+    (["method.kind=snsa_wo_hl", "losses.target_loss=mse_all"],
+     {"losses.delta", "losses.hard_negative_ratio", "losses.hard_negative_count", "losses.negatives",
+      "losses.negative_target"}),
+    (["pseudo_multilabel.rule=oracle"], {"pseudo_multilabel.threshold", "pseudo_multilabel.empty_policy"}),
+    (["method.kind=snsa_f"], {"memory", "pseudo_multilabel", "losses", "diagnostics", "stage2"}),
+])
+def test_inactive_keys_follow_the_loss_and_the_label_rule(overrides, inactive):
+    keys = set(load_ser_config("ser_nnpm", overrides).inactive_keys())
+    assert inactive <= keys and not {"losses.delta", "pseudo_multilabel.threshold"} & (keys - inactive)
 
 
 @pytest.mark.parametrize("preset, override, key", [
@@ -87,10 +130,16 @@ def test_contradicting_loss_switches_are_rejected():
     ("ser_dann", "pseudo_multilabel.threshold=0.8", "pseudo_multilabel"),
     ("ser_nnpm", "dann.domain_weight=0.5", "dann"),
     ("ser_snsa_wo_hl", "losses.hard_negative_ratio=0.05", "losses.hard_negative_ratio"),
+    ("ser_nnpm", "losses.negatives=all", None),
+    ("ser_oracle", "pseudo_multilabel.threshold=0.5", "pseudo_multilabel.threshold"),
+    ("ser_dann", "diagnostics.target_truth=true", "diagnostics"),
     ("ser_nnpm", "train.epochs=3", "train.epochs"),
     ("ser_nnpm", "train.lr=0.1", "train.lr"),
 ])
 def test_settings_the_kind_ignores_are_rejected(preset, override, key):
+    if key is None:  # used by this kind
+        load_ser_config(preset, [override])
+        return
     with pytest.raises(ConfigError, match=f"'{key}'"):
         load_ser_config(preset, [override])
 

@@ -111,6 +111,48 @@ def test_paired_loader_cycles_the_target_and_depends_only_on_the_epoch():
         PairedLoader(_loader(10, 2, 0), _loader(1, 2, 1))
 
 
+@pytest.mark.parametrize("length, steps", [("source", 2), ("target", 5), ("longer", 5)])
+def test_an_epoch_can_pass_over_the_longer_side(length, steps):
+    """A small source (4 utterances, 2 batches) next to 10 target utterances (5 batches)."""
+    paired = PairedLoader(_loader(4, 2, 0), _loader(10, 2, 1), length)
+    paired.set_epoch(2)
+    batches = [(b.source.tolist(), b.target.tolist()) for b in paired]
+    assert len(paired) == len(batches) == steps
+    targets = sum((t for _, t in batches), [])
+    sources = sum((s for s, _ in batches), [])
+    if length != "source":
+        assert sorted(targets) == list(range(10))  # one whole pass over the target per epoch
+        assert sorted(sources[:4]) == sorted(sources[4:8]) == [0, 1, 2, 3]  # the source cycles, reshuffled
+        assert sources[:4] != sources[4:8]
+    paired.set_epoch(2)
+    assert [(b.source.tolist(), b.target.tolist()) for b in paired] == batches
+    # with the source as the epoch, the order is the one the earlier loader gave (same sampler epochs)
+    if length == "source":
+        source_only = _loader(4, 2, 0)
+        source_only.sampler.set_epoch(2)
+        assert [s for s, _ in batches] == [b.tolist() for b in source_only]
+    with pytest.raises(ValueError, match="length must be one of"):
+        PairedLoader(_loader(4, 2, 0), _loader(10, 2, 1), "both")
+
+
+def test_stage2_epochs_cover_the_target_adaptation_side_with_a_small_source(tiny):
+    small = ("source_validation.kind=none", "stage2.source_batch_size=16", "protocol.protocol=transductive")
+    data = SerDataModule(config(tiny, *small)).setup()
+    assert len(data.stage2_loader()) == 4  # 32 target utterances in 8s; 2 source batches of 16 cycle twice
+    assert len(SerDataModule(config(tiny, *small, "stage2.epoch_length=source")).setup().stage2_loader()) == 2
+
+
+def test_the_adaptation_truth_is_kept_aside_only_when_asked_for(tiny):
+    plain = SerDataModule(config(tiny, "source_validation.kind=none")).setup()
+    assert plain.target_adapt_truth is None
+    data = SerDataModule(config(tiny, "source_validation.kind=none", "diagnostics.target_truth=true")).setup()
+    truth = data.target_adapt_truth
+    assert truth.tolist() == [u.label_index for u in data.split.adapt] and (truth >= 0).all()
+    assert (data.target_adapt.labels == -1).all()  # the dataset still carries none
+    oracle = SerDataModule(config(tiny, "source_validation.kind=none", "pseudo_multilabel.rule=oracle")).setup()
+    assert oracle.target_adapt_truth.tolist() == truth.tolist()
+
+
 def _utts(speakers: list[str]) -> list[Utterance]:
     return [Utterance(Path(f"/x/{i}.wav"), EMOTIONS[i % 4], s, "c", f"u{i:02d}") for i, s in enumerate(speakers)]
 
@@ -123,6 +165,15 @@ def test_source_validation_parts():
     train, valid = source_validation_split(utts, SourceValidationConfig(kind="stratified", fraction=0.25))
     assert len(valid) == 4 and sorted({utts[i].label for i in valid}) == sorted(EMOTIONS)
     assert source_validation_split(utts, SourceValidationConfig(kind="none")) == (list(range(16)), [])
+    # whole speakers, about a fraction of the utterances, chosen from the seed
+    many = _utts([f"s{i % 8}" for i in range(64)])
+    cfg = SourceValidationConfig(kind="held_out_speakers", fraction=0.25, random_state=3)
+    train, valid = source_validation_split(many, cfg)
+    held = {many[i].speaker for i in valid}
+    assert len(held) == 2 and len(valid) == 16 and held.isdisjoint(many[i].speaker for i in train)
+    assert source_validation_split(many, cfg) == (train, valid)
+    assert {many[i].speaker for i in source_validation_split(many, SourceValidationConfig(
+        kind="held_out_speakers", fraction=0.25, random_state=4))[1]} != held
     with pytest.raises(DataError, match=r"\['Ses05F', 'Ses05M'\] are not in the source"):
         source_validation_split(utts, SourceValidationConfig())
     with pytest.raises(DataError, match="no source utterance"):

@@ -94,7 +94,7 @@ def test_preset_trains_to_a_bar(preset, tiny, tmp_path, stage1_accuracy):
             assert 0.0 <= float(r["train/pml_empty_fraction"]) <= 1.0
             assert 0.0 <= float(r["train/pml_mean_size"]) <= 32.0
             assert 0.0 <= float(r["train/memory_head_agreement"]) <= 1.0
-        assert [float(r["train/memory_rate"]) for r in stage2] == [0.0, pytest.approx(0.2)]
+        assert [float(r["train/memory_rate"]) for r in stage2] == [0.0, pytest.approx(0.4)]  # 0.4 in the last epoch
     if kind == "dann":
         assert float(stage2[0]["train/grl_weight"]) < float(stage2[1]["train/grl_weight"]) <= 1.0
     ckpt = torch.load(run / "last.pt", weights_only=True)
@@ -125,10 +125,15 @@ def test_evaluate_and_predict_a_run(tiny, tmp_path, stage1_accuracy):
     assert len(predictions) == 11
     correct = sum(r["true"] == r["predicted"] for r in predictions)
     assert correct == test.n_correct
-    # predicting the files themselves gives the same probabilities (same crop, same model)
-    files = [Path(r["path"]) for r in predictions[:3]]
+    # predicting the files themselves gives the same probabilities (same crop, same model) for files that fit in
+    # one crop (a longer file is scored whole, in windows)
+    import soundfile
+
+    within = [r for r in predictions if soundfile.info(r["path"]).duration <= 3.0][:3]
+    assert within
+    files = [Path(r["path"]) for r in within]
     rows = predict_ser(run, files)
-    for row, saved in zip(rows, predictions[:3]):
+    for row, saved in zip(rows, within):
         assert row["label"] == saved["predicted"] and row["memory_label"] == saved["memory"]
         for c in ("angry", "happy", "sad", "neutral"):
             assert row[c] == pytest.approx(float(saved[c]), abs=1e-5)
@@ -152,14 +157,23 @@ def _scrambled_target(tiny: Path, out: Path, seed: int) -> Path:
     return folder / "manifest.csv"
 
 
+#: Logged measures that read the target truth (``diagnostics.target_truth``); nothing else may.
+TRUTH_COLUMNS = ("train/pml_purity", "train/pml_vote_accuracy", "train/head_target_accuracy")
+
+
 def test_target_labels_never_reach_training(tiny, tmp_path):
-    """Scrambling the target labels leaves training bit-identical (transductive split: the same utterances adapt)."""
+    """Scrambling the target labels leaves training bit-identical (transductive split: the same utterances adapt).
+
+    The truth diagnostics are switched on: they read the scrambled labels (their columns differ), and
+    nothing else does.
+    """
     finals = []
     for seed in (0, 1):
         manifest = _scrambled_target(tiny, tmp_path / f"labels{seed}", seed)
         run = tmp_path / f"run{seed}"
         train_ser("ser_nnpm", tiny_overrides("ser_nnpm", "stage1.epochs=3", "source_validation.kind=stratified",
-                                             "source_validation.fraction=0.25", f"cache.directory={tmp_path}/cache"),
+                                             "source_validation.fraction=0.25", f"cache.directory={tmp_path}/cache",
+                                             "diagnostics.target_truth=true"),
                   source=tiny, target=f"csv:{manifest}", run_dir=run)
         finals.append((torch.load(run / "last.pt", weights_only=True), read_metrics(run)))
     (a, rows_a), (b, rows_b) = finals
@@ -167,4 +181,26 @@ def test_target_labels_never_reach_training(tiny, tmp_path):
         for key, value in a["networks"][net].items():
             assert torch.equal(value, b["networks"][net][key]), (net, key)
     assert torch.equal(a["method"]["memory"]["features"], b["method"]["memory"]["features"])
-    assert rows_a == rows_b and any("val/source_ua" in r for r in rows_a)
+    stage2 = [(x, y) for x, y in zip(rows_a, rows_b) if x["phase"] == "stage2"]
+    assert stage2 and all(x["train/head_target_accuracy"] != "" for x, _ in stage2)
+    assert any(x[c] != y[c] for x, y in stage2 for c in TRUTH_COLUMNS)  # the switch did read the labels
+
+    def without_truth(rows):
+        return [{k: v for k, v in r.items() if k not in TRUTH_COLUMNS} for r in rows]
+
+    assert without_truth(rows_a) == without_truth(rows_b) and any("val/source_ua" in r for r in rows_a)
+
+
+def test_the_oracle_multilabels_lift_the_target_to_a_bar(tiny, tmp_path):
+    """Oracle sets (every slot of the true emotion) adapt the encoder until the source head reads the target.
+
+    On this data and schedule (seed 0) the stage-1 model scores 31 % UA on the target and NNPM with the same
+    stage 2 41 %; the oracle reaches 66 % (chance 25 %). Sets that were not the true emotion's would not.
+    """
+    run = tmp_path / "oracle"
+    train_ser("ser_oracle", tiny_overrides("ser_oracle", "stage2.epochs=8", "stage2.lr=1e-2", "stage2.freeze_conv=0",
+                                           "diagnostics.target_truth=true"), source=tiny, target=tiny, run_dir=run)
+    stage2 = [r for r in read_metrics(run) if r["phase"] == "stage2"]
+    assert len(stage2) == 8 and all(float(r["train/pml_purity"]) == 1.0 for r in stage2)
+    assert all(float(r["train/pml_mean_size"]) == 8.0 for r in stage2)  # the 8 source utterances of each emotion
+    assert evaluate_ser_run(run)["test"].ua >= 0.55

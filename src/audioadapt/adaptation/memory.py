@@ -13,7 +13,8 @@ Life cycle (nothing happens implicitly; the training step calls each part):
 2. each step, :meth:`MemoryBank.similarity` (``f_hat M^T``, gradient into
    ``f_hat`` only) for pseudo labels and losses, **then**
 3. :meth:`MemoryBank.write` of the step's detached source features, with the
-   rate of :meth:`MemoryConfig.rate` (linear 0 -> 0.4 over the run)::
+   rate of :meth:`MemoryConfig.epoch_rate` (linear 0 -> 0.4 over the run,
+   the last epoch writing with 0.4)::
 
        old convention (default, MMCL):  M[i] <- rate * M[i] + (1 - rate) * f_hat_i
        new convention:                  M[i] <- (1 - rate) * M[i] + rate * f_hat_i
@@ -42,6 +43,8 @@ from audioadapt.adaptation.schedules import linear_ramp
 from audioadapt.errors import ConfigError
 
 RateConvention = Literal["old", "new"]
+RateEnd = Literal["last_epoch", "after_last_epoch"]
+EncoderMode = Literal["eval", "train"]
 
 #: Feature rows with a norm below this are refused (they have no direction).
 _MIN_NORM = 1e-12
@@ -58,11 +61,23 @@ class MemoryConfig:
     rate_weights: which term the rate weights: ``old`` (default, MMCL's
         momentum: ``rate * M + (1 - rate) * f_hat``, so rate 0 overwrites) or
         ``new`` (``(1 - rate) * M + rate * f_hat``, so rate 0 freezes the memory).
+    rate_reaches_end: ``last_epoch`` (default: epoch ``e`` of ``E`` gets
+        progress ``e / (E - 1)``, so the first epoch writes with
+        ``rate_start`` and the last with ``rate_end``) or ``after_last_epoch``
+        (progress ``e / E``: the last epoch stops one step short, 0.392 of
+        0.4 after 50 epochs).
+    encoder_mode: how the network runs for everything that meets the memory
+        (the target similarities, hence pseudo multilabels and ``L_t``, and
+        the source features written): ``eval`` (default, dropout off, as
+        the memory was initialised) or ``train`` (the training-mode
+        encoder, dropout on).
     """
 
     rate_start: float = 0.0
     rate_end: float = 0.4
     rate_weights: RateConvention = "old"
+    rate_reaches_end: RateEnd = "last_epoch"
+    encoder_mode: EncoderMode = "eval"
 
     def __post_init__(self) -> None:
         for name in ("rate_start", "rate_end"):
@@ -71,10 +86,27 @@ class MemoryConfig:
                 raise ConfigError(f"{name} must lie in [0, 1], got {value}")
         if self.rate_weights not in ("old", "new"):
             raise ConfigError(f"rate_weights must be 'old' or 'new', got {self.rate_weights!r}")
+        if self.rate_reaches_end not in ("last_epoch", "after_last_epoch"):
+            raise ConfigError(f"rate_reaches_end must be 'last_epoch' or 'after_last_epoch', got "
+                              f"{self.rate_reaches_end!r}")
+        if self.encoder_mode not in ("eval", "train"):
+            raise ConfigError(f"encoder_mode must be 'eval' or 'train', got {self.encoder_mode!r}")
 
     def rate(self, progress: float) -> float:
-        """Updating rate at training progress ``progress`` in ``[0, 1]`` (e.g. ``epoch / epochs``)."""
+        """Updating rate at training progress ``progress`` in ``[0, 1]``."""
         return linear_ramp(progress, self.rate_start, self.rate_end)
+
+    def epoch_rate(self, epoch: int, epochs: int) -> float:
+        """Updating rate of 0-based ``epoch`` of ``epochs`` (see ``rate_reaches_end``).
+
+        A single epoch gets ``rate_end`` with ``last_epoch`` (it is the last one)
+        and ``rate_start`` with ``after_last_epoch``.
+        """
+        if epochs < 1 or not 0 <= epoch < epochs:
+            raise ValueError(f"epoch must lie in [0, {epochs}), got {epoch}")
+        if self.rate_reaches_end == "after_last_epoch":
+            return self.rate(epoch / epochs)
+        return self.rate(epoch / (epochs - 1) if epochs > 1 else 1.0)
 
 
 def _check_rows(features: torch.Tensor, dim: int, what: str) -> None:
@@ -208,4 +240,4 @@ class MemoryBank(nn.Module):
         return self.labels[self.similarity(f_hat).argmax(dim=1)]
 
 
-__all__ = ["MemoryBank", "MemoryConfig", "RateConvention"]
+__all__ = ["EncoderMode", "MemoryBank", "MemoryConfig", "RateConvention", "RateEnd"]

@@ -18,6 +18,9 @@ Empty sets (no slot above ``theta``) follow ``empty_policy``:
 * ``negatives_only`` (default): the set stays empty; the target loss keeps
   only its hard-negative term for that utterance;
 * ``top1``: the most similar slot becomes the single positive.
+
+``rule: oracle`` replaces eq. 4 by the true target emotion
+(:func:`oracle_multilabel`): the upper bound of the memory mechanism.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from torch.nn import functional as F
 from audioadapt.errors import ConfigError
 
 EmptyPolicy = Literal["negatives_only", "top1"]
+Rule = Literal["threshold", "oracle"]
 
 
 @dataclass(frozen=True)
@@ -43,16 +47,23 @@ class PseudoMultilabelConfig:
     threshold: similarity threshold ``theta``; a slot is positive when its
         inner product with ``f_hat`` is strictly greater (paper: 0.9).
     empty_policy: ``negatives_only`` or ``top1`` (see the module docstring).
+    rule: ``threshold`` (eq. 4) or ``oracle``: every slot of the target
+        utterance's **true** emotion is positive (:func:`oracle_multilabel`).
+        The oracle reads target labels: it is the upper bound of what the
+        memory mechanism can give (the ``ser_oracle`` row), never a system.
     """
 
     threshold: float = 0.9
     empty_policy: EmptyPolicy = "negatives_only"
+    rule: Rule = "threshold"
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.threshold) and -1.0 <= self.threshold < 1.0):
             raise ConfigError(f"threshold must lie in [-1, 1), got {self.threshold}")
         if self.empty_policy not in ("negatives_only", "top1"):
             raise ConfigError(f"empty_policy must be 'negatives_only' or 'top1', got {self.empty_policy!r}")
+        if self.rule not in ("threshold", "oracle"):
+            raise ConfigError(f"rule must be 'threshold' or 'oracle', got {self.rule!r}")
 
 
 @dataclass
@@ -88,6 +99,22 @@ def pseudo_multilabel(similarity: torch.Tensor, cfg: PseudoMultilabelConfig) -> 
             top = F.one_hot(similarity.argmax(dim=1), similarity.shape[1]).bool()
             positives = positives | (top & empty.unsqueeze(1))
     return PseudoMultilabel(positives, empty)
+
+
+def oracle_multilabel(truth: torch.Tensor, slot_labels: torch.Tensor) -> PseudoMultilabel:
+    """The oracle's ``P_t``: every slot whose emotion is the target utterance's true one.
+
+    Parameters
+    ----------
+    truth: ``(batch,)`` true emotion index of each target utterance (``-1``
+        when unknown: an empty set).
+    slot_labels: ``(slot,)`` emotion index of every slot.
+    """
+    if truth.dim() != 1 or slot_labels.dim() != 1:
+        raise ValueError(f"truth (batch,) and slot labels (slot,) expected, got {tuple(truth.shape)} and "
+                         f"{tuple(slot_labels.shape)}")
+    positives = slot_labels.unsqueeze(0) == truth.to(slot_labels.device).unsqueeze(1)
+    return PseudoMultilabel(positives, ~positives.any(dim=1))
 
 
 def emotion_counts(positives: torch.Tensor, slot_labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -201,7 +228,9 @@ __all__ = [
     "PseudoMultilabel",
     "PseudoMultilabelConfig",
     "PseudoMultilabelStats",
+    "Rule",
     "emotion_counts",
+    "oracle_multilabel",
     "pseudo_multilabel",
     "pseudo_multilabel_stats",
     "vote_labels",

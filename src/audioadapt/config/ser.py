@@ -18,21 +18,26 @@ dataset.frontend            silence at both ends trimmed (40 dB below the loudes
                             loudness -23 dBFS, per utterance before the crop ([D])
 model                       SNSA conv1d 80->128->128, BLSTM 2x88, ``d_a`` 64, FC(4) ([D])
 memory                      one slot per source utterance, rate 0 -> 0.4 weighting
-                            the old slot (MMCL convention) ([R]/[D])
+                            the old slot (MMCL convention), 0.4 in the last epoch;
+                            dropout-free (eval-mode) features meet the memory ([R]/[D])
 pseudo_multilabel           threshold 0.9 ([P]), empty sets keep the negative term ([D])
-losses                      delta 1, r 0.01, y_neg -1, lambda 1 ([D])
+losses                      delta 1, r 0.01 of the slots, negatives of other emotions
+                            than the positive set's, y_neg -1, lambda 1 ([D])
 stage1                      Adam, lr 1e-3, 50 epochs, 32 source utterances per step,
                             model selected on the source validation UA ([D])
-stage2                      Adam, lr 1e-4, 50 epochs ([P]), 32 source + 32 target per
-                            step ([D]), first 2 conv layers frozen ([P]), last epoch
+stage2                      Adam, lr 1e-4, 50 epochs ([P]) over the longer side,
+                            32 source + 32 target per step ([D]), first 2 conv layers
+                            frozen ([P]), last epoch
 source_validation           IEMOCAP Session 5 (speakers Ses05F, Ses05M) ([D])
+diagnostics                 pseudo-multilabel and loss diagnostics; no target label read
 protocol                    the paper's split ([P]; see :mod:`audioadapt.data.protocols`)
 method.mask_padding         padded frames never reach the BLSTM or the attention ([D])
 ==========================  ======================================================
 
 ``method.kind`` picks the system: ``snsa_f`` (stage 1 only), ``nnpm``,
-``snsa_wo_sl`` (no source loss in stage 2), ``snsa_wo_hl`` (eq. 6 over all
-slots instead of hard-negative mining) and ``dann`` (source CE + domain BCE
+``snsa_wo_sl`` (no source loss in stage 2), ``snsa_wo_hl`` (every eligible
+negative instead of the mined hardest ones; ``losses.target_loss=mse_all``
+gives eq. 6 over all slots instead) and ``dann`` (source CE + domain BCE
 through a gradient reversal layer, the adversarial baseline of the paper's
 Table 2). ``losses.target_loss`` and ``losses.source_loss`` follow the kind;
 settings that the chosen kind would ignore (e.g. ``memory`` for ``dann``,
@@ -78,18 +83,26 @@ MethodKind = Literal["snsa_f", "nnpm", "snsa_wo_sl", "snsa_wo_hl", "dann"]
 METHOD_KINDS: tuple[str, ...] = ("snsa_f", "nnpm", "snsa_wo_sl", "snsa_wo_hl", "dann")
 #: Kinds whose stage 2 uses the memory bank and pseudo multilabels.
 MEMORY_KINDS: tuple[str, ...] = ("nnpm", "snsa_wo_sl", "snsa_wo_hl")
-#: ``(losses.target_loss, losses.source_loss)`` of each memory kind (notes section 7).
-LOSS_SWITCHES: Mapping[str, tuple[str, bool]] = {
-    "nnpm": ("hard_negative", True),
-    "snsa_wo_sl": ("hard_negative", False),
-    "snsa_wo_hl": ("mse_all", True),
+#: ``(losses.target_loss values allowed, losses.source_loss)`` of each memory kind (notes section 7); the
+#: first target loss is the kind's default. SNSA-wo-HL drops the mining only (``all_negatives``); its
+#: earlier reading, eq. 6 over every slot (``mse_all``), stays selectable.
+LOSS_SWITCHES: Mapping[str, tuple[tuple[str, ...], bool]] = {
+    "nnpm": (("hard_negative",), True),
+    "snsa_wo_sl": (("hard_negative",), False),
+    "snsa_wo_hl": (("all_negatives", "mse_all"), True),
 }
 
 
-def loss_switches(kind: str) -> tuple[str, bool]:
-    """``(losses.target_loss, losses.source_loss)`` of a method kind (the defaults for kinds without memory)."""
+def allowed_loss_switches(kind: str) -> tuple[tuple[str, ...], bool]:
+    """``(losses.target_loss values allowed, losses.source_loss)`` of a method kind (defaults without memory)."""
     default = NnpmLossConfig()
-    return LOSS_SWITCHES.get(kind, (default.target_loss, default.source_loss))
+    return LOSS_SWITCHES.get(kind, ((default.target_loss,), default.source_loss))
+
+
+def loss_switches(kind: str) -> tuple[str, bool]:
+    """``(losses.target_loss, losses.source_loss)`` a method kind sets by default."""
+    allowed, source_loss = allowed_loss_switches(kind)
+    return allowed[0], source_loss
 
 
 #: Corpus names besides the loaders of :mod:`audioadapt.data.corpora`: a folder
@@ -202,6 +215,9 @@ def parse_corpus_spec(text: str) -> SerCorpusConfig:
                       f"{', '.join(_known_corpora())}, or a folder written by 'audioadapt synth ser'")
 
 
+SOURCE_VALIDATION_KINDS: tuple[str, ...] = ("none", "speakers", "held_out_speakers", "stratified")
+
+
 @dataclass(frozen=True)
 class SourceValidationConfig:
     """The held-out source part that selects the stage-1 model (notes section 10, [D]).
@@ -213,22 +229,32 @@ class SourceValidationConfig:
 
     Attributes
     ----------
-    kind: ``speakers`` (hold out ``speakers``), ``stratified`` (a random
-        ``fraction`` with the class proportions of the corpus) or ``none``
-        (no selection: stage 1 keeps its last epoch).
-    speakers: held-out source speakers; default IEMOCAP Session 5.
-    fraction: share of the source utterances of ``stratified``.
-    random_state: seed of ``stratified``.
+    kind: ``speakers`` (hold out ``speakers``), ``held_out_speakers``
+        (whole speakers chosen from ``random_state`` to hold about
+        ``fraction`` of the utterances with the corpus's class proportions,
+        as the target's held-out-speaker protocol chooses them: selection on
+        voices stage 1 never heard), ``stratified`` (a random ``fraction``
+        with the class proportions of the corpus; its speakers and sentences
+        are also in training, which flatters the selection) or ``none`` (no
+        selection: stage 1 keeps its last epoch).
+    speakers: held-out source speakers of ``speakers``; default IEMOCAP Session 5.
+    fraction: share of the source utterances of ``held_out_speakers`` and ``stratified``.
+    random_state: seed of ``held_out_speakers`` and ``stratified``.
+    candidates: random speaker orders ``held_out_speakers`` tries.
     """
 
-    kind: Literal["none", "speakers", "stratified"] = "speakers"
+    kind: Literal["none", "speakers", "held_out_speakers", "stratified"] = "speakers"
     speakers: tuple[str, ...] = ("Ses05F", "Ses05M")
     fraction: float = 0.2
     random_state: int = 0
+    candidates: int = ProtocolConfig.held_out_candidates
 
     def __post_init__(self) -> None:
-        if self.kind not in ("none", "speakers", "stratified"):
-            raise ConfigError(f"source_validation.kind must be none, speakers or stratified, got {self.kind!r}")
+        if self.kind not in SOURCE_VALIDATION_KINDS:
+            raise ConfigError(f"source_validation.kind must be one of {list(SOURCE_VALIDATION_KINDS)}, got "
+                              f"{self.kind!r}")
+        if self.candidates < 1:
+            raise ConfigError(f"source_validation.candidates must be at least 1, got {self.candidates}")
         if self.kind == "speakers" and not self.speakers:
             raise ConfigError("source_validation.kind 'speakers' needs source_validation.speakers")
         if not 0.0 < self.fraction < 1.0:
@@ -271,13 +297,18 @@ class SerStage1Config:
 class SerStage2Config:
     """Stage 2: adaptation (NNPM, its ablations, DANN), Adam.
 
-    An epoch is one pass over the whole source set; the target loader is
-    reshuffled at every epoch and cycled when it runs out. The last epoch is
+    An epoch is ``epoch_length`` steps: one pass over the whole source set,
+    over the target adaptation side, or over the longer of the two; the
+    other side is reshuffled and cycled when it runs out. The last epoch is
     the result.
 
     Attributes
     ----------
     epochs: stage-2 epochs (paper: 50; the memory rate reaches its end over them).
+    epoch_length: ``longer`` (default: a small source no longer cuts the
+        adaptation short: 339 EMO-DB utterances against 400 URDU ones give 13
+        steps per epoch instead of 11), ``source`` (one pass over the source
+        set, the notes' reading) or ``target``.
     lr: Adam learning rate.
     source_batch_size, target_batch_size: utterances of each side per step.
     freeze_conv: the first N conv layers stay frozen (paper: 2, the whole
@@ -288,6 +319,7 @@ class SerStage2Config:
     """
 
     epochs: int = 50
+    epoch_length: Literal["longer", "source", "target"] = "longer"
     lr: float = 1e-4
     source_batch_size: int = 32
     target_batch_size: int = 32
@@ -300,6 +332,29 @@ class SerStage2Config:
                               f"{self.freeze_conv}")
         _check_positive("stage2", lr=self.lr, source_batch_size=self.source_batch_size,
                         target_batch_size=self.target_batch_size)
+        if self.epoch_length not in EPOCH_LENGTHS:
+            raise ConfigError(f"stage2.epoch_length must be one of {list(EPOCH_LENGTHS)}, got {self.epoch_length!r}")
+
+
+#: What one stage-2 epoch passes over (see :attr:`SerStage2Config.epoch_length`).
+EPOCH_LENGTHS: tuple[str, ...] = ("longer", "source", "target")
+
+
+@dataclass(frozen=True)
+class SerDiagnosticsConfig:
+    """What stage 2 logs besides its losses (:mod:`audioadapt.adaptation.nnpm_diagnostics`).
+
+    Attributes
+    ----------
+    target_truth: also measure the pseudo multilabels against the **true**
+        emotions of the target adaptation side (``pml_purity``,
+        ``pml_vote_accuracy``, ``head_target_accuracy``). Off by default: it
+        reads target labels, which then reach the logs only, never training
+        or selection (a test trains with scrambled target labels and gets the
+        same weights).
+    """
+
+    target_truth: bool = False
 
 
 @dataclass(frozen=True)
@@ -389,6 +444,7 @@ class SerExperimentConfig:
     memory, pseudo_multilabel, losses: NNPM (eqs. 3-9); ``losses.target_loss``
         and ``losses.source_loss`` follow ``method.kind``.
     dann: the DANN baseline.
+    diagnostics: what stage 2 logs (the target-truth measures are a switch).
     stage1, stage2: optimisation of the two stages.
     train: the Trainer's bookkeeping (device, seed, logs, AMP, workers).
     method: the system and the inference batch size.
@@ -407,6 +463,7 @@ class SerExperimentConfig:
     pseudo_multilabel: PseudoMultilabelConfig = field(default_factory=PseudoMultilabelConfig)
     losses: NnpmLossConfig = field(default_factory=NnpmLossConfig)
     dann: SerDannConfig = field(default_factory=SerDannConfig)
+    diagnostics: SerDiagnosticsConfig = field(default_factory=SerDiagnosticsConfig)
     stage1: SerStage1Config = field(default_factory=SerStage1Config)
     stage2: SerStage2Config = field(default_factory=SerStage2Config)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -415,7 +472,8 @@ class SerExperimentConfig:
     def __post_init__(self) -> None:
         kind = self.method.kind
         # Derived from the kind (load_ser_config rejects contradicting explicit values).
-        target_loss, source_loss = loss_switches(kind)
+        allowed, source_loss = allowed_loss_switches(kind)
+        target_loss = self.losses.target_loss if self.losses.target_loss in allowed else allowed[0]
         object.__setattr__(self, "losses", dataclasses.replace(self.losses, target_loss=target_loss,
                                                                source_loss=source_loss))
         domain = self.model.domain.mode
@@ -454,6 +512,11 @@ class SerExperimentConfig:
         """True when this run trains stage 1 itself (no ``stage2.init_from``)."""
         return not (self.method.has_stage2 and self.stage2.init_from is not None)
 
+    @property
+    def reads_target_truth(self) -> bool:
+        """True when stage 2 reads the adaptation side's true emotions: the oracle, or the truth diagnostics."""
+        return self.method.uses_memory and (self.pseudo_multilabel.rule == "oracle" or self.diagnostics.target_truth)
+
     def inactive_keys(self) -> dict[str, str]:
         """Dotted keys this run ignores, with the reason."""
         kind = self.method.kind
@@ -462,11 +525,19 @@ class SerExperimentConfig:
         if not self.method.has_stage2:
             out["stage2"] = "snsa_f has no stage 2"
         if not self.method.uses_memory:
-            for key in ("memory", "pseudo_multilabel", "losses"):
+            for key in ("memory", "pseudo_multilabel", "losses", "diagnostics"):
                 out[key] = f"{kind} uses no memory bank"
-        elif self.losses.target_loss == "mse_all":
-            for key in ("losses.delta", "losses.hard_negative_ratio", "losses.negative_target"):
-                out[key] = "snsa_wo_hl has no hard-negative mining"
+        else:
+            if self.losses.target_loss == "mse_all":
+                for key in ("losses.delta", "losses.hard_negative_ratio", "losses.hard_negative_count",
+                            "losses.negatives", "losses.negative_target"):
+                    out[key] = "losses.target_loss mse_all (eq. 6) has no hard-negative mining"
+            elif self.losses.target_loss == "all_negatives":
+                for key in ("losses.hard_negative_ratio", "losses.hard_negative_count"):
+                    out[key] = "snsa_wo_hl takes every negative instead of mining the hardest"
+            if self.pseudo_multilabel.rule == "oracle":
+                for key in ("pseudo_multilabel.threshold", "pseudo_multilabel.empty_policy"):
+                    out[key] = "the oracle's sets are the true emotion's slots"
         if kind != "dann":
             out["dann"] = "only method.kind 'dann' trains a domain classifier"
         # With stage2.init_from, stage1 and source_validation are not used either; a
@@ -519,11 +590,13 @@ def load_ser_config(preset: str | Path | None = None, overrides: Iterable[str] =
         cfg = apply_overrides(cfg, overrides)
     except ConfigError as exc:
         raise ConfigError(f"overrides: {exc}") from exc
-    derived = dict(zip(_SWITCH_KEYS, loss_switches(cfg.method.kind)))
+    allowed_targets, source_loss = allowed_loss_switches(cfg.method.kind)
+    allowed = {"target_loss": allowed_targets, "source_loss": (source_loss,)}
     for key, value in _explicit_switches(tree, overrides).items():
-        if value != derived[key]:
-            raise ConfigError(f"losses.{key}={value!r} contradicts method.kind '{cfg.method.kind}' (which sets "
-                              f"{derived[key]!r}); choose the method kind instead")
+        if value not in allowed[key]:
+            sets = " or ".join(repr(v) for v in allowed[key])
+            raise ConfigError(f"losses.{key}={value!r} contradicts method.kind '{cfg.method.kind}' (which takes "
+                              f"{sets}); choose the method kind instead")
     return cfg
 
 
@@ -552,13 +625,17 @@ __all__ = [
     "METHOD_KINDS",
     "MethodKind",
     "SerCorpusConfig",
+    "EPOCH_LENGTHS",
+    "SOURCE_VALIDATION_KINDS",
     "SerDannConfig",
+    "SerDiagnosticsConfig",
     "SerExperimentConfig",
     "SerMethodConfig",
     "SerStage1Config",
     "SerStage2Config",
     "SourceValidationConfig",
     "default_ser_features",
+    "allowed_loss_switches",
     "default_ser_normalizer",
     "load_ser_config",
     "loader_options",

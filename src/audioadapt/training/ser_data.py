@@ -40,11 +40,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from torch.utils.data import DataLoader, DistributedSampler
 
 from audioadapt.console import show_progress
 from audioadapt.data.manifest import SkipReport
-from audioadapt.data.protocols import Split, make_split, stratified_split
+from audioadapt.data.protocols import Split, held_out_speaker_split, make_split, stratified_split
 from audioadapt.data.ser_dataset import (
     SOURCE_DOMAIN,
     TARGET_DOMAIN,
@@ -144,6 +145,12 @@ def source_validation_split(utterances: Sequence[Utterance],
                             "or source_validation.kind=stratified or none")
         held = set(cfg.speakers)
         valid = [i for i, u in enumerate(utterances) if u.speaker in held]
+    elif cfg.kind == "held_out_speakers":
+        split = held_out_speaker_split(utterances, test_size=cfg.fraction, random_state=cfg.random_state,
+                                       candidates=cfg.candidates)
+        keys = {u.key for u in split.test}
+        valid = [i for i, u in enumerate(utterances) if u.key in keys]
+        log.info("source validation: held-out speakers %s", sorted({u.speaker for u in split.test}))
     else:
         split = stratified_split(utterances, test_size=cfg.fraction, random_state=cfg.random_state,
                                  protocol="source_validation")
@@ -172,45 +179,66 @@ class SerPairBatch:
         return SerPairBatch(self.source.to(device), self.target.to(device))
 
 
-class PairedLoader:
-    """Stage-2 batches: one pass over the source loader, the target loader cycled beside it.
+class _Cycled:
+    """A loader read ``steps`` batches per epoch, restarted (reshuffled) whenever it runs out.
 
-    An epoch has ``len(source)`` steps. The target loader starts over
-    (reshuffled) at every epoch and whenever it runs out; its sampler epoch
-    is ``epoch * cycles + cycle``, so every pass draws a new order and the
-    whole sequence depends only on the seed and the epoch (exact resumes).
+    Pass ``c`` of epoch ``e`` draws its order with sampler epoch ``e * cycles
+    + c``, so every pass is new and the sequence depends only on the seed and
+    the epoch (exact resumes). With ``steps == len(loader)`` the sampler epoch
+    is the epoch itself.
     """
 
-    def __init__(self, source: DataLoader, target: DataLoader):
+    def __init__(self, loader: DataLoader, steps: int):
+        self.loader = loader
+        self.cycles = max(1, math.ceil(steps / len(loader)))
+
+    def batches(self, epoch: int) -> Iterator[SerBatch]:
+        for cycle in range(self.cycles):
+            set_sampler_epoch(self.loader, epoch * self.cycles + cycle)
+            yield from self.loader
+
+
+class PairedLoader:
+    """Stage-2 batches: a source batch and a target batch per step, each side cycled as needed.
+
+    An epoch has ``len(source)`` steps (``length="source"``, the notes'
+    reading: the target loader cycles beside one pass over the source),
+    ``len(target)`` (``"target"``) or the larger of the two (``"longer"``:
+    each side is passed over at least once per epoch). A side that runs out
+    starts over, reshuffled (see :class:`_Cycled`).
+    """
+
+    def __init__(self, source: DataLoader, target: DataLoader, length: str = "source"):
         if len(target) == 0:
             raise DataError("the target adaptation side yields no batch (fewer utterances than a batch?)")
+        if len(source) == 0:
+            raise DataError("the source set yields no batch")
+        steps = {"source": len(source), "target": len(target), "longer": max(len(source), len(target))}
+        if length not in steps:
+            raise ValueError(f"length must be one of {list(steps)}, got {length!r}")
+        self.length = length
+        self.steps = steps[length]
         self.source = source
         self.target = target
         self.epoch = 0
-        self.cycles = max(1, math.ceil(len(source) / len(target)))
+        self._source = _Cycled(source, self.steps)
+        self._target = _Cycled(target, self.steps)
+
+    @property
+    def cycles(self) -> int:
+        """Passes over the target loader per epoch (at most; the last may be cut short)."""
+        return self._target.cycles
 
     def __len__(self) -> int:
-        return len(self.source)
+        return self.steps
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
-        set_sampler_epoch(self.source, epoch)
-
-    def _restart(self, cycle: int) -> Iterator[SerBatch]:
-        set_sampler_epoch(self.target, self.epoch * self.cycles + cycle)
-        return iter(self.target)
 
     def __iter__(self) -> Iterator[SerPairBatch]:
-        cycle = 0
-        target = self._restart(cycle)
-        for source in self.source:
-            try:
-                batch = next(target)
-            except StopIteration:
-                cycle += 1
-                target = self._restart(cycle)
-                batch = next(target)
-            yield SerPairBatch(source, batch)
+        pairs = zip(self._source.batches(self.epoch), self._target.batches(self.epoch))
+        for _, (source, target) in zip(range(self.steps), pairs):
+            yield SerPairBatch(source, target)
 
 
 def shuffled_loader(dataset: SerDataset, batch_size: int, *, seed: int, rank: int = 0, world_size: int = 1,
@@ -233,7 +261,10 @@ class SerDataModule:
     ``source_slots`` (every source utterance, random crops; item ``i`` is
     memory slot ``i``), ``source_slots_eval`` (the same, evaluation crops),
     ``source_train`` / ``source_valid`` (stage 1 and its selection; ``None``
-    without validation), ``target_adapt`` (unlabelled), ``target_test`` and
+    without validation), ``target_adapt`` (unlabelled), ``target_adapt_truth``
+    (the adaptation side's true emotion indices, ``-1`` unknown, item by item;
+    ``None`` unless ``cfg.reads_target_truth``: the oracle and the truth
+    diagnostics), ``target_test`` and
     ``target_validation`` (``None`` unless the protocol has one), ``split``.
     """
 
@@ -246,6 +277,7 @@ class SerDataModule:
         self.source_train: SerDataset | None = None
         self.source_valid: SerDataset | None = None
         self.target_adapt: SerDataset | None = None
+        self.target_adapt_truth: np.ndarray | None = None
         self.target_test: SerDataset | None = None
         self.target_validation: SerDataset | None = None
         self.loaded: dict[str, int] = {}
@@ -269,6 +301,9 @@ class SerDataModule:
                               domain=TARGET_DOMAIN, **kwargs)
 
         self.target_adapt = side(strip_labels(self.split.adapt), train=True, use_labels=False)
+        # Read only for the oracle's labels and the switched-on truth diagnostics; never by a loader.
+        self.target_adapt_truth = (np.array([-1 if u.label_index is None else u.label_index for u in self.split.adapt],
+                                            dtype=np.int64) if cfg.reads_target_truth else None)
         self.target_test = side(self.split.test, train=False)
         self.target_validation = side(self.split.validation, train=False) if self.split.validation else None
         if source:
@@ -367,6 +402,8 @@ class SerDataModule:
                       pin_memory: bool = False) -> PairedLoader:
         """Pairs of a source batch (all source utterances; ``index`` = memory slot) and a target batch.
 
+        An epoch is ``stage2.epoch_length`` steps (see :class:`PairedLoader`).
+
         Target batches are full (the last partial one of a pass is dropped)
         when this rank's share holds at least one batch.
         """
@@ -380,7 +417,7 @@ class SerDataModule:
         target = shuffled_loader(self.target_adapt, s2.target_batch_size, seed=seed + 1, rank=rank,
                                  world_size=world_size, drop_last=share >= s2.target_batch_size,
                                  num_workers=num_workers, pin_memory=pin_memory)
-        return PairedLoader(source, target)
+        return PairedLoader(source, target, s2.epoch_length)
 
     @staticmethod
     def eval_loader(dataset: SerDataset, batch_size: int, num_workers: int = 0) -> DataLoader:

@@ -15,32 +15,43 @@ Phases (``method.kind``):
   epoch kept. Each step of ``nnpm`` / ``snsa_wo_sl`` / ``snsa_wo_hl``:
 
   1. encode a source batch (all source utterances take part; ``index`` is
-     the memory slot) and a target batch with the same weights;
-  2. similarities ``f_hat_t M^T`` and pseudo multilabels (eq. 4) from the
-     memory **before** this step's write;
+     the memory slot) and a target batch with the same weights. What meets
+     the memory is encoded as ``memory.encoder_mode`` says: ``eval``
+     (default) runs the target batch (with gradient) and the source
+     features to write (without) with dropout off, as the memory was
+     initialised; the source cross-entropy keeps the training-mode forward;
+  2. similarities ``f_hat_t M^T`` and pseudo multilabels (eq. 4; with
+     ``pseudo_multilabel.rule: oracle`` the slots of the true emotion) from
+     the memory **before** this step's write;
   3. ``L = L_s + lambda L_t`` (eqs. 5-9; ``snsa_wo_sl`` drops ``L_s`` and
      encodes the source batch without gradient, its head is not trained;
-     ``snsa_wo_hl`` uses eq. 6 over all slots);
+     ``snsa_wo_hl`` takes every eligible negative instead of the hardest);
   4. the optimizer step, then (:meth:`after_optimizer_step`, no gradient) the
-     write of the batch's detached source features with the rate of the
-     stage-2 progress ``epoch / epochs`` (0 -> 0.4, eq. 3's ``gamma_e``).
+     write of the batch's detached source features with the epoch's rate
+     (:meth:`~audioadapt.adaptation.memory.MemoryConfig.epoch_rate`: 0 in the
+     first epoch, 0.4 in the last, eq. 3's ``gamma_e``).
 
   ``dann`` instead trains ``L_s + w L_d`` with the domain classifier behind
   the GRL, whose coefficient follows ``dann.grl_weight`` over the stage-2
   progress (one forward of the source and target rows together).
 
-Per step (averaged per epoch in ``metrics.csv``) stage 2 logs the loss terms,
-the memory rate, the share of target utterances with an empty pseudo
-multilabel, the mean set size, the mean number of distinct emotions in
-non-empty sets and how often the nearest-slot memory predictor agrees with
-the head. No target label is ever read: the adaptation side carries none.
+Per step (averaged per epoch in ``metrics.csv`` and TensorBoard) stage 2
+logs the loss terms and the memory rate, and the diagnostics of
+:mod:`audioadapt.adaptation.nnpm_diagnostics`: empty share and sizes of the
+pseudo multilabels, their agreement with the head, the positive and negative
+parts of ``L_t`` and what the mining picks. No target label is read unless
+the run asks for it: the oracle row reads the adaptation side's true
+emotions to build its sets, and ``diagnostics.target_truth`` reads them to
+log the sets' purity (the logs only: training is the same with scrambled
+target labels).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,8 +60,9 @@ from torch.nn import functional as F
 
 from audioadapt.adaptation.losses import domain_bce
 from audioadapt.adaptation.memory import MemoryBank
+from audioadapt.adaptation.nnpm_diagnostics import nnpm_step_diagnostics
 from audioadapt.adaptation.nnpm_losses import nnpm_loss, source_cross_entropy
-from audioadapt.adaptation.pseudo_multilabel import pseudo_multilabel, pseudo_multilabel_stats
+from audioadapt.adaptation.pseudo_multilabel import oracle_multilabel, pseudo_multilabel
 from audioadapt.data.ser_dataset import SerBatch
 from audioadapt.errors import CheckpointError
 from audioadapt.features.normalization import Normalizer
@@ -80,6 +92,18 @@ def concat_batches(a: SerBatch, b: SerBatch) -> SerBatch:
 
     return SerBatch(torch.cat([pad(a.features), pad(b.features)]), torch.cat([a.lengths, b.lengths]),
                     torch.cat([a.label, b.label]), torch.cat([a.domain, b.domain]), torch.cat([a.index, b.index]))
+
+
+@contextmanager
+def eval_mode(module: torch.nn.Module) -> Iterator[None]:
+    """Run ``module`` in eval mode (dropout off) inside the block, gradients untouched; restore every flag after."""
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield
+    finally:
+        for m, mode in modes:
+            m.training = mode
 
 
 def load_stage1_checkpoint(where: str | Path, device: torch.device | str = "cpu") -> tuple[Path, dict[str, Any]]:
@@ -126,6 +150,7 @@ class SerNnpmMethod(Method):
         self.stage: str | None = None  # the phase running (or last run)
         self._best: dict[str, Any] | None = None  # stage-1 weights of the best source-validation UA
         self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._truth: torch.Tensor | None = None  # the adaptation side's true emotions, when the run reads them
 
     # -- structure -------------------------------------------------------------------
     def networks(self) -> dict[str, torch.nn.Module]:
@@ -158,6 +183,11 @@ class SerNnpmMethod(Method):
         self.normalizer.to(ctx.device)
         if self.memory is not None:
             self.memory.to(ctx.device)
+        truth = getattr(self.data, "target_adapt_truth", None)
+        if self.cfg.reads_target_truth:
+            if truth is None:
+                raise RuntimeError("the run reads the target truth but the data module kept none")
+            self._truth = torch.as_tensor(truth, dtype=torch.long, device=ctx.device)
         if not self.cfg.runs_stage1:
             self._load_stage1(str(self.cfg.stage2.init_from), ctx.device)
 
@@ -241,9 +271,9 @@ class SerNnpmMethod(Method):
         log.info("memory initialised with %d source utterances", self.memory.num_slots)
 
     def memory_rate(self, ctx: StepContext) -> float:
-        """eq. 3's rate at this epoch of stage 2: ``gamma_e`` with ``e / epochs`` as the progress."""
+        """eq. 3's rate ``gamma_e`` at this epoch of stage 2 (:meth:`MemoryConfig.epoch_rate`)."""
         epochs = ctx.phase.epochs
-        return self.cfg.memory.rate(min(ctx.epoch / epochs, 1.0) if epochs else 1.0)
+        return self.cfg.memory.epoch_rate(min(ctx.epoch, epochs - 1), epochs) if epochs else self.cfg.memory.rate_end
 
     def training_step(self, batch: SerBatch | SerPairBatch, ctx: StepContext) -> StepOutput:
         if ctx.phase.name == STAGE1:
@@ -252,31 +282,51 @@ class SerNnpmMethod(Method):
             return self._dann_step(batch, ctx)  # type: ignore[arg-type]
         return self._nnpm_step(batch, ctx)  # type: ignore[arg-type]
 
+    @contextmanager
+    def _memory_mode(self) -> Iterator[None]:
+        """The network as ``memory.encoder_mode`` wants it for what meets the memory."""
+        if self.cfg.memory.encoder_mode == "eval":
+            with eval_mode(self.model):
+                yield
+        else:
+            yield
+
     def _nnpm_step(self, batch: SerPairBatch, ctx: StepContext) -> StepOutput:
         assert self.memory is not None
-        mask, losses = self.cfg.method.mask_padding, self.cfg.losses
+        memory, mask, losses = self.memory, self.cfg.method.mask_padding, self.cfg.losses
         src, tgt = batch.source, batch.target
-        with torch.set_grad_enabled(losses.source_loss):
-            s_out = run_ser_model(self.model, self.normalizer, src, mask_padding=mask)
-        t_out = run_ser_model(self.model, self.normalizer, tgt, mask_padding=mask)
-        similarity = self.memory.similarity(t_out.feature_hat)  # the memory before this step's write
-        labels = pseudo_multilabel(similarity.detach(), self.cfg.pseudo_multilabel)
+        separate = self.cfg.memory.encoder_mode == "eval"  # the written features need their own forward
+        s_out = None
+        if losses.source_loss or not separate:
+            with torch.set_grad_enabled(losses.source_loss):
+                s_out = run_ser_model(self.model, self.normalizer, src, mask_padding=mask)
+        with self._memory_mode():
+            t_out = run_ser_model(self.model, self.normalizer, tgt, mask_padding=mask)
+            if separate:
+                with torch.no_grad():
+                    s_mem = run_ser_model(self.model, self.normalizer, src, mask_padding=mask)
+        written = s_mem if separate else s_out
+        assert written is not None
+        similarity = memory.similarity(t_out.feature_hat)  # the memory before this step's write
+        truth = None if self._truth is None else self._truth[tgt.index]
+        if self.cfg.pseudo_multilabel.rule == "oracle":
+            assert truth is not None
+            labels = oracle_multilabel(truth, memory.labels)
+        else:
+            labels = pseudo_multilabel(similarity.detach(), self.cfg.pseudo_multilabel)
         loss = nnpm_loss(s_out.logits if losses.source_loss else None, src.label if losses.source_loss else None,
-                         similarity, labels.positives, losses)
-        self._pending = (src.index.detach(), s_out.feature.detach())
+                         similarity, labels.positives, losses, memory.labels, memory.num_classes)
+        self._pending = (src.index.detach(), written.feature.detach())
         with torch.no_grad():
-            stats = pseudo_multilabel_stats(labels, self.memory.labels, self.memory.num_classes)
-            nearest = self.memory.labels[similarity.argmax(dim=1)]
+            s_logits = (s_out if s_out is not None else written).logits
             logs: dict[str, Any] = {
                 "target_loss": loss.target.detach(),
                 "memory_rate": self.memory_rate(ctx),
-                "pml_empty_fraction": stats.empty_fraction,
-                "pml_mean_size": stats.mean_size,
-                "memory_head_agreement": (nearest == t_out.logits.argmax(dim=1)).float().mean(),
-                "source_accuracy": (s_out.logits.argmax(dim=1) == src.label).float().mean(),
+                "source_accuracy": (s_logits.argmax(dim=1) == src.label).float().mean(),
+                **nnpm_step_diagnostics(labels, memory.labels, memory.num_classes, similarity.detach(),
+                                        t_out.logits.argmax(dim=1), loss.target_parts,
+                                        truth if self.cfg.diagnostics.target_truth else None),
             }
-            if stats.nonempty:
-                logs["pml_mean_distinct_emotions"] = stats.mean_distinct_emotions
             if loss.source is not None:
                 logs["source_ce"] = loss.source.detach()
         return StepOutput(loss.total, logs)
@@ -333,4 +383,4 @@ class SerNnpmMethod(Method):
                                                 "weights": best["weights"]}
 
 
-__all__ = ["STAGE1", "STAGE2", "SerNnpmMethod", "concat_batches", "load_stage1_checkpoint"]
+__all__ = ["STAGE1", "STAGE2", "SerNnpmMethod", "concat_batches", "eval_mode", "load_stage1_checkpoint"]
