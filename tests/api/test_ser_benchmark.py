@@ -82,4 +82,16 @@ def test_the_shipped_cpu_profile_is_valid_for_every_row():
     for row in SER_ROWS + tuple(ablation_rows([0, 1, 2], [0.4, 0.9])):
         overrides, _ = ser_row_overrides(row, prof, 0, "transductive")
         cfg = load_ser_config(row.preset, overrides)
-        assert cfg.source_validation.kind == "stratified" and cfg.stage1.epochs == 30
+        assert cfg.source_validation.kind == "held_out_speakers" and cfg.stage1.epochs == 30
+        assert cfg.stage2.epochs == 50 or not cfg.method.has_stage2
+
+
+def test_the_oracle_row_is_the_bound_and_reads_the_target_truth():
+    from audioadapt.api.ser_benchmark import SER_BOUND_ROWS
+
+    rows = {r.key: r for r in SER_ROWS}
+    assert list(rows)[-1] == "oracle" and SER_BOUND_ROWS == ("oracle",)
+    assert "bound" in rows["oracle"].label
+    cfg = load_ser_config(rows["oracle"].preset)
+    assert cfg.pseudo_multilabel.rule == "oracle" and cfg.reads_target_truth
+    assert not any(load_ser_config(rows[k].preset).reads_target_truth for k in rows if k != "oracle")

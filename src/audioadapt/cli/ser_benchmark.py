@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 _DESCRIPTION = """\
-Train and score SNSA-F, SNSA-wo-SL, SNSA-wo-HL, NNPM and DANN on a source ->
-target pair with several seeds, for each target protocol, and write one table
+Train and score SNSA-F, SNSA-wo-SL, SNSA-wo-HL, NNPM and DANN, and NNPM with
+oracle multilabels (the true target emotions: an upper bound, not a system), on
+a source -> target pair with several seeds, for each target protocol, and write one table
 per protocol (mean +/- std of UA and WA on the target test side) as Markdown,
 JSON and a bar chart, plus OUT/benchmark.md with all protocols.
 
@@ -31,8 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = add_benchmark_parser(sub, help="NNPM, its baselines and DANN over seeds and protocols -> Markdown/JSON/PNG",
                              description=_DESCRIPTION,
-                             rows_help="systems: snsa_f snsa_wo_sl snsa_wo_hl nnpm dann (default: all; none with "
-                                       "--rows '')")
+                             rows_help="systems: snsa_f snsa_wo_sl snsa_wo_hl nnpm dann oracle (default: all; "
+                                       "none with --rows '')")
     p.add_argument("--source", required=True, metavar="CORPUS:PATH", help="labelled source corpus")
     p.add_argument("--target", required=True, metavar="CORPUS:PATH", help="target corpus")
     p.add_argument("--protocols", nargs="+", default=list(SER_PROTOCOLS),
