@@ -10,7 +10,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ssub = p.add_subparsers(dest="ser_command", metavar="ACTION")
     ssub.required = True
     from audioadapt.cli import ser_benchmark, ser_evaluate, ser_predict, ser_train
-    from audioadapt.cli import ser_export
+    from audioadapt.cli import ser_demo, ser_export
     from audioadapt.cli.process import claim_for_commands
 
     ser_train.register(ssub)
@@ -18,4 +18,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     ser_predict.register(ssub)
     ser_benchmark.register(ssub)
     ser_export.register(ssub)
+    ser_demo.register(ssub)
     claim_for_commands(ssub)
