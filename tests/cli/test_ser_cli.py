@@ -82,8 +82,8 @@ def test_train_evaluate_predict(tiny, tmp_path, capsys):
 
 
 def test_user_errors_exit_with_a_message(tiny, tmp_path, capsys):
-    assert main(["ser", "train", "ser_nnpm", "--source", "ravdess:/x", "--target", str(tiny)]) == 2
-    assert "unknown corpus 'ravdess'" in capsys.readouterr().err
+    assert main(["ser", "train", "ser_nnpm", "--source", "ravdes:/x", "--target", str(tiny)]) == 2
+    assert "unknown corpus 'ravdes'" in capsys.readouterr().err
     assert main(["ser", "train", "ser_nnpm", "--target", str(tiny), "--out", str(tmp_path / "r"), *SMALL]) == 2
     assert "no source corpus: give --source" in capsys.readouterr().err and not (tmp_path / "r").exists()
     assert main(["ser", "train", "ser_nnpm", "--resume", "--source", str(tiny), "--target", str(tiny)]) == 2
