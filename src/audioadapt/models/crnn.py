@@ -73,10 +73,15 @@ class CRNNConfig:
         system C compiler on first use; without one, PyTorch operators). These
         are the first blocks, whose large few-channel activations make the
         operator-by-operator path memory-bound (paper-size model at batch 64:
-        training step 3.3 -> 2.6 s, inference 0.76 -> 0.66 s per batch,
-        ``benchmarks/results/sed_throughput.md``);
-        at 128 channels PyTorch's operators are faster. ``0`` turns it off. Not an architecture
-        setting either: same numbers up to float rounding, same dropout masks.
+        training step 3.3 -> 2.6 s, inference 0.76 -> 0.66 s per batch on a 2-core Intel Xeon with
+        AVX-512/AMX, ``benchmarks/results/sed_throughput_intel-xeon-amx.md``). On a 2-core AMD EPYC
+        with AVX2 and no AVX-512 (shared, load 3-5, one thread, variants interleaved in one process),
+        the small CRNN (filters 16/32/64, 320 frames x 64 mels, batch 8) with the kernel took 0.90 of
+        the operator path's time per training step and 0.87 per inference batch, the paper-size model
+        0.94 and 0.92 (before the kernel's vectors followed the CPU's width: 1.33 and 1.46, 1.28 and
+        1.41; :mod:`audioadapt.models.fused_tail`). At 128 channels PyTorch's operators are faster.
+        ``0`` turns it off. Not an architecture setting either: same numbers up to float rounding,
+        same dropout masks.
     """
 
     filters: tuple[int, ...] = (16, 32, 64, 128, 128, 128, 128)

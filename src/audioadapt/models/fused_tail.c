@@ -42,28 +42,55 @@ static inline __attribute__((always_inline)) void stats_impl(const float *y, int
  * chains of multiply-adds of the channel map are independent and can overlap. */
 #define GROUP 4
 
-/* acc[g][j] += sum_i m[i][j] * x[g][i] for the GROUP rows g (m is C x C, row-major).
- * When C is a multiple of 16, the GROUP x C/16 accumulators are vector variables, so they stay in
- * registers over the loop on i instead of making a load-add-store chain through memory. */
-typedef float v16f __attribute__((vector_size(64), aligned(4)));
+/* The vector width follows the instruction set the kernels are compiled for (-march=native): 16 floats and
+ * 32 registers with AVX-512, 8 floats and 16 registers with AVX/AVX2, 4 and 16 otherwise. Vectors wider
+ * than the hardware's are split by the compiler into pieces that live in memory: 64-byte vectors on an
+ * AVX2 CPU made the kernels 1.5-3x slower than PyTorch's operators. */
+#if defined(__AVX512F__)
+#define VW 16
+#define NREG 32
+#elif defined(__AVX__)
+#define VW 8
+#define NREG 16
+#else
+#define VW 4
+#define NREG 16
+#endif
+/* accumulator vectors per group pixel and column block: GROUP * NV of them use half the registers, which
+ * leaves the rest for the row loads and broadcasts */
+#define NV (NREG / 2 / GROUP)
 
+typedef float vf __attribute__((vector_size(4 * VW), aligned(4)));
+
+/* acc[g][j] += sum_i m[i][j] * x[g][i] for the GROUP rows g (m is C x C, row-major).
+ * When C is a multiple of VW, the output columns are taken in blocks of NV vectors, whose GROUP x NV
+ * accumulators are vector variables: they stay in registers over the loop on i instead of making a
+ * load-add-store chain through memory. */
 static inline __attribute__((always_inline)) void matvec_acc(const float *m, const float *x, float *acc,
                                                              int64_t C) {
-    if (C % 16 == 0 && C <= 64) {
-        const int64_t V = C / 16;
-        v16f r[GROUP][4];
-        for (int64_t g = 0; g < GROUP; g++)
-            for (int64_t v = 0; v < V; v++) r[g][v] = *(const v16f *)(acc + g * C + 16 * v);
-        for (int64_t i = 0; i < C; i++) {
-            const v16f *row = (const v16f *)(m + i * C);
+    if (C % VW == 0) {
+        const int64_t V = C / VW;
+        for (int64_t v0 = 0; v0 < V; v0 += NV) {
+            const int64_t nv = V - v0 < NV ? V - v0 : NV;
+            vf r[GROUP][NV];
 #pragma GCC unroll 4
-            for (int64_t g = 0; g < GROUP; g++) {
-                const float xi = x[g * C + i];
-                for (int64_t v = 0; v < V; v++) r[g][v] += row[v] * xi;
+            for (int64_t g = 0; g < GROUP; g++)
+#pragma GCC unroll 4
+                for (int64_t v = 0; v < nv; v++) r[g][v] = *(const vf *)(acc + g * C + VW * (v0 + v));
+            for (int64_t i = 0; i < C; i++) {
+                const vf *row = (const vf *)(m + i * C) + v0;
+#pragma GCC unroll 4
+                for (int64_t g = 0; g < GROUP; g++) {
+                    const float xi = x[g * C + i];
+#pragma GCC unroll 4
+                    for (int64_t v = 0; v < nv; v++) r[g][v] += row[v] * xi;
+                }
             }
+#pragma GCC unroll 4
+            for (int64_t g = 0; g < GROUP; g++)
+#pragma GCC unroll 4
+                for (int64_t v = 0; v < nv; v++) *(vf *)(acc + g * C + VW * (v0 + v)) = r[g][v];
         }
-        for (int64_t g = 0; g < GROUP; g++)
-            for (int64_t v = 0; v < V; v++) *(v16f *)(acc + g * C + 16 * v) = r[g][v];
         return;
     }
     for (int64_t i = 0; i < C; i++) {
@@ -72,6 +99,43 @@ static inline __attribute__((always_inline)) void matvec_acc(const float *m, con
         for (int64_t g = 0; g < GROUP; g++) {
             const float xi = x[g * C + i];
             for (int64_t j = 0; j < C; j++) acc[g * C + j] += row[j] * xi;
+        }
+    }
+}
+
+/* acc[k][i] += sum_g a[g][k] * b[g][i] over the GROUP rows g (acc is C x C, row-major).
+ * When C is a multiple of VW, b's columns are taken in blocks of NV vectors held in registers, so that each
+ * vector of acc is loaded and stored once per call instead of once per row g. */
+static inline __attribute__((always_inline)) void outer_acc(const float *a, const float *b, float *acc,
+                                                            int64_t C) {
+    if (C % VW == 0) {
+        const int64_t V = C / VW;
+        for (int64_t v0 = 0; v0 < V; v0 += NV) {
+            const int64_t nv = V - v0 < NV ? V - v0 : NV;
+            vf bv[GROUP][NV];
+#pragma GCC unroll 4
+            for (int64_t g = 0; g < GROUP; g++)
+#pragma GCC unroll 4
+                for (int64_t v = 0; v < nv; v++) bv[g][v] = *(const vf *)(b + g * C + VW * (v0 + v));
+            for (int64_t k = 0; k < C; k++) {
+                vf *dst = (vf *)(acc + k * C) + v0;
+#pragma GCC unroll 4
+                for (int64_t v = 0; v < nv; v++) {
+                    vf r = dst[v];
+#pragma GCC unroll 4
+                    for (int64_t g = 0; g < GROUP; g++) r += bv[g][v] * a[g * C + k];
+                    dst[v] = r;
+                }
+            }
+        }
+        return;
+    }
+    for (int64_t k = 0; k < C; k++) {
+        float *acck = acc + k * C;
+#pragma GCC unroll 4
+        for (int64_t g = 0; g < GROUP; g++) {
+            const float ak = a[g * C + k];
+            for (int64_t i = 0; i < C; i++) acck[i] += ak * b[g * C + i];
         }
     }
 }
@@ -175,14 +239,7 @@ static inline __attribute__((always_inline)) void backward_impl(
                     }
                 }
                 matvec_acc(w, glin, ghv, C); /* dL/dh += W^T glin */
-                for (int64_t k = 0; k < C; k++) {
-                    float *gwk = gw_row + k * C;
-#pragma GCC unroll 4
-                    for (int64_t g = 0; g < GROUP; g++) {
-                        const float glk = glin[g * C + k];
-                        for (int64_t i = 0; i < C; i++) gwk[i] += glk * h[g * C + i];
-                    }
-                }
+                outer_acc(glin, h, gw_row, C); /* dL/dW += glin^T h */
                 for (int64_t g = 0; g < count; g++) {
                     const int64_t pix = base + f0 + g;
                     const float *yq = y + pix * C, *gv = ghv + g * C;
@@ -237,6 +294,9 @@ static inline __attribute__((always_inline)) void input_grad_impl(
                                   int64_t p0, int64_t p1, int64_t C) {                                        \
         input_grad_impl(gh, y, A, B, D, p0, p1, CONST_C);                                                     \
     }
+
+/* Floats per vector register the kernels were compiled for (VW), so that callers can check the ISA choice. */
+int64_t tail_vector_width(void) { return VW; }
 
 TAIL_ENTRY_POINTS(any, C)
 TAIL_ENTRY_POINTS(8, 8)

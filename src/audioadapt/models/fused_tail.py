@@ -21,9 +21,32 @@ implementation that only computes output shapes, so ``torch.jit.trace``,
 otherwise trace into ctypes and fail. Where no
 compiler works, :func:`fused_tail_available` is false and the blocks use PyTorch
 operators; the model's numbers are the same either way up to float rounding
-(``tests/models/test_fused_tail.py``). Dropout draws come from the same
-generator and rule as :class:`~audioadapt.models.blocks.MaskDropout` (8-bit
-draws, ``p`` a multiple of 1/256).
+(``tests/models/test_fused_tail.py``). Dropout draws come from the same generator and rule as
+:class:`~audioadapt.models.blocks.MaskDropout` (8-bit draws, ``p`` a multiple of 1/256).
+
+The channel loops use vectors as wide as the instruction set the kernels are compiled for
+(:func:`vector_width`: 16 floats with AVX-512, 8 with AVX/AVX2, 4 otherwise), and the channel map keeps
+a block of at most half the vector registers as accumulators. The first version used 16-float
+vectors everywhere; on a CPU without AVX-512, GCC split them into pieces kept on the stack. Measured on a
+2-core AMD EPYC (AVX2 + FMA, no AVX-512; shared, load 4-4.7; one thread, the three variants interleaved in
+one process, median of 9), the block tail alone at batch 8 with the small CRNN's shapes, as a fraction of
+the operator path's time at 8 / 16 / 32 / 64 channels:
+
+=======================  ====  ====  ====  ====
+variant                  8     16    32    64
+=======================  ====  ====  ====  ====
+16-float, train          0.77  0.97  2.62  1.29
+16-float, eval           0.38  1.13  3.50  2.02
+ISA width, train         0.74  0.46  0.64  0.59
+ISA width, eval          0.32  0.41  0.44  0.60
+=======================  ====  ====  ====  ====
+
+(train: forward and backward; eval: forward under ``inference_mode``; an earlier run under the same load
+gave the ISA-width rows within 0.25 of these). On CPUs with AVX-512 the channel map is the one measured
+on the Xeon (``benchmarks/results/sed_throughput_intel-xeon-amx.md``); the dL/dW accumulation now keeps
+its inputs in registers too, which was not re-timed on that kind. Paper-size full system on the EPYC
+(batch 8, one thread, interleaved, median of 5): training step 0.94 and inference 0.92 of the operator
+path's time (16-float version: 1.28 and 1.41); the convolutions and the BiGRU take most of the step there.
 """
 
 from __future__ import annotations
@@ -50,6 +73,8 @@ log = logging.getLogger(__name__)
 _SOURCE = Path(__file__).with_name("fused_tail.c")
 #: compile flags. -ffast-math lets GCC call glibc's vector expf; it is given to the compile step only,
 #: since linking with it adds crtfastmath.o, which would switch the whole process to flush-to-zero.
+#: -mprefer-vector-width=512 lets the loop vectoriser use the widest registers the CPU has (GCC's tuning
+#: for AMD Zen asks for 128-bit ones); the explicit vector types of fused_tail.c follow the ISA anyway.
 #: Small channel loops are not peeled completely, so that they stay vector loops (a GCC option; other
 #: compilers get the portable set).
 _FLAGS = ("-O3", "-march=native", "-mprefer-vector-width=512", "-ffast-math", "-fopenmp-simd",
@@ -135,7 +160,14 @@ def _library() -> ctypes.CDLL | None:
             fn = getattr(lib, f"{name}_{suffix}")
             fn.argtypes = argtypes[name]
             fn.restype = None
+    lib.tail_vector_width.argtypes, lib.tail_vector_width.restype = [], _I64
     return lib
+
+
+def vector_width() -> int:
+    """Floats per vector register the kernels were compiled for: 16 (AVX-512), 8 (AVX/AVX2), else 4; 0 unbuilt."""
+    lib = _library()
+    return 0 if lib is None else int(lib.tail_vector_width())
 
 
 def _kernel(name: str, channels: int):
@@ -354,4 +386,4 @@ def fused_block_tail_eval(y: torch.Tensor, scale: torch.Tensor, shift: torch.Ten
     return _eval_op(y, scale, shift, weight, bias, list(pool))
 
 
-__all__ = ["fused_block_tail", "fused_block_tail_eval", "fused_tail_available"]
+__all__ = ["fused_block_tail", "fused_block_tail_eval", "fused_tail_available", "vector_width"]
