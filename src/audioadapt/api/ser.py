@@ -170,15 +170,22 @@ def checkpoint_path(run_dir: str | Path, checkpoint: str | Path = "last") -> Pat
 
 def load_ser_run(run_dir: str | Path,
                  checkpoint: str | Path = "last") -> tuple[dict[str, Any], SerExperimentConfig, Path]:
-    """A run's loaded checkpoint, its experiment configuration and the checkpoint's path (see :func:`checkpoint_path`)."""
+    """A run's loaded checkpoint, its experiment configuration and the checkpoint's path (see :func:`checkpoint_path`).
+
+    The checkpoint's ``meta`` is read as the run was trained
+    (:func:`~audioadapt.training.ser_predict.read_meta`: a run saved before
+    ``dataset.frontend`` existed has no front end).
+    """
     from audioadapt.training.allocator import configure_for_run
     from audioadapt.training.checkpoint import load_run_checkpoint
+    from audioadapt.training.ser_predict import read_meta
 
     path = checkpoint_path(run_dir, checkpoint)
     ckpt = load_run_checkpoint(path, "ser", run_dir if checkpoint in ("best", "last") else path)
     meta = ckpt["meta"]
     if "experiment_config" not in meta or "dataset_config" not in meta:
         raise DataError("not a checkpoint of a SER run (no experiment_config in its meta)", path)
+    ckpt["meta"] = meta = read_meta(ckpt)
     cfg = from_dict(SerExperimentConfig, meta["experiment_config"])
     configure_for_run(cfg.train.cpu_allocator)
     return ckpt, cfg, path

@@ -5,8 +5,10 @@
 >>> ser.predict(y, sample_rate=16000, windows=True).windows   # one EmotionWindow per window
 
 Inputs of any length are scored as ``audioadapt ser predict`` scores files:
-in windows of the run's ``dataset.crop_seconds`` whose class probabilities
-are averaged (:func:`~audioadapt.training.ser_predict.predict_features`).
+through the run's front end once, whole, then in windows of the run's
+``dataset.crop_seconds`` whose class probabilities are averaged
+(:func:`~audioadapt.training.ser_predict.predict_features`); window times
+are seconds of the input as given.
 """
 
 from __future__ import annotations

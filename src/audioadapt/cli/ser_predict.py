@@ -19,8 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "whole: in windows of the run's crop length (dataset.crop_seconds, the model's input in training) "
         "every --hop seconds, the last one ending at the file's end; a file's probabilities are the mean of "
         "its windows' probabilities and its label their argmax (a file no longer than the crop is one "
-        "window). --windows adds one row per window (window 0, 1, ... with start and end in seconds) after "
-        "each file's row (window 'mean'). A file shorter than the model's shortest input (a few STFT frames) "
+        "window). The run's front end (dataset.frontend: silence trimming, loudness) is applied to each whole "
+        "file before it is cut into windows. --windows adds one row per window (window 0, 1, ... with start and "
+        "end in seconds of the file, trimmed leading silence counted) after each file's row (window 'mean'). A file shorter than the model's shortest input (a few STFT frames) "
         "is padded with zeros at its end (with a warning), as 'sed predict' pads files shorter than a clip; a file without samples is "
         "an error.",
     )

@@ -27,7 +27,8 @@ nothing (levels -42 to -8 dBFS) and EMO-DB 0.07 s (-31 to -11 dBFS).
 ``trim_db: null`` and ``loudness_dbfs: null`` give the untouched features.
 
 An input longer than the crop that is scored in windows (``ser predict``)
-gets the front end per window.
+gets the front end once, whole, before it is cut into windows
+(:func:`frontend_with_offset` gives the frames trimmed from its start).
 """
 
 from __future__ import annotations
@@ -77,6 +78,10 @@ class SerFrontEndConfig:
     def active(self) -> bool:
         """True when the front end changes anything."""
         return self.trim_db is not None or self.loudness_dbfs is not None
+
+
+#: No front end: the untouched features (and how runs saved before ``dataset.frontend`` existed were trained).
+NO_FRONTEND = SerFrontEndConfig(trim_db=None, loudness_dbfs=None)
 
 
 def check_frontend_features(cfg: SerFrontEndConfig, features: FeatureConfig) -> None:
@@ -132,21 +137,32 @@ def apply_frontend(features: np.ndarray, cfg: SerFrontEndConfig, config: Feature
     The input comes back unchanged when the front end is inactive or it is
     not a non-empty ``(frame, mel)`` array (the dataset reports that).
     """
+    return frontend_with_offset(features, cfg, config)[0]
+
+
+def frontend_with_offset(features: np.ndarray, cfg: SerFrontEndConfig,
+                         config: FeatureConfig) -> tuple[np.ndarray, int]:
+    """:func:`apply_frontend` of ``features`` and the index of the first input frame it kept.
+
+    The offset is the number of leading frames trimmed (0 without trimming):
+    frame ``t`` of the output is frame ``t + offset`` of the input.
+    """
     if not cfg.active or features.ndim != 2 or len(features) == 0:
-        return features
+        return features, 0
     energy = frame_energy(features, config)
+    start = 0
     if cfg.trim_db is not None:
         margin = round(cfg.trim_margin_seconds / FrameGrid.from_features(config).input_hop_seconds)
         start, stop = trim_bounds(energy, cfg.trim_db, margin)
         features, energy = features[start:stop], energy[start:stop]
     if cfg.loudness_dbfs is None:
-        return np.asarray(features, dtype=np.float32)
+        return np.asarray(features, dtype=np.float32), start
     level = level_dbfs(energy, config)
     if not math.isfinite(level):  # digital silence: no gain brings it anywhere
-        return np.asarray(features, dtype=np.float32)
+        return np.asarray(features, dtype=np.float32), start
     gain = 10.0 ** ((cfg.loudness_dbfs - level) / 10.0 * config.power / 2.0)  # power gain^(power/2)
     x = mel_power(features, config) * gain
-    return np.log(x + config.log_offset).astype(np.float32)
+    return np.log(x + config.log_offset).astype(np.float32), start
 
 
 class FrontEndFeatures:
@@ -174,11 +190,13 @@ class FrontEndFeatures:
 
 
 __all__ = [
+    "NO_FRONTEND",
     "FrontEndFeatures",
     "SerFrontEndConfig",
     "apply_frontend",
     "check_frontend_features",
     "frame_energy",
+    "frontend_with_offset",
     "level_dbfs",
     "mel_power",
     "reference_energy_db",

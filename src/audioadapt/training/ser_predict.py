@@ -10,12 +10,15 @@
 * :func:`model_networks` / :func:`load_ser_model` / :func:`load_memory`: the
   names under which a :class:`~audioadapt.models.ser_model.SerModel` is
   checkpointed, and the way back from a checkpoint;
+* :func:`read_meta`: a checkpoint's settings as its run was trained with
+  (older runs lack later settings);
 * :func:`predict_features` / :func:`predict_files`: label and probabilities of
   inputs of any length, scored in windows of the training crop and averaged.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -30,6 +33,7 @@ from torch import nn
 
 from audioadapt.adaptation.memory import MemoryBank, MemoryConfig
 from audioadapt.data.ser_dataset import SerBatch, SerDataset, SerDatasetConfig
+from audioadapt.data.ser_frontend import NO_FRONTEND, check_frontend_features, frontend_with_offset
 from audioadapt.data.utterances import Utterance
 from audioadapt.errors import CheckpointError, ConfigError
 from audioadapt.features.config import FeatureConfig
@@ -60,6 +64,29 @@ def _meta(checkpoint: Mapping[str, Any]) -> Mapping[str, Any]:
     missing = [k for k in META_KEYS if k not in meta]
     if missing:
         raise CheckpointError(f"the checkpoint's meta lacks {missing}; it was not written by a SER run")
+    return meta
+
+
+def _stored_dataset(dataset: Mapping[str, Any]) -> dict[str, Any]:
+    """A saved ``dataset`` section; one saved before ``frontend`` existed had none (:data:`NO_FRONTEND`)."""
+    from audioadapt.config.load import to_dict
+
+    return {**dataset} if "frontend" in dataset else {**dataset, "frontend": to_dict(NO_FRONTEND)}
+
+
+def read_meta(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+    """A SER checkpoint's ``meta`` (checked), its settings as the run was trained with.
+
+    A dataset configuration saved before ``dataset.frontend`` existed gets
+    ``frontend`` off (both in ``dataset_config`` and in ``experiment_config``),
+    not today's defaults: those runs were trained on untouched features.
+    """
+    meta = dict(_meta(checkpoint))
+    meta["dataset_config"] = _stored_dataset(meta["dataset_config"])
+    if "experiment_config" in meta:
+        experiment = dict(meta["experiment_config"])
+        experiment["dataset"] = _stored_dataset(experiment.get("dataset") or {})
+        meta["experiment_config"] = experiment
     return meta
 
 
@@ -196,7 +223,8 @@ class SerWindows:
     Attributes
     ----------
     file: ``(window,)`` index of the window's file.
-    start, end: ``(window,)`` seconds of the window's first and last frame in its file.
+    start, end: ``(window,)`` seconds of the window's first and last frame in its file, on the file's
+        own time axis (silence that the front end trimmed from its start counted).
     probabilities: ``(window, class)`` softmax of the head.
     labels: ``(window,)`` the head's class (argmax).
     memory_labels: ``(window,)`` label of the nearest memory slot, or ``None``.
@@ -230,31 +258,38 @@ def predict_features(model: SerModel, normalizer: Normalizer, features: Sequence
                      mask_padding: bool = True, hop_seconds: float | None = None) -> SerFilePredictions:
     """Emotion of whole inputs of any length: the mean over windows of ``crop_seconds``.
 
-    Each ``(frame, mel)`` log-mel of ``features`` is cut into windows of
+    Each ``(frame, mel)`` log-mel of ``features`` goes through the run's
+    front end (``dataset_config.frontend``) once, whole, as training and
+    evaluation see whole utterances; it is then cut into windows of
     ``dataset_config.crop_seconds`` (the model's input length in training)
     starting every ``hop_seconds`` (default: ``crop_seconds``, windows side
     by side), the last one ending at the input's end (:func:`window_starts`);
     an input no longer than a crop is one window, as in evaluation. A file's
     probabilities are the mean of its windows' probabilities and its label
     their argmax; its memory label is the slot nearest to the mean of its
-    windows' normalised features.
+    windows' normalised features. Window times are seconds of the input as
+    given: when trimming cut leading silence, the frames it cut are added back.
     """
     grid = FrameGrid.from_features(features_config)
+    check_frontend_features(dataset_config.frontend, features_config)
+    shaped = [frontend_with_offset(np.asarray(x), dataset_config.frontend, features_config) for x in features]
+    windows_config = dataclasses.replace(dataset_config, frontend=NO_FRONTEND)  # the front end is applied
     utts = [Utterance(Path(f"input{i}"), None, None, "files", f"input{i}") for i in range(len(features))]
-    files = SerDataset(utts, list(features), features_config, dataset_config, train=False, use_labels=False)
+    files = SerDataset(utts, [x for x, _ in shaped], features_config, windows_config, train=False,
+                       use_labels=False)
     crop = files.crop_frames
     seconds = hop_seconds if hop_seconds is not None else dataset_config.crop_seconds
     if seconds is not None and seconds <= 0:
         raise ConfigError(f"the window hop must be positive, got {seconds} s")
     hop = 1 if seconds is None else max(1, round(seconds / grid.input_hop_seconds))
     owner, starts, parts = [], [], []
-    for i, x in enumerate(features):
+    for i, (x, offset) in enumerate(shaped):
         for start in window_starts(len(x), crop, hop):
             owner.append(i)
-            starts.append(start)
+            starts.append(offset + start)
             parts.append(x[start: start + (len(x) if crop is None else crop)])
     window_utts = [Utterance(Path(f"window{k}"), None, None, "files", f"window{k}") for k in range(len(parts))]
-    windows = SerDataset(window_utts, parts, features_config, dataset_config, train=False, use_labels=False)
+    windows = SerDataset(window_utts, parts, features_config, windows_config, train=False, use_labels=False)
     feats, logits = encode_dataset(model, normalizer, windows, batch_size, device, mask_padding=mask_padding)
     probs = torch.softmax(logits, dim=1)
     index = torch.as_tensor(owner, dtype=torch.long, device=probs.device)
@@ -315,7 +350,7 @@ def predict_files(checkpoint: Mapping[str, Any], paths: Sequence[str | Path], *,
     from audioadapt.config.load import from_dict
     from audioadapt.features.logmel import LogMel
 
-    meta = _meta(checkpoint)
+    meta = read_meta(checkpoint)
     features_cfg = from_dict(FeatureConfig, meta["feature_config"])
     model, normalizer = load_ser_model(checkpoint)
     model.to(device)
@@ -343,6 +378,7 @@ __all__ = [
     "predict_dataset",
     "predict_features",
     "predict_files",
+    "read_meta",
     "run_ser_model",
     "shortest_input",
     "signal_features",
