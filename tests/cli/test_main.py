@@ -43,8 +43,8 @@ PROGRESS_COMMANDS = [
     ["synth", "sed", "out"], ["synth", "ser", "out"], ["sed", "demo"], ["sed", "train", "p", "--data", "d"],
     ["sed", "evaluate", "run"], ["sed", "benchmark", "--data", "d", "--out", "o"],
     ["sed", "sweep", "--row", "r", "--data", "d", "--out", "o", "--grid", "a=1,2"],
-    ["ser", "train", "p"], ["ser", "evaluate", "run"], ["ser", "benchmark", "--source", "s", "--target", "t",
-                                                         "--out", "o"],
+    ["ser", "demo"], ["ser", "train", "p"], ["ser", "evaluate", "run"],
+    ["ser", "benchmark", "--source", "s", "--target", "t", "--out", "o"],
 ]
 
 

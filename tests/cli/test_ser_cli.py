@@ -49,7 +49,10 @@ def test_train_evaluate_predict(tiny, tmp_path, capsys):
     assert saved["inputs"]["utterances"] == 11 and (run / "confusion_test.png").is_file()
     # the report says which checkpoint it scored
     assert (saved["inputs"]["checkpoint"], saved["inputs"]["checkpoint_role"]) == (str(run / "last.pt"), "last")
-    assert f"Checkpoint: `{run / 'last.pt'}` (last, epoch 4)" in (run / "eval_test.md").read_text()
+    # ... and its Markdown names the file, that it is the last one, its epoch and the run's seed
+    assert saved["inputs"]["global_epoch"] == 4 and saved["inputs"]["seed"] == cfg.train.seed
+    assert (f"Checkpoint: `{run / 'last.pt'}` (last, epoch 4, seed {cfg.train.seed})"
+            in (run / "eval_test.md").read_text())
     # the same target read through its manifest elsewhere gives the same split and scores
     assert main(["ser", "evaluate", str(run), "--target", f"csv:{tiny / 'target' / 'manifest.csv'}"]) == 0
     again = json.loads((run / "eval_test.json").read_text())
