@@ -272,3 +272,65 @@ def test_decode_overrides_change_the_events_and_bad_ones_are_refused(run, valida
     assert "override 'train.lr=0.1': only decode.* settings can be changed here" in capsys.readouterr().err
     assert main(["sed", "predict", str(run), "decode.threshold=0.3"]) == 2
     assert "give at least one AUDIO file" in capsys.readouterr().err
+
+
+# -- torch.compile ------------------------------------------------------------------------------
+def _with_compile(cfg, value: bool):
+    import dataclasses
+
+    method = dataclasses.replace(cfg.method, predict=dataclasses.replace(cfg.method.predict, compile=value))
+    return dataclasses.replace(cfg, method=method)
+
+
+def test_compile_reaches_the_network_from_the_flag_the_config_and_the_system(run, odd, capsys, monkeypatch):
+    import audioadapt
+    from audioadapt.api.sed import open_sed_run
+    from audioadapt.training import sed_predict
+
+    seen: list[bool] = []
+    monkeypatch.setattr(sed_predict, "inference_model", lambda model, compile=False: seen.append(compile) or model)
+    short = str(odd / "short.wav")
+    assert main(["sed", "predict", str(run), short]) == 0
+    assert main(["sed", "predict", str(run), short, "--compile"]) == 0
+    assert seen == [False, True]  # the run's method.predict.compile (false), then the flag
+    capsys.readouterr()
+    det = audioadapt.load(run)
+    assert det.compile is False
+    det.compile = True
+    det.scores(odd / "short.wav")
+    assert seen[-1] is True
+    opened = open_sed_run(run)  # sed evaluate's path
+    _, dataset, _ = opened.split("validation")
+    opened.cfg = _with_compile(opened.cfg, True)
+    opened.predict(dataset)
+    assert seen[-1] is True
+
+
+@pytest.mark.slow  # inductor compiles for 30-60 s with an empty cache on a busy 2-core machine
+def test_compiled_and_eager_predictions_agree(run, odd, monkeypatch):
+    import torch
+    from torch._dynamo.utils import counters
+
+    ckpt, cfg, _ = load_sed_run(run)
+    model, normalizer = predicting_model(ckpt, cfg)
+    grid = FrameGrid.from_features(cfg.features, cfg.model.crnn.time_pooling)
+    files = {"long": odd / "long.wav", "short": odd / "short.wav"}  # 3 + 1 windows: one batch, one shape
+
+    def scores(compile: bool) -> dict:
+        return {s.name: s.frame for s in score_files(model, normalizer, files, ckpt["meta"]["classes"], cfg.features,
+                                                     grid, cfg.method.predict.heads, 16, compile=compile)}
+
+    eager = scores(False)
+    torch._dynamo.reset()
+    counters.clear()
+    wrapped = []
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda *a, **k: wrapped.append(a[0]) or real_compile(*a, **k))
+    try:
+        compiled = scores(True)
+        assert wrapped == [model] and counters["stats"]["unique_graphs"] > 0  # dynamo captured the network
+    finally:
+        torch._dynamo.reset()
+    assert compiled.keys() == eager.keys()
+    for name in eager:
+        np.testing.assert_allclose(compiled[name], eager[name], rtol=1e-4, atol=1e-6, err_msg=name)

@@ -183,6 +183,13 @@ def test_inconsistent_switches_are_errors():
         "f1", "f2", "ft")
 
 
+def test_predict_compile_is_a_checked_switch_off_by_default():
+    assert load_sed_config("sed_baseline").method.predict.compile is False
+    assert load_sed_config("sed_baseline", ["method.predict.compile=true"]).method.predict.compile is True
+    with pytest.raises(ConfigError, match="method.predict.compile: expected true/false, got 'maybe'"):
+        load_sed_config("sed_baseline", ["method.predict.compile=maybe"])
+
+
 def test_defaults_epochs_and_sources():
     cfg = load_sed_config("sed_adv_time_tri_training", ["train.epochs=7"])
     assert cfg.phase2_epochs() == 7

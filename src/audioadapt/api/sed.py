@@ -304,7 +304,7 @@ class SedRun:
         model.to(device)
         normalizer.to(device)
         p = self.cfg.method.predict
-        return predict_scores(model, normalizer, dataset, p.heads, p.batch_size, device)
+        return predict_scores(model, normalizer, dataset, p.heads, p.batch_size, device, compile=p.compile)
 
 
 def open_sed_run(run_dir: str | Path, checkpoint: str | Path = "best",

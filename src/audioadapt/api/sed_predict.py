@@ -83,7 +83,8 @@ class SedPrediction:
 def predict_sed(run_dir: str | Path, audio: Iterable[str | Path], checkpoint: str | Path = "best",
                 batch_size: int | None = None, plot_dir: str | Path | None = None, *,
                 overrides: Iterable[str] = (), use_tuned_thresholds: bool = True,
-                scores_dir: str | Path | None = None, reference: str | Path | None = None) -> dict[str, list[Event]]:
+                scores_dir: str | Path | None = None, reference: str | Path | None = None,
+                compile: bool | None = None) -> dict[str, list[Event]]:
     """Sound events of audio files with a trained run: ``{name: events sorted by onset}``.
 
     Parameters
@@ -101,19 +102,21 @@ def predict_sed(run_dir: str | Path, audio: Iterable[str | Path], checkpoint: st
     scores_dir: if given, one score file per audio file there.
     reference: with ``plot_dir``, a DCASE strong TSV whose events of each file
         are drawn under its detections (:class:`~audioadapt.evaluation.sed_plot.PlotReference`).
+    compile: run the network through ``torch.compile`` (default: the run's ``method.predict.compile``).
 
     Files without events map to ``[]``. Unreadable files raise
     :class:`~audioadapt.errors.AudioError` naming the file.
     """
     return predict_sed_run(run_dir, audio, checkpoint, batch_size, plot_dir, overrides=overrides,
                            use_tuned_thresholds=use_tuned_thresholds, scores_dir=scores_dir,
-                           reference=reference).events
+                           reference=reference, compile=compile).events
 
 
 def predict_sed_run(run_dir: str | Path, audio: Iterable[str | Path], checkpoint: str | Path = "best",
                     batch_size: int | None = None, plot_dir: str | Path | None = None, *,
                     overrides: Iterable[str] = (), use_tuned_thresholds: bool = True,
-                    scores_dir: str | Path | None = None, reference: str | Path | None = None) -> SedPrediction:
+                    scores_dir: str | Path | None = None, reference: str | Path | None = None,
+                    compile: bool | None = None) -> SedPrediction:
     """:func:`predict_sed` with the settings it used (see :class:`SedPrediction`)."""
     from audioadapt.api.sed import load_sed_run, predicting_model
     from audioadapt.api.sed_decode import resolve_run_decode
@@ -144,7 +147,8 @@ def predict_sed_run(run_dir: str | Path, audio: Iterable[str | Path], checkpoint
     out: dict[str, list[Event]] = {}
     filtered, bounds = {}, {}
     for scores in score_files(model, normalizer, files, classes, cfg.features, grid, heads,
-                              batch_size or cfg.method.predict.batch_size, device):
+                              batch_size or cfg.method.predict.batch_size, device,
+                              cfg.method.predict.compile if compile is None else compile):
         events = decode_batch({scores.name: scores.frame}, classes, grid, decode,
                               {scores.name: scores.duration})[scores.name]
         out[scores.name] = events

@@ -67,6 +67,8 @@ class SedSystem:
     classes: the event classes.
     config: the run's experiment configuration.
     decode: the decode settings ``predict`` uses (the run's, with tuned class thresholds when there are).
+    compile: whether scoring runs the network through ``torch.compile`` (the run's
+        ``method.predict.compile`` unless set; the first call of each input shape compiles).
     """
 
     task = "sed"
@@ -83,6 +85,7 @@ class SedSystem:
         self.normalizer.to(device).eval()
         self.grid = FrameGrid.from_features(cfg.features, cfg.model.crnn.time_pooling)
         self.decode = resolve_run_decode(cfg.decode, self.classes, checkpoint).decode
+        self.compile: bool = cfg.method.predict.compile
 
     def scores(self, audio: AudioInput, sample_rate: int | None = None) -> SedFrameScores:
         """Frame probabilities of ``audio`` over its whole length, with each frame's start time."""
@@ -92,7 +95,7 @@ class SedSystem:
         signal, name = read_input(audio, sample_rate, cfg.features.sample_rate)
         (scored,) = score_signals(self.model, self.normalizer, [(name, Path(name), signal)], self.classes,
                                   cfg.features, self.grid, cfg.method.predict.heads, cfg.method.predict.batch_size,
-                                  self.device)
+                                  self.device, self.compile)
         times = np.asarray(self.grid.output_frame_to_seconds(np.arange(len(scored.frame))), dtype=np.float64)
         return SedFrameScores(name, self.classes, times, scored.frame, self.grid.output_hop_seconds,
                               scored.duration)

@@ -39,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", default="best", metavar="best|last|PATH", help="checkpoint (default: best)")
     add_tuned_threshold_arguments(p)
     p.add_argument("--batch-size", type=int, metavar="N", help="clip-length windows per inference batch")
+    p.add_argument("--compile", action="store_true",
+                   help="run the network through torch.compile (default: the run's method.predict.compile); the "
+                   "first batch of each input shape compiles first (tens of seconds with an empty cache)")
     p.set_defaults(func=_run)
 
 
@@ -64,7 +67,7 @@ def _run(args: argparse.Namespace) -> int:
     prediction = predict_sed_run(args.run_dir, audio, checkpoint=args.checkpoint, batch_size=args.batch_size,
                                  plot_dir=args.plots, overrides=overrides,
                                  use_tuned_thresholds=not args.no_tuned_thresholds, scores_dir=args.scores,
-                                 reference=args.ref)
+                                 reference=args.ref, compile=True if args.compile else None)
     events = prediction.events
     if args.out is None:
         sys.stdout.write(format_strong_tsv(events))

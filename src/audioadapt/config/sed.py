@@ -129,7 +129,8 @@ class SedMethodConfig:
         false selects over the whole run.
     validation: the internal 80/20 splits of the synthetic and weak clips
         whose event F1 + clip F1 select the model (never the validation split).
-    predict: which head(s) predict (``ft``) and the inference batch size.
+    predict: which head(s) predict (``ft``), the inference batch size and whether prediction and
+        evaluation run the network through ``torch.compile`` (``compile``, default false).
     mean_teacher: settings of ``kind: mean_teacher``.
     diagnostics: what is measured and logged to explain a run (gradients
         reaching F, D's accuracy, saturation, eq. 8, pseudo-label counts).

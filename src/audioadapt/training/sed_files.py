@@ -114,7 +114,7 @@ class _Pending:
 
 def score_files(model: SedModel, normalizer: Normalizer, files: Mapping[str, Path], classes: Sequence[str],
                 features: FeatureConfig, grid: FrameGrid, heads: Sequence[str], batch_size: int,
-                device: torch.device | str = "cpu") -> Iterator[FileScores]:
+                device: torch.device | str = "cpu", compile: bool = False) -> Iterator[FileScores]:
     """Frame probabilities (mean of ``heads``) of each file of ``{name: path}``, in order.
 
     ``classes`` are the model's classes, ``features`` the run's feature
@@ -122,15 +122,17 @@ def score_files(model: SedModel, normalizer: Normalizer, files: Mapping[str, Pat
 
     Files are read and scored a batch of windows at a time, so memory does
     not grow with the number of files. Unreadable files raise
-    :class:`~audioadapt.errors.AudioError` naming the file.
+    :class:`~audioadapt.errors.AudioError` naming the file. ``compile``: run the
+    network through ``torch.compile`` (``method.predict.compile``).
     """
     signals = ((name, Path(path), load_audio(path, features.sample_rate)) for name, path in files.items())
-    yield from score_signals(model, normalizer, signals, classes, features, grid, heads, batch_size, device)
+    yield from score_signals(model, normalizer, signals, classes, features, grid, heads, batch_size, device,
+                             compile)
 
 
 def score_signals(model: SedModel, normalizer: Normalizer, signals: Iterable[tuple[str, Path, np.ndarray]],
                   classes: Sequence[str], features: FeatureConfig, grid: FrameGrid, heads: Sequence[str],
-                  batch_size: int, device: torch.device | str = "cpu") -> Iterator[FileScores]:
+                  batch_size: int, device: torch.device | str = "cpu", compile: bool = False) -> Iterator[FileScores]:
     """:func:`score_files` of ``(name, path, signal)`` triples, each signal mono at ``features.sample_rate``."""
     logmel = LogMel(features)
     plan = WindowPlan.from_features(features, grid)
@@ -143,21 +145,21 @@ def score_signals(model: SedModel, normalizer: Normalizer, signals: Iterable[tup
             feats = [logmel(torch.from_numpy(w)).numpy() for w in windows]
         pending.append(_Pending(name, Path(path), len(signal), feats))
         if sum(len(p.features) for p in pending) >= batch_size:
-            yield from _flush(model, normalizer, pending, classes, plan, grid, heads, batch_size, device)
+            yield from _flush(model, normalizer, pending, classes, plan, grid, heads, batch_size, device, compile)
             pending = []
-    yield from _flush(model, normalizer, pending, classes, plan, grid, heads, batch_size, device)
+    yield from _flush(model, normalizer, pending, classes, plan, grid, heads, batch_size, device, compile)
 
 
 def _flush(model: SedModel, normalizer: Normalizer, pending: list[_Pending], classes: Sequence[str],
            plan: WindowPlan, grid: FrameGrid, heads: Sequence[str], batch_size: int,
-           device: torch.device | str) -> Iterator[FileScores]:
+           device: torch.device | str, compile: bool) -> Iterator[FileScores]:
     if not pending:
         return
     records = [ClipRecord(f"{i}:{k}", p.path, PREDICT_SOURCE) for i, p in enumerate(pending)
                for k in range(len(p.features))]
     feats = [f for p in pending for f in p.features]
     dataset = SedDataset(records, feats, grid, classes, name=PREDICT_SOURCE)
-    frames = iter(predict_scores(model, normalizer, dataset, heads, batch_size, device).frame)
+    frames = iter(predict_scores(model, normalizer, dataset, heads, batch_size, device, compile=compile).frame)
     for p in pending:
         parts = [next(frames) for _ in p.features]
         duration = grid.samples_to_seconds(p.num_samples)
