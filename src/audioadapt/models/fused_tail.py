@@ -28,23 +28,23 @@ The channel loops use vectors as wide as the instruction set the kernels are com
 (:func:`vector_width`: 16 floats with AVX-512, 8 with AVX/AVX2, 4 otherwise), and the channel map keeps
 a block of at most half the vector registers as accumulators. The first version used 16-float
 vectors everywhere; on a CPU without AVX-512, GCC split them into pieces kept on the stack. Measured on a
-2-core AMD EPYC (AVX2 + FMA, no AVX-512; shared, load 4-4.7; one thread, the three variants interleaved in
-one process, median of 9), the block tail alone at batch 8 with the small CRNN's shapes, as a fraction of
-the operator path's time at 8 / 16 / 32 / 64 channels:
+2-core AMD EPYC (AVX2 + FMA, no AVX-512; shared, load 3-5; one thread, variants interleaved in one
+process, median of 9; ``benchmarks/fused_tail_speed.py``), the block tail alone at batch 8 with the small
+CRNN's shapes, as a fraction of the operator path's time at 8 / 16 / 32 / 64 channels (ISA width: the
+range over three runs; 16-float: one run beside it):
 
-=======================  ====  ====  ====  ====
-variant                  8     16    32    64
-=======================  ====  ====  ====  ====
-16-float, train          0.77  0.97  2.62  1.29
-16-float, eval           0.38  1.13  3.50  2.02
-ISA width, train         0.74  0.46  0.64  0.59
-ISA width, eval          0.32  0.41  0.44  0.60
-=======================  ====  ====  ====  ====
+=======================  =========  =========  =========  =========
+variant                  8          16         32         64
+=======================  =========  =========  =========  =========
+16-float, train          0.77       0.97       2.62       1.29
+16-float, eval           0.38       1.13       3.50       2.02
+ISA width, train         0.73-0.77  0.44-0.46  0.55-0.64  0.59-0.85
+ISA width, eval          0.23-0.34  0.41-0.47  0.44-0.68  0.60-0.75
+=======================  =========  =========  =========  =========
 
-(train: forward and backward; eval: forward under ``inference_mode``; an earlier run under the same load
-gave the ISA-width rows within 0.25 of these). On CPUs with AVX-512 the channel map is the one measured
-on the Xeon (``benchmarks/results/sed_throughput_intel-xeon-amx.md``); the dL/dW accumulation now keeps
-its inputs in registers too, which was not re-timed on that kind. Paper-size full system on the EPYC
+(train: forward and backward; eval: forward under ``inference_mode``.) On CPUs with AVX-512 the
+channel map is the one measured on the Xeon (``benchmarks/results/sed_throughput_intel-xeon-amx.md``);
+the dL/dW accumulation now keeps its inputs in registers too, which was not re-timed on that kind. Paper-size full system on the EPYC
 (batch 8, one thread, interleaved, median of 5): training step 0.94 and inference 0.92 of the operator
 path's time (16-float version: 1.28 and 1.41); the convolutions and the BiGRU take most of the step there.
 """
