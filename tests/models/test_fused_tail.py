@@ -49,6 +49,7 @@ def _run(block: ConvBlock, x: torch.Tensor, grad: torch.Tensor, seed: int = 1):
         (16, 32, (2, 2), 0.5, (3, 16, 33, 31)),  # pooling drops a trailing frame and bin
         (8, 8, (1, 2), 0.0, (3, 8, 20, 16)),  # no dropout
         (4, 12, (2, 4), 0.25, (2, 4, 18, 40)),  # a channel count without a specialised kernel
+        (8, 24, (2, 2), 0.5, (2, 8, 14, 18)),  # ... a multiple of the AVX2 vector width (the generic vector path)
         (32, 64, (1, 2), 0.5, (2, 32, 10, 8)),
     ],
 )
@@ -268,7 +269,7 @@ def test_every_vector_width_gives_the_operator_paths_numbers(monkeypatch, tmp_pa
         assert fused_tail.vector_width() == width
         for cin, cout, pool, shape in [(1, 8, (2, 2), (2, 1, 12, 16)), (1, 16, (2, 2), (2, 1, 12, 20)),
                                        (16, 32, (2, 2), (2, 16, 9, 14)), (32, 64, (1, 2), (2, 32, 6, 12)),
-                                       (4, 12, (2, 4), (2, 4, 8, 16))]:
+                                       (4, 12, (2, 4), (2, 4, 8, 16)), (8, 24, (2, 2), (2, 8, 10, 12))]:
             _check_against_the_operator_path(cin, cout, pool, 0.5, shape)
     finally:
         fused_tail._library.cache_clear()
