@@ -64,7 +64,7 @@ class CRNNConfig:
     memory_format: layout of the conv stack's weights and activations.
         ``"channels_last"`` (NHWC) lets oneDNN run the convolutions without
         layout conversions: 1.4-1.5x faster training and inference of the
-        paper-size model on CPU (``benchmarks/results/sed_throughput_channels_last_comparison.md``).
+        paper-size model on CPU (``benchmarks/results/sed_throughput_intel-xeon-amx_channels_last_comparison.md``).
         The numbers are the same up to float rounding; it is not an
         architecture setting.
     fused_cpu_max_channels: in training on CPU, blocks with at most this

@@ -13,8 +13,8 @@ and never to give freed heap memory back to the kernel, so the memory of one
 step is reused by the next without faults. On a 2-core virtual machine a
 training step of the paper-size model at batch 64 went from 4.7 to 2.6 s and
 inference from 0.92 to 0.66 s per batch (0.79 million faults and 2.9 s of
-kernel time per step without it; ``benchmarks/results/sed_throughput.md``
-against ``sed_throughput_allocator_system.md``). The price is a resident size
+kernel time per step without it; ``benchmarks/results/sed_throughput_intel-xeon-amx.md``
+against ``sed_throughput_intel-xeon-amx_allocator_system.md``). The price is a resident size
 that stays at its peak, and a higher peak from fragmentation (3.6 instead of
 2.9 GiB there), until the process ends. ``"system"`` leaves the allocator
 alone. The setting is process-wide and cannot be undone for the process; it

@@ -71,7 +71,7 @@ class TrainConfig:
     amp_dtype: ``"float16"`` (with gradient scaling; CUDA only, ignored with a
         warning on CPU) or ``"bfloat16"`` (no scaling needed; CUDA, and CPUs with
         bf16 matrix units: 1.2x faster training and 1.9x faster inference of the
-        paper-size SED model on an AMX Xeon, ``benchmarks/results/sed_throughput.md``).
+        paper-size SED model on an AMX Xeon, ``benchmarks/results/sed_throughput_intel-xeon-amx.md``).
     device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
     seed: seed of a run; rank ``r`` draws its training randomness from ``seed + r``.
     deterministic: ``torch.use_deterministic_algorithms(True)``.
