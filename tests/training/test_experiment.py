@@ -83,6 +83,19 @@ def test_start_experiment_writes_config_and_versions(tmp_path, monkeypatch):
     assert "after close" not in (run_dir / "train.log").read_text()
 
 
+def test_the_package_logger_level_is_restored_when_the_run_closes(tmp_path):
+    logger = logging.getLogger("audioadapt")
+    before = logger.level
+    root_before = logging.getLogger().level
+    logging.getLogger().setLevel(logging.WARNING)  # library use: INFO records are not shown
+    try:
+        with start_experiment(tmp_path / "run", RunConfig(), seed=0):
+            assert logger.getEffectiveLevel() == logging.INFO  # the run's INFO lines reach train.log
+        assert logger.level == before  # and a later -v / DEBUG setting is not masked
+    finally:
+        logging.getLogger().setLevel(root_before)
+
+
 def test_existing_run_needs_resume_and_config_changes_are_reported(tmp_path, caplog):
     run_dir = tmp_path / "a"
     start_experiment(run_dir, RunConfig(), seed=0).close()

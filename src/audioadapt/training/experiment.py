@@ -187,8 +187,14 @@ class Experiment:
     def close(self) -> None:
         """Stop copying log records to ``train.log`` and release the directory."""
         if self.log_handler is not None:
-            logging.getLogger("audioadapt").removeHandler(self.log_handler)
+            logger = logging.getLogger("audioadapt")
+            logger.removeHandler(self.log_handler)
             self.log_handler.close()
+            previous = getattr(self.log_handler, "previous_logger_level", None)
+            # only if nobody changed it since, and no other run still writes its train.log
+            if (previous is not None and logger.level == logging.INFO
+                    and not any(isinstance(h, logging.FileHandler) for h in logger.handlers)):
+                logger.setLevel(previous)
         if self.lock is not None:
             self.lock.release()
 
@@ -369,6 +375,8 @@ def _attach_log_file(path: Path) -> logging.Handler | None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logger.addHandler(handler)
     if logger.getEffectiveLevel() > logging.INFO:
+        # let INFO records reach the file; Experiment.close puts the level back
+        handler.previous_logger_level = logger.level  # type: ignore[attr-defined]
         logger.setLevel(logging.INFO)
     return handler
 
