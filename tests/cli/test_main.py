@@ -45,6 +45,7 @@ PROGRESS_COMMANDS = [
     ["sed", "sweep", "--row", "r", "--data", "d", "--out", "o", "--grid", "a=1,2"],
     ["ser", "demo"], ["ser", "train", "p"], ["ser", "evaluate", "run"],
     ["ser", "benchmark", "--source", "s", "--target", "t", "--out", "o"],
+    ["sed", "predict", "run", "a.wav"], ["sed", "tune-thresholds", "run"], ["ser", "predict", "run", "a.wav"],
 ]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from audioadapt.cli.common import IntermixedParser, add_reference_argument
+    from audioadapt.cli.common import IntermixedParser, add_progress_argument, add_reference_argument
     from audioadapt.cli.decode_args import OVERRIDES_HELP, add_tuned_threshold_arguments
 
     p = sub.add_parser(
@@ -23,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "in consecutive clip-length windows joined before decoding. The run's decode settings apply, with the "
         "class thresholds tuned by 'sed tune-thresholds' if any; decode.key=value arguments change them.",
     )
+    add_progress_argument(p)
     p.__class__ = IntermixedParser
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="the training run")
     p.add_argument("audio", nargs="+", metavar="AUDIO",

@@ -7,6 +7,8 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from audioadapt.cli.common import add_progress_argument
+
     from audioadapt.api.sed_thresholds import DEFAULT_TUNING_SPLIT
     from audioadapt.evaluation.threshold_tuning import OBJECTIVES
 
@@ -21,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         f"The default split is {DEFAULT_TUNING_SPLIT}, the internal held-out synthetic clips; 'sed evaluate' "
         "refuses to report the split the thresholds were tuned on unless given --allow-tuned-split.",
     )
+    add_progress_argument(p)
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="the training run")
     p.add_argument("--split", default=DEFAULT_TUNING_SPLIT, choices=("synthetic_valid", "validation"),
                    help=f"the split to tune on (default: {DEFAULT_TUNING_SPLIT}; 'validation' is the real-domain "

@@ -8,6 +8,8 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from audioadapt.cli.common import add_progress_argument
+
     p = sub.add_parser(
         "predict",
         help="predict the emotion of audio files with a trained SER run",
@@ -25,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "is padded with zeros at its end (with a warning), as 'sed predict' pads files shorter than a clip; a file without samples is "
         "an error.",
     )
+    add_progress_argument(p)
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="the training run")
     p.add_argument("audio", nargs="+", metavar="AUDIO", help="audio file, folder or list file")
     p.add_argument("--format", choices=("csv", "json"), help="output format (default: from --out, else csv)")
