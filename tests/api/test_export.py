@@ -62,7 +62,24 @@ def test_sed_graph_reproduces_the_predictions(sed_run, sed_export, sed_tiny_data
     assert clip.shape == (2, len(det.classes)) and ((clip >= 0) & (clip <= 1)).all()
 
 
+def _sidecar_frontend(side: dict, feats: np.ndarray) -> tuple[np.ndarray, int]:
+    """The sidecar's front end on a ``(frame, mel)`` log-mel, written from its description alone."""
+    fe, feat = side["frontend"], side["features"]
+    x = np.maximum(np.exp(feats.astype(np.float64)) - feat["log_offset"], 0.0)
+    energy = np.power(x, 2.0 / feat["power"]).sum(axis=1)
+    db = 10 * np.log10(np.maximum(energy, 1e-30))
+    loud = np.flatnonzero(db >= db.max() - fe["trim_db"])
+    margin = round(fe["trim_margin_seconds"] / side["input_hop_seconds"])
+    start, stop = max(loud[0] - margin, 0), min(loud[-1] + 1 + margin, len(feats))
+    x, energy = x[start:stop], energy[start:stop]
+    level = 10 * np.log10(energy.mean()) - fe["reference_energy_db"]
+    gain = 10 ** ((fe["loudness_dbfs"] - level) / 10 * feat["power"] / 2)
+    return np.log(x * gain + feat["log_offset"]).astype(np.float32), int(start)
+
+
 def test_ser_graph_reproduces_the_windows(ser_run, ser_tiny_dataset, tmp_path):
+    import soundfile as sf
+
     from audioadapt.audio.io import load_audio
 
     result = export_ser(ser_run, tmp_path / "ser.onnx")
@@ -70,16 +87,28 @@ def test_ser_graph_reproduces_the_windows(ser_run, ser_tiny_dataset, tmp_path):
     side = json.loads(result.sidecar.read_text())
     ser = audioadapt.load(ser_run)
     assert side["classes"] == list(ser.classes) and side["windows"]["crop_seconds"] == 1.0
+    assert side["frontend"]["active"] and side["frontend"]["trim_db"] == 40.0
     session = ort.InferenceSession(str(result.model), providers=["CPUExecutionProvider"])
-    path = sorted((ser_tiny_dataset / "target" / "audio").glob("*.wav"))[0]
-    feats = _logmel(side, load_audio(path, side["features"]["sample_rate"]))
+    # a quiet take with near-silence at both ends, so that trimming and the loudness gain both act
+    rate = side["features"]["sample_rate"]
+    source = sorted((ser_tiny_dataset / "target" / "audio").glob("*.wav"))[0]
+    hiss = np.random.default_rng(0).standard_normal(rate // 2).astype(np.float32) * 1e-6
+    signal = np.concatenate([hiss, 0.02 * load_audio(source, rate), hiss])
+    path = tmp_path / "quiet.wav"
+    sf.write(path, signal, rate, subtype="FLOAT")
+    raw = _logmel(side, load_audio(path, rate))
+    feats, offset = _sidecar_frontend(side, raw)
+    assert offset > 0 and len(feats) < len(raw)
     crop, hop = side["windows"]["crop_frames"], round(side["windows"]["hop_seconds"] / side["input_hop_seconds"])
     scores = ser.scores(path)
-    starts = np.round(scores.window_start / side["input_hop_seconds"]).astype(int)
-    assert len(starts) >= 2 and starts[1] == hop
+    starts = np.round(scores.window_start / side["input_hop_seconds"]).astype(int) - offset  # on the file's axis
+    assert len(starts) >= 2 and starts[0] == 0 and starts[1] == hop
     got = np.concatenate([session.run(None, {"logmel": feats[None, s: s + crop]})[0] for s in starts])
     assert np.abs(got - scores.window_probabilities).max() <= 1e-4
     assert np.abs(got.mean(axis=0) - scores.probabilities).max() <= 1e-4
+    # the same windows of the untouched features give other numbers: the front end matters here
+    untouched = np.concatenate([session.run(None, {"logmel": raw[None, s: s + crop]})[0] for s in starts])
+    assert np.abs(untouched - scores.window_probabilities).max() > 1e-3
 
 
 def test_export_commands(sed_run, ser_run, tmp_path, capsys):

@@ -13,7 +13,9 @@ blocks are exported with PyTorch's standard operators (the fused CPU kernel
 is a custom operator no other runtime has). The sidecar holds what the rest of
 a prediction needs: classes, feature settings, normaliser, frame hop, how
 long inputs are cut into windows and, for SED, the decode settings
-(thresholds per class, tuned ones where ``sed tune-thresholds`` stored them, median filter, ...).
+(thresholds per class, tuned ones where ``sed tune-thresholds`` stored them, median filter, ...),
+for SER the utterance front end (silence trimming and loudness normalisation, applied
+to the features before the graph).
 
 Needs the ``export`` extra (``pip install 'audioadapt[export]'``: onnx,
 onnxruntime).
@@ -143,6 +145,22 @@ def _common(task: str, run_dir: Path, path: Path, classes: list[str], features: 
             "features": to_dict(features), "normalizer": _normalizer_record(normalizer)}
 
 
+def _frontend_record(frontend: Any, features: Any) -> dict[str, Any]:
+    """The SER front end (:mod:`audioadapt.data.ser_frontend`) as settings plus what re-implementing it needs."""
+    from audioadapt.data.ser_frontend import reference_energy_db
+
+    record: dict[str, Any] = {**to_dict(frontend), "active": frontend.active}
+    if frontend.active:
+        record["reference_energy_db"] = reference_energy_db(features)
+        record["description"] = (
+            "applied to the whole input's log-mel before windowing, outside the graph: x = max(exp(y) - "
+            "features.log_offset, 0); frame energy e_t = sum over mels of x^(2 / features.power); frames more than "
+            "trim_db below the loudest are silence, the leading and trailing runs of it dropped except "
+            "trim_margin_seconds on each side; then one gain brings 10 log10(mean e_t) - reference_energy_db "
+            "(dBFS of RMS) to loudness_dbfs, x scaled by the gain's power^(power / 2), y = log(x + log_offset)")
+    return record
+
+
 def export_sed(run_dir: str | Path, out: str | Path, format: str = "onnx", checkpoint: str | Path = "best",
                example_batch: int = 2) -> ExportResult:
     """Export a SED run's predicting network (:class:`~audioadapt.models.graphs.SedGraph`) and its sidecar.
@@ -209,6 +227,7 @@ def export_ser(run_dir: str | Path, out: str | Path, format: str = "onnx", check
         "windows": {"crop_seconds": crop, "crop_frames": None if crop is None else frames, "hop_seconds": crop,
                     "description": "inputs longer than a crop: windows of crop_frames every hop_seconds, the last "
                                    "one ending at the input's end; the prediction is the mean of their probabilities"},
+        "frontend": _frontend_record(cfg.dataset.frontend, cfg.features),
     })
     return _write(graph, example, out, ["probabilities"], sidecar)
 

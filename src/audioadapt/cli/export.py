@@ -9,8 +9,9 @@ _OUTPUTS = {"sed": "frame probabilities (batch, out_frame, class) and clip proba
             "ser": "class probabilities (batch, class)"}
 _SIDECAR = {"sed": "classes, feature settings, normaliser settings and statistics, frame hop, how files longer "
                    "than a clip are cut into windows, and the decode settings (class thresholds, median filter, ...)",
-            "ser": "classes, feature settings, normaliser settings and statistics, crop length and how inputs longer "
-                   "than a crop are cut into windows whose probabilities are averaged"}
+            "ser": "classes, feature settings, normaliser settings and statistics, crop length, how inputs longer "
+                   "than a crop are cut into windows whose probabilities are averaged, and the utterance front end "
+                   "(silence trimming and loudness normalisation, applied to the features before the graph)"}
 
 
 def register_export(sub: argparse._SubParsersAction, task: str, default_checkpoint: str) -> None:
