@@ -18,9 +18,10 @@ from audioadapt.config.ser import load_ser_config
 from audioadapt.data.ser_dataset import SOURCE_DOMAIN, TARGET_DOMAIN, SerDataset
 from audioadapt.data.utterances import EMOTIONS, Utterance
 from audioadapt.errors import CheckpointError
+from audioadapt.evaluation.report import checkpoint_line
 from audioadapt.features.normalization import Normalizer
 from audioadapt.models.ser_model import SerModel
-from audioadapt.training.checkpoint import load_checkpoint
+from audioadapt.training.checkpoint import checkpoint_inputs, load_checkpoint
 from audioadapt.training.loop import Trainer
 from audioadapt.training.ser_data import SerDataModule, strip_labels
 from audioadapt.training.ser_nnpm import STAGE2, SerNnpmMethod, concat_batches
@@ -306,6 +307,13 @@ def test_stage1_keeps_the_epoch_the_trainer_selects(monitor):
     assert all(torch.equal(final[k], epochs[best][1][k]) for k in final)
     assert result.best["global_epoch"] == best + 1
     assert [r["val/source_ua"] for r in result.history] == [e[0]["source_ua"] for e in epochs]
+    # the saved result names the epoch its weights come from, and an evaluation report says so
+    assert method.state_dict()["stage1_epoch"] == best + 1
+    ckpt = {"progress": {"phase_index": 0, "global_epoch": 4}, "method": method.state_dict()}
+    inputs = checkpoint_inputs("run/last.pt", ckpt)
+    assert inputs["weights_epoch"] == best + 1
+    assert checkpoint_line(inputs) == (f"Checkpoint: `run/last.pt` (last, epoch 4, holding the weights of the "
+                                       f"selected epoch {best + 1})")
 
 
 def test_dann_trains_the_domain_classifier_behind_a_ramping_grl():

@@ -169,7 +169,10 @@ def checkpoint_line(inputs: Mapping[str, Any]) -> str:
     """
     role = inputs.get("checkpoint_role", "file")
     seed = f", seed {inputs['seed']}" if inputs.get("seed") is not None else ""
-    line = f"Checkpoint: `{inputs['checkpoint']}` ({role}, epoch {inputs.get('global_epoch', '?')}{seed})"
+    epoch = f"epoch {inputs.get('global_epoch', '?')}"
+    if inputs.get("weights_epoch") is not None:
+        epoch += f", holding the weights of the selected epoch {inputs['weights_epoch']}"
+    line = f"Checkpoint: `{inputs['checkpoint']}` ({role}, {epoch}{seed})"
     selection = inputs.get("selection") or {}
     if selection.get("never_rose"):
         moved = "fell below" if selection.get("mode") == "min" else "rose above"

@@ -250,12 +250,18 @@ def checkpoint_inputs(path: str | Path, checkpoint: Mapping[str, Any]) -> dict[s
 
     The file, its role (best/last/file) and epoch, the run's training seed
     (``train.seed``) and how the epoch was selected (the checkpoint's
-    ``best`` record: metric, value, whether the metric ``never_rose``).
+    ``best`` record: metric, value, whether the metric ``never_rose``). A SER
+    run that ends with stage 1 (``snsa_f``) saves the weights of its selected
+    stage-1 epoch at the end: ``weights_epoch`` names that epoch.
     """
     train_config = checkpoint.get("train_config") or {}
-    return {"checkpoint": str(path), "checkpoint_role": checkpoint_role(path),
-            "global_epoch": checkpoint["progress"].get("global_epoch"), "seed": train_config.get("seed"),
-            "selection": dict(checkpoint.get("best") or {})}
+    out = {"checkpoint": str(path), "checkpoint_role": checkpoint_role(path),
+           "global_epoch": checkpoint["progress"].get("global_epoch"), "seed": train_config.get("seed"),
+           "selection": dict(checkpoint.get("best") or {})}
+    method = checkpoint.get("method") or {}
+    if method.get("stage1_epoch") is not None and checkpoint["progress"].get("phase_index") == 0:
+        out["weights_epoch"] = method["stage1_epoch"]  # a source-only run keeps its selected stage-1 weights
+    return out
 
 
 def load_run_checkpoint(path: str | Path, task: str, where: str | Path) -> dict[str, Any]:

@@ -149,6 +149,7 @@ class SerNnpmMethod(Method):
         self.selection_metric = "selection" if cfg.runs_stage1 and data.has_source_validation else None
         self.stage: str | None = None  # the phase running (or last run)
         self._best: dict[str, Any] | None = None  # stage-1 weights of the best source-validation UA
+        self.stage1_epoch: int | None = None  # the stage-1 epoch whose weights were kept, once stage 1 ended
         self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
         self._truth: torch.Tensor | None = None  # the adaptation side's true emotions, when the run reads them
 
@@ -247,6 +248,7 @@ class SerNnpmMethod(Method):
                 module.load_state_dict(self._best["weights"][name])
             log.info("stage 1: keeping epoch %d (source validation %s %.4f)", self._best["epoch"],
                      ctx.config.monitor or "UA", self._best["value"])
+            self.stage1_epoch = int(self._best["epoch"])
             self._best = None
         if self.selection_metric is not None:
             broadcast_networks(self.networks(), ctx.dist)
@@ -364,6 +366,8 @@ class SerNnpmMethod(Method):
                              "labels": self.memory.labels.detach().clone()}
         if self._best is not None:
             out["stage1_best"] = self._best
+        if self.stage1_epoch is not None:
+            out["stage1_epoch"] = self.stage1_epoch
         return out
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -378,6 +382,7 @@ class SerNnpmMethod(Method):
                                       f"{tuple(self.memory.features.shape)} (another source set?)")
             self.memory.load_state_dict({"features": saved["features"], "labels": saved["labels"]})
         self.stage = state.get("stage")
+        self.stage1_epoch = state.get("stage1_epoch")
         best = state.get("stage1_best")
         self._best = None if best is None else {"value": float(best["value"]), "epoch": int(best["epoch"]),
                                                 "weights": best["weights"]}
