@@ -7,7 +7,8 @@ import json
 import pytest
 
 from audioadapt.api.benchmark import Profile
-from audioadapt.api.sed_benchmark import SED_ALL_ROWS, SED_PAPER_ROWS, SED_ROWS, benchmark_sed, sed_row_overrides
+from audioadapt.api.sed_benchmark import (SED_ALL_ROWS, SED_BOUND_ROWS, SED_PAPER_ROWS, SED_ROWS, benchmark_sed,
+                                         sed_row_overrides)
 from audioadapt.cli.main import main
 from audioadapt.config.sed import load_sed_config
 
@@ -93,7 +94,9 @@ def test_paper_literal_rows_are_extra_rows_of_their_own_presets():
     assert [r.key for r in SED_PAPER_ROWS] == ["paper_adv_whole", "paper_adv_time", "paper_tri_training",
                                               "paper_adv_whole_tri_training", "paper_adv_time_tri_training"]
     assert all(r.preset == f"sed_{r.key}" for r in SED_PAPER_ROWS)
-    assert not set(SED_PAPER_ROWS) & set(SED_ROWS) and SED_ALL_ROWS == SED_ROWS + SED_PAPER_ROWS
+    assert not set(SED_PAPER_ROWS) & set(SED_ROWS) and SED_ALL_ROWS == SED_ROWS + SED_PAPER_ROWS + SED_BOUND_ROWS
+    # the oracle bound reads the real domain's labels: never among the rows run by default
+    assert [r.key for r in SED_BOUND_ROWS] == ["oracle"] and not set(SED_BOUND_ROWS) & set(SED_ROWS)
     for row in SED_PAPER_ROWS:
         cfg = load_sed_config(row.preset)
         assert cfg.method.grl_weight.warmup == 0.0 and cfg.model.head.labeler_hidden_dim is None

@@ -30,6 +30,7 @@ ROWS = {
     "sed_paper_tri_training": ("tri_adv", "none", True),
     "sed_paper_adv_whole_tri_training": ("tri_adv", "whole", True),
     "sed_paper_adv_time_tri_training": ("tri_adv", "time", True),
+    "sed_oracle": ("tri_adv", "time", True),
 }
 #: The six Table 1 presets (the working readings of sed_base.yaml).
 TABLE1 = ("sed_baseline", "sed_adv_whole", "sed_adv_time", "sed_tri_training", "sed_adv_whole_tri_training",

@@ -109,3 +109,25 @@ def test_true_labels_never_reach_training_or_selection(sed_tiny_dataset, tmp_pat
     key = "train/pseudo/weak/truth_negative_precision/all_classes"
     scored = [(r[key], s[key]) for r, s in zip(rows_a, rows_b) if key in r]
     assert scored and all(a != b for a, b in scored)  # the switch did read each folder
+
+
+def test_the_oracle_row_trains_on_the_true_labels(sed_tiny_dataset, tmp_path):
+    """``sed_oracle``: the pseudo labels are the true labels (precision and recall 1, no unknown entry), read from
+    the folder that ``method.pseudo_labels.truth`` names; another folder gives other labels and another run."""
+    from audioadapt.config.sed import load_sed_config
+
+    assert load_sed_config("sed_oracle").method.pseudo_labels.truth is True
+    assert load_sed_config("sed_adv_time_tri_training").method.pseudo_labels.truth is False
+    overrides = tiny_overrides("sed_oracle", epochs=2, phase2=2) + ["method.diagnostics.pseudo_label_truth=true"]
+    train_sed("sed_oracle", overrides, data_root=sed_tiny_dataset, run_dir=tmp_path / "oracle")
+    record = json.loads((tmp_path / "oracle" / PSEUDO_LABEL_FILE).read_text())[0]
+    for source in ("weak", "unlabeled"):
+        scores = record["sources"][source]["truth"]["all_classes"]
+        assert scores["precision"] == 1.0 and scores["recall"] == 1.0 and scores["negative_precision"] == 1.0
+        assert record["sources"][source]["coverage"] == 1.0
+    scrambled = _scrambled_truth(sed_tiny_dataset, tmp_path / "scrambled")
+    train_sed("sed_oracle", overrides + [f"method.pseudo_labels.truth={scrambled}"], data_root=sed_tiny_dataset,
+              run_dir=tmp_path / "other")
+    a = torch.load(tmp_path / "oracle" / "last.pt", weights_only=True)["method"]["pseudo"]["weak"]["frame"]
+    b = torch.load(tmp_path / "other" / "last.pt", weights_only=True)["method"]["pseudo"]["weak"]["frame"]
+    assert not torch.equal(a, b)

@@ -21,7 +21,8 @@ from audioadapt.training.checkpoint import load_checkpoint
 
 PRESETS = ("sed_baseline", "sed_adv_whole", "sed_adv_time", "sed_tri_training", "sed_adv_whole_tri_training",
            "sed_adv_time_tri_training", "sed_mean_teacher", "sed_paper_adv_whole", "sed_paper_adv_time",
-           "sed_paper_tri_training", "sed_paper_adv_whole_tri_training", "sed_paper_adv_time_tri_training")
+           "sed_paper_tri_training", "sed_paper_adv_whole_tri_training", "sed_paper_adv_time_tri_training",
+           "sed_oracle")
 
 
 @pytest.fixture(scope="module")

@@ -52,6 +52,12 @@ class PseudoLabelConfig:
         1 = off.
     clip_labels: give clips without a weak label clip-level pseudo labels
         from the clip outputs (otherwise their clip labels stay unknown).
+    truth: the oracle bound, not a system: ``false`` (the labelers vote),
+        ``true`` (every frame and clip label of the pseudo-labelled clips is
+        their true label, read from the generator's ``metadata/truth``), or
+        a folder holding ``weak.tsv`` and ``unlabeled.tsv`` (relative to the
+        dataset root, or absolute). It measures what perfect pseudo labels
+        would give; it needs the real domain's labels and is never a default.
     """
 
     threshold: float = 0.5
@@ -60,6 +66,7 @@ class PseudoLabelConfig:
     present_negatives: Literal["keep", "unknown", "with_positive"] = "keep"
     median_filter: int = 1
     clip_labels: bool = True
+    truth: bool | str = False
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
@@ -70,6 +77,8 @@ class PseudoLabelConfig:
             )
         if self.median_filter < 1 or self.median_filter % 2 == 0:
             raise ValueError(f"median_filter must be an odd number >= 1, got {self.median_filter}")
+        if self.truth == "":
+            raise ValueError("truth must be true, false or a folder, got ''")
 
     @property
     def resolved_negative_threshold(self) -> float:

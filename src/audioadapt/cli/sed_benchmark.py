@@ -14,7 +14,10 @@ Rows: baseline, adv_whole, adv_time, tri_training, adv_whole_tri_training,
 adv_time_tri_training, mean_teacher. Extra rows, run only when named in --rows:
 paper_adv_whole, paper_adv_time, paper_tri_training, paper_adv_whole_tri_training
 and paper_adv_time_tri_training, the same systems with the paper-literal
-readings (presets sed_paper_*).
+readings (presets sed_paper_*); and oracle, Adv.time + Tri-training with the
+true labels of the weak and unlabelled clips as its pseudo labels (preset
+sed_oracle: an upper bound that needs a generated dataset's metadata/truth,
+not a system).
 
 --profile is a partial configuration applied to every row where it applies:
 a shipped one (sed_cpu: a CPU-sized network and schedule; see `audioadapt
@@ -33,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     from audioadapt.cli.common import add_benchmark_parser
 
     p = add_benchmark_parser(sub, help="Table 1 rows + mean teacher over several seeds -> Markdown/JSON/PNG",
-                             description=_DESCRIPTION, rows_help="rows to run (default: all but the paper_* rows)")
+                             description=_DESCRIPTION, rows_help="rows to run (default: all but the paper_* and oracle rows)")
     p.add_argument("--data", required=True, type=Path, metavar="ROOT", help="dataset root (DESED 2019 layout)")
     p.add_argument("--split", default=SED_SPLIT, choices=["validation", "synthetic_valid"],
                    help=f"strongly labelled split to score (default: {SED_SPLIT}, the real domain)")

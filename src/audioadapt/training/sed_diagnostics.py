@@ -120,15 +120,7 @@ class SedDiagnosticsConfig:
 
     def truth_dir(self, root: Path) -> Path | None:
         """The folder of the true labels of W and U, or ``None`` when they are not used."""
-        value = self.pseudo_label_truth
-        if value is False or not self.enabled:
-            return None
-        if value is True:
-            from audioadapt.data.synthetic.sed import TRUTH_DIR
-
-            value = TRUTH_DIR
-        path = Path(value)
-        return path if path.is_absolute() else Path(root) / path
+        return resolve_truth_dir(self.pseudo_label_truth, root) if self.enabled else None
 
     def inactive_keys(self, uses_labelers: bool) -> dict[str, str]:
         """Keys under ``method.diagnostics`` that a run ignores, with the reason."""
@@ -404,6 +396,19 @@ def _scores(tp: int, fp: int, tn: int, fn_hard: int, true_pos: int) -> dict[str,
             "pseudo_negative": tn + fn_hard, "true_positive_entries": true_pos}
 
 
+def resolve_truth_dir(value: bool | str, root: Path) -> Path | None:
+    """The folder of the true labels of W and U that ``value`` names: ``False`` none, ``True`` the
+    generator's ``metadata/truth`` under ``root``, else a folder (relative to ``root`` or absolute)."""
+    if value is False:
+        return None
+    if value is True:
+        from audioadapt.data.synthetic.sed import TRUTH_DIR
+
+        value = TRUTH_DIR
+    path = Path(value)
+    return path if path.is_absolute() else Path(root) / path
+
+
 class PseudoLabelTruth:
     """The true strong labels of the pseudo-labelled sources, read only to score the pseudo labels.
 
@@ -456,6 +461,7 @@ __all__ = [
     "eq8_value",
     "first_step_after_round",
     "gradient_summary",
+    "resolve_truth_dir",
     "round_logs",
     "saturation_counts",
     "term_gradients",

@@ -42,7 +42,8 @@ from audioadapt.features.normalization import Normalizer
 from audioadapt.models.sed_model import FINAL_HEAD, LABELER_HEADS, SedModel
 from audioadapt.training.method import Method, PhaseSpec, StepContext, StepOutput
 from audioadapt.training.sed_adversarial import domain_loss, grl_coefficient, set_grl_coefficient
-from audioadapt.training.sed_diagnostics import SedDiagnostics, first_step_after_round, round_logs
+from audioadapt.training.sed_diagnostics import (PseudoLabelTruth, SedDiagnostics, first_step_after_round,
+                                                  resolve_truth_dir, round_logs)
 from audioadapt.training.sed_predict import model_networks, run_model, selection_metrics
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -91,6 +92,7 @@ class SedTriAdvMethod(Method):
         self.normalizer = normalizer
         self.data = data
         self.rounds_done = 0
+        self._oracle: PseudoLabelTruth | None = None  # the true labels, when pseudo_labels.truth asks for them
         self.pseudo: dict[str, dict[str, torch.Tensor]] = {}
         self.history: list[dict[str, Any]] = []
         self.diagnostics = SedDiagnostics(cfg.method.diagnostics)
@@ -236,6 +238,14 @@ class SedTriAdvMethod(Method):
         lengths = torch.tensor([ds.num_output_frames(i) for i in range(n)], dtype=torch.long)
         frame = torch.full((n, int(lengths.max()), k), UNKNOWN, dtype=torch.int8)
         clip = torch.full((n, k), UNKNOWN, dtype=torch.int8)
+        if cfg.pseudo_labels.truth is not False:  # the oracle bound: the true labels, no vote
+            if self._oracle is None:
+                self._oracle = PseudoLabelTruth(resolve_truth_dir(cfg.pseudo_labels.truth, self.data.root))
+            for i, true in enumerate(self._oracle.frames(source, ds)):
+                t = torch.as_tensor(np.asarray(true) > 0.5, dtype=torch.int8)[: int(lengths[i])]
+                frame[i, : len(t)] = t
+                clip[i] = t.amax(dim=0) if len(t) else 0
+            return {"frame": frame, "clip": clip, "lengths": lengths}
         for batch in self.data.eval_loader(ds, cfg.predict.batch_size):
             batch = batch.to(device)
             out = run_model(self.model, self.normalizer, batch, LABELER_HEADS, domain=False)
