@@ -7,9 +7,8 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from audioadapt.cli.common import add_progress_argument
-
     from audioadapt.api.sed_thresholds import DEFAULT_TUNING_SPLIT
+    from audioadapt.cli.common import add_progress_argument
     from audioadapt.evaluation.threshold_tuning import OBJECTIVES
 
     p = sub.add_parser(
