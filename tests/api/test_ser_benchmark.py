@@ -70,6 +70,8 @@ def test_benchmark_runs_systems_for_each_protocol(ser_tiny_dataset, tmp_path, ca
         ua = data["results"]["nnpm"]["metrics"]["ua"]["values"][0] - data["results"]["snsa_f"]["metrics"]["ua"]["values"][0]
         assert paired["ua"]["mean"] == pytest.approx(ua)
         assert data["settings"]["protocol"] == protocol
+        # the profile has no source validation side, so no row has a source UA
+        assert all(v is None or v != v for r in data["results"].values() for v in r["metrics"]["source_ua"]["values"])
     summary = (out / "benchmark.md").read_text()
     assert "transductive protocol" in summary and "held_out_speaker protocol" in summary
     assert "| NNPM, freeze 0 |" in capsys.readouterr().out
@@ -95,3 +97,21 @@ def test_the_oracle_row_is_the_bound_and_reads_the_target_truth():
     cfg = load_ser_config(rows["oracle"].preset)
     assert cfg.pseudo_multilabel.rule == "oracle" and cfg.reads_target_truth
     assert not any(load_ser_config(rows[k].preset).reads_target_truth for k in rows if k != "oracle")
+
+
+def test_source_ua_is_the_stage1_selection_value_and_only_that(tmp_path):
+    from audioadapt.api.ser_benchmark import source_ua
+
+    def summary(**record):
+        (tmp_path / "summary.json").write_text(json.dumps(record))
+        return source_ua(tmp_path)
+
+    assert source_ua(tmp_path) is None  # no summary yet
+    selected = {"metric": "selection", "value": 0.6875, "global_epoch": 26}
+    assert summary(selection=selected, phases=["stage1"]) == pytest.approx(0.6875)
+    assert summary(selection=selected, phases=["stage1", "stage2"]) is None  # stage 2 trained on every source clip
+    assert summary(selection=selected, phases=["stage2"]) is None
+    assert summary(selection={**selected, "metric": "train/loss"}, phases=["stage1"]) is None
+    assert summary(selection=None, phases=["stage1"]) is None
+    (tmp_path / "summary.json").write_text("{not json")
+    assert source_ua(tmp_path) is None

@@ -19,6 +19,7 @@ corpus, so this changes nothing but the compute.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -32,6 +33,9 @@ from audioadapt.evaluation.benchmark import BenchmarkRow, BenchmarkTable, Metric
 
 log = logging.getLogger(__name__)
 
+#: Metric key of the source-only model's UA on the source validation side (its stage-1 selection value).
+SOURCE_UA = "source_ua"
+
 #: The paper's Table 1 rows, the adversarial baseline of its Table 2, then the oracle-multilabel bound.
 SER_ROWS: tuple[RowSpec, ...] = (
     RowSpec("snsa_f", "SNSA-F", "ser_snsa_f"),
@@ -44,8 +48,10 @@ SER_ROWS: tuple[RowSpec, ...] = (
 #: Rows that read target labels in training (upper bounds, not systems).
 SER_BOUND_ROWS: tuple[str, ...] = ("oracle",)
 
-#: Columns: UA and WA on the target test side.
-SER_METRICS: tuple[MetricSpec, ...] = (MetricSpec("ua", "UA"), MetricSpec("wa", "WA"))
+#: Columns: UA and WA on the target test side; the source-only row also gets its stage-1 selection value, the UA
+#: on the source's held-out validation speakers (stage-2 rows train on every source utterance, so have none).
+SER_METRICS: tuple[MetricSpec, ...] = (MetricSpec("ua", "UA"), MetricSpec("wa", "WA"),
+                                       MetricSpec(SOURCE_UA, "Source UA (held-out source speakers)"))
 #: The row every other system is compared with (paired per-seed differences): the source-only model.
 SER_REFERENCE_ROW = "snsa_f"
 
@@ -58,7 +64,9 @@ STAGE1_ROW = "snsa_f"
 _NOTE = ("Mean ± sample standard deviation over seeds; UA = mean per-class recall, WA = accuracy, on the "
          "target test side of the `{protocol}` protocol. Target labels are used only for these scores, and by the "
          "oracle row, whose pseudo multilabels are the true emotions of the adaptation side: the upper bound of "
-         "what the memory mechanism can give, not a system.")
+         "what the memory mechanism can give, not a system. Source UA: the source-only model's UA on the source "
+         "speakers held out of its training (the value stage 1 selected its epoch on); the stage-2 rows train on "
+         "every source utterance and have none.")
 
 
 def ablation_rows(freeze: Iterable[int] = (), thresholds: Iterable[float] = ()) -> list[RowSpec]:
@@ -83,6 +91,26 @@ def ser_row_overrides(row: RowSpec, profile: Profile, seed: int, protocol: str,
     if stage1_dir is not None and cfg.method.has_stage2:
         out.append(f"stage2.init_from={stage1_dir}")
     return out, skipped
+
+
+def source_ua(run_dir: str | Path) -> float | None:
+    """A stage-1 run's UA on the source validation side at its selected epoch (``None`` without one).
+
+    It is the value stage 1 selected its weights on (``summary.json``), so no second pass over the source is
+    needed; runs without a source validation side (stage 2 only, or ``source_validation.kind: none``) have none.
+    """
+    from audioadapt.training.experiment import SUMMARY_FILE
+
+    try:
+        summary = json.loads((Path(run_dir) / SUMMARY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    selection = summary.get("selection") if isinstance(summary, dict) else None
+    if not isinstance(selection, dict) or selection.get("metric") != "selection" or "stage1" not in summary.get(
+            "phases", []) or "stage2" in summary.get("phases", []):
+        return None
+    value = selection.get("value")
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def benchmark_ser(
@@ -142,7 +170,8 @@ def benchmark_ser(
             ovr, _ = ser_row_overrides(cell.row, prof, cell.seed, protocol, first)
             train_ser(cell.row.preset, ovr, source=source, target=target, run_dir=run_dir, resume=resume)
             metrics = evaluate_ser_run(run_dir)["test"]
-            return {"ua": metrics.ua, "wa": metrics.wa, "utterances": metrics.n_utterances}
+            return {"ua": metrics.ua, "wa": metrics.wa, "utterances": metrics.n_utterances,
+                    SOURCE_UA: source_ua(run_dir)}
 
         # The stage-1 row of a seed runs before the rows that start from it.
         order = sorted(chosen, key=lambda r: r.key != STAGE1_ROW)
@@ -171,4 +200,4 @@ def benchmark_ser(
 
 
 __all__ = ["SER_BOUND_ROWS", "SER_METRICS", "SER_PROTOCOLS", "SER_REFERENCE_ROW", "SER_ROWS", "STAGE1_ROW",
-           "ablation_rows", "benchmark_ser", "ser_row_overrides"]
+           "SOURCE_UA", "ablation_rows", "benchmark_ser", "ser_row_overrides", "source_ua"]
