@@ -13,13 +13,12 @@ import pytest
 import torch
 
 from audioadapt.adaptation.memory import MemoryBank
-from audioadapt.api.ser import checkpoint_meta
+from audioadapt.api.ser import build_normalizer, checkpoint_meta
 from audioadapt.config.ser import load_ser_config
 from audioadapt.data.ser_dataset import SOURCE_DOMAIN, TARGET_DOMAIN, SerDataset
 from audioadapt.data.utterances import EMOTIONS, Utterance
 from audioadapt.errors import CheckpointError
 from audioadapt.evaluation.report import checkpoint_line
-from audioadapt.features.normalization import Normalizer
 from audioadapt.models.ser_model import SerModel
 from audioadapt.training.checkpoint import checkpoint_inputs, load_checkpoint
 from audioadapt.training.loop import Trainer
@@ -82,7 +81,7 @@ def fake_data(cfg, n_source: int = 16, n_target: int = 12, n_valid: int = 0, see
 def build(cfg, data: SerDataModule, cls=SerNnpmMethod, seed: int = 0) -> SerNnpmMethod:
     torch.manual_seed(seed)
     model = SerModel(cfg.model, cfg.features.n_mels)
-    return cls(cfg, model, Normalizer(cfg.normalizer, cfg.features.n_mels), data)
+    return cls(cfg, model, build_normalizer(cfg, data), data)
 
 
 def state(method: SerNnpmMethod) -> dict[str, torch.Tensor]:

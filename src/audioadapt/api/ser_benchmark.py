@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -170,8 +171,7 @@ def benchmark_ser(
             ovr, _ = ser_row_overrides(cell.row, prof, cell.seed, protocol, first)
             train_ser(cell.row.preset, ovr, source=source, target=target, run_dir=run_dir, resume=resume)
             metrics = evaluate_ser_run(run_dir)["test"]
-            return {"ua": metrics.ua, "wa": metrics.wa, "utterances": metrics.n_utterances,
-                    SOURCE_UA: source_ua(run_dir)}
+            return {"ua": metrics.ua, "wa": metrics.wa, "utterances": metrics.n_utterances}
 
         # The stage-1 row of a seed runs before the rows that start from it.
         order = sorted(chosen, key=lambda r: r.key != STAGE1_ROW)
@@ -179,7 +179,11 @@ def benchmark_ser(
                         keep_going=keep_going, progress=prof.progress_bar())
         table_rows = []
         for row in chosen:
-            table_rows.append(BenchmarkRow(row.key, row.label, grid.runs(row.key, seeds), {
+            runs = grid.runs(row.key, seeds)
+            for seed, metrics in runs.items():  # read from the run, so that earlier finished cells get it too
+                value = source_ua(Cell(row, seed).run_dir(where))
+                metrics[SOURCE_UA] = math.nan if value is None else value
+            table_rows.append(BenchmarkRow(row.key, row.label, runs, {
                 "preset": row.preset, "row_overrides": list(row.overrides),
                 "profile_settings_not_applied": skipped[row.key],
                 "stage1_from": STAGE1_ROW if share and row.key != STAGE1_ROW else None,
