@@ -249,3 +249,27 @@ def test_config_defaults_and_loading():
     assert (cfg.delta, cfg.hard_negative_ratio, cfg.negative_target, cfg.target_weight) == (1.0, 0.01, -1.0, 1.0)
     assert (cfg.negatives, cfg.hard_negative_count) == ("other_emotions", "slots")
     assert from_dict(NnpmLossConfig, {"negative_target": 0, "delta": 5}).negative_target == 0.0
+
+
+def test_inactive_utterances_contribute_nothing_and_mine_nothing():
+    gen = torch.Generator().manual_seed(3)
+    sim = (torch.rand(4, 12, generator=gen) * 2 - 1).requires_grad_()
+    pos = sim.detach() > 0.8
+    pos[1] = False  # an empty set
+    labels = torch.arange(12) % 4
+    cfg = NnpmLossConfig(hard_negative_ratio=0.2)
+    full = target_loss_parts(sim, pos, cfg, labels, 4)
+    active = torch.tensor([True, False, True, False])
+    part = target_loss_parts(sim, pos, cfg, labels, 4, active)
+    assert torch.equal(part.positive[active], full.positive[active])
+    assert torch.equal(part.negative[active], full.negative[active])
+    assert (part.positive[~active] == 0).all() and (part.negative[~active] == 0).all()
+    assert not part.hard_valid[~active].any() and torch.equal(part.hard_valid[active], full.hard_valid[active])
+    assert part.value.item() == pytest.approx(float((full.positive + full.negative)[active].sum()) / 4)
+    part.value.backward()
+    assert (sim.grad[~active] == 0).all() and sim.grad[active].abs().sum() > 0
+    with pytest.raises(ValueError, match="active"):
+        target_loss_parts(sim, pos, cfg, labels, 4, torch.ones(3, dtype=torch.bool))
+    total = nnpm_loss(None, None, sim, pos, NnpmLossConfig(hard_negative_ratio=0.2, source_loss=False), labels, 4,
+                      active)
+    assert total.target.item() == pytest.approx(part.value.item())

@@ -41,6 +41,8 @@ def test_empty_sets_under_both_policies():
     top = pseudo_multilabel(sim, PseudoMultilabelConfig(empty_policy="top1"))
     assert top.positives.tolist() == [[True, False, False], [False, True, False], [False, False, True]]
     assert top.empty.tolist() == [False, True, False]  # the rule itself found nothing
+    skip = pseudo_multilabel(sim, PseudoMultilabelConfig(empty_policy="skip"))  # the loss drops the empty ones
+    assert skip.positives.tolist() == kept.positives.tolist() and skip.empty.tolist() == [False, True, False]
 
 
 def test_no_gradient_leaves_through_the_labels():

@@ -428,6 +428,25 @@ def test_target_batches_carry_no_labels():
     assert all(u.label is None for u in data.target_adapt.utterances)
 
 
+@pytest.mark.parametrize("policy", ["negatives_only", "skip"])
+def test_empty_sets_are_skipped_by_the_target_loss_only_under_skip(policy):
+    # theta 0.999: the sets are empty; negatives_only still pushes each utterance away from its hardest slots
+    cfg = tiny_config("ser_nnpm", "pseudo_multilabel.threshold=0.999", f"pseudo_multilabel.empty_policy={policy}")
+    seen = []
+
+    class Look(SerNnpmMethod):
+        def training_step(self, batch, ctx):
+            out = super().training_step(batch, ctx)
+            if ctx.phase.name == STAGE2:
+                seen.append((float(out.logs["target_loss"]), float(out.logs["pml_empty_fraction"])))
+            return out
+
+    Trainer(cfg.train).fit(build(cfg, fake_data(cfg), Look))
+    all_empty = [loss for loss, empty in seen if empty == 1.0]
+    assert len(all_empty) >= len(seen) // 2  # (the first step's memory can still hold the batch's own features)
+    assert all((loss == 0.0) == (policy == "skip") for loss in all_empty)
+
+
 def test_no_stage2_state_before_stage2_and_the_kind_is_checked():
     cfg = tiny_config("ser_snsa_f")
     method = build(cfg, fake_data(cfg))

@@ -254,8 +254,26 @@ def _mse_all_terms(similarity: torch.Tensor, positives: torch.Tensor) -> TargetL
 
 
 def target_loss_parts(similarity: torch.Tensor, positives: torch.Tensor, cfg: NnpmLossConfig,
-                      slot_labels: torch.Tensor | None = None, num_classes: int | None = None) -> TargetLossParts:
-    """``L_t`` of the configured kind, per utterance and part (``slot_labels`` for ``other_emotions``)."""
+                      slot_labels: torch.Tensor | None = None, num_classes: int | None = None,
+                      active: torch.Tensor | None = None) -> TargetLossParts:
+    """``L_t`` of the configured kind, per utterance and part (``slot_labels`` for ``other_emotions``).
+
+    ``active``: ``(batch,)`` boolean, the utterances whose terms count (``None``: all); the others contribute 0
+    and no mined negative, and the batch mean still divides by the whole batch.
+    """
+    parts = _target_loss_parts(similarity, positives, cfg, slot_labels, num_classes)
+    if active is None:
+        return parts
+    if active.shape != parts.positive.shape:
+        raise ValueError(f"active must be ({parts.positive.shape[0]},), got {tuple(active.shape)}")
+    keep = active.to(parts.positive.device)
+    zero = torch.zeros_like(parts.positive)
+    return TargetLossParts(torch.where(keep, parts.positive, zero), torch.where(keep, parts.negative, zero),
+                           parts.hard, parts.hard_valid & keep.unsqueeze(1))
+
+
+def _target_loss_parts(similarity: torch.Tensor, positives: torch.Tensor, cfg: NnpmLossConfig,
+                       slot_labels: torch.Tensor | None, num_classes: int | None) -> TargetLossParts:
     if cfg.target_loss == "mse_all":
         return _mse_all_terms(similarity, positives)
     _check_mask(similarity, positives, "positives")
@@ -295,6 +313,7 @@ def nnpm_loss(
     cfg: NnpmLossConfig,
     slot_labels: torch.Tensor | None = None,
     num_classes: int | None = None,
+    active: torch.Tensor | None = None,
 ) -> NnpmLoss:
     """Eq. 9: ``L = L_s + lambda L_t`` (``L = lambda L_t`` when ``cfg.source_loss`` is off).
 
@@ -307,8 +326,9 @@ def nnpm_loss(
     cfg: loss settings.
     slot_labels, num_classes: the emotion of every slot and the number of
         emotions (needed by ``negatives: other_emotions``).
+    active: ``(batch_t,)`` the target utterances whose ``L_t`` terms count (``None``: all).
     """
-    parts = target_loss_parts(similarity, positives, cfg, slot_labels, num_classes)
+    parts = target_loss_parts(similarity, positives, cfg, slot_labels, num_classes, active)
     l_t = parts.value
     total = cfg.target_weight * l_t
     l_s = None

@@ -17,7 +17,10 @@ Empty sets (no slot above ``theta``) follow ``empty_policy``:
 
 * ``negatives_only`` (default): the set stays empty; the target loss keeps
   only its hard-negative term for that utterance;
-* ``top1``: the most similar slot becomes the single positive.
+* ``top1``: the most similar slot becomes the single positive;
+* ``skip``: the set stays empty and the utterance gets no target loss at all
+  (with ``negatives_only`` an empty set's hard negatives are the slots most
+  like it, which pushes it further from every slot and empties more sets).
 
 ``rule: oracle`` replaces eq. 4 by the true target emotion
 (:func:`oracle_multilabel`): the upper bound of the memory mechanism.
@@ -34,7 +37,7 @@ from torch.nn import functional as F
 
 from audioadapt.errors import ConfigError
 
-EmptyPolicy = Literal["negatives_only", "top1"]
+EmptyPolicy = Literal["negatives_only", "top1", "skip"]
 Rule = Literal["threshold", "oracle"]
 
 
@@ -46,7 +49,7 @@ class PseudoMultilabelConfig:
     ----------
     threshold: similarity threshold ``theta``; a slot is positive when its
         inner product with ``f_hat`` is strictly greater (paper: 0.9).
-    empty_policy: ``negatives_only`` or ``top1`` (see the module docstring).
+    empty_policy: ``negatives_only``, ``top1`` or ``skip`` (see the module docstring).
     rule: ``threshold`` (eq. 4) or ``oracle``: every slot of the target
         utterance's **true** emotion is positive (:func:`oracle_multilabel`).
         The oracle reads target labels: it is the upper bound of what the
@@ -60,8 +63,8 @@ class PseudoMultilabelConfig:
     def __post_init__(self) -> None:
         if not (math.isfinite(self.threshold) and -1.0 <= self.threshold < 1.0):
             raise ConfigError(f"threshold must lie in [-1, 1), got {self.threshold}")
-        if self.empty_policy not in ("negatives_only", "top1"):
-            raise ConfigError(f"empty_policy must be 'negatives_only' or 'top1', got {self.empty_policy!r}")
+        if self.empty_policy not in ("negatives_only", "top1", "skip"):
+            raise ConfigError(f"empty_policy must be 'negatives_only', 'top1' or 'skip', got {self.empty_policy!r}")
         if self.rule not in ("threshold", "oracle"):
             raise ConfigError(f"rule must be 'threshold' or 'oracle', got {self.rule!r}")
 

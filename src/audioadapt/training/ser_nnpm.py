@@ -316,8 +316,9 @@ class SerNnpmMethod(Method):
             labels = oracle_multilabel(truth, memory.labels)
         else:
             labels = pseudo_multilabel(similarity.detach(), self.cfg.pseudo_multilabel)
+        active = ~labels.empty if self.cfg.pseudo_multilabel.empty_policy == "skip" else None
         loss = nnpm_loss(s_out.logits if losses.source_loss else None, src.label if losses.source_loss else None,
-                         similarity, labels.positives, losses, memory.labels, memory.num_classes)
+                         similarity, labels.positives, losses, memory.labels, memory.num_classes, active)
         self._pending = (src.index.detach(), written.feature.detach())
         with torch.no_grad():
             s_logits = (s_out if s_out is not None else written).logits
