@@ -265,7 +265,7 @@ def test_inactive_utterances_contribute_nothing_and_mine_nothing():
     assert torch.equal(part.negative[active], full.negative[active])
     assert (part.positive[~active] == 0).all() and (part.negative[~active] == 0).all()
     assert not part.hard_valid[~active].any() and torch.equal(part.hard_valid[active], full.hard_valid[active])
-    assert part.value.item() == pytest.approx(float((full.positive + full.negative)[active].sum()) / 4)
+    assert part.value.item() == pytest.approx(float((full.positive + full.negative)[active].sum().detach()) / 4)
     part.value.backward()
     assert (sim.grad[~active] == 0).all() and sim.grad[active].abs().sum() > 0
     with pytest.raises(ValueError, match="active"):

@@ -70,6 +70,9 @@ def test_benchmark_runs_systems_for_each_protocol(ser_tiny_dataset, tmp_path, ca
         ua = data["results"]["nnpm"]["metrics"]["ua"]["values"][0] - data["results"]["snsa_f"]["metrics"]["ua"]["values"][0]
         assert paired["ua"]["mean"] == pytest.approx(ua)
         assert data["settings"]["protocol"] == protocol
+        record = json.loads((out / protocol / "runs" / "nnpm" / "seed0" / "data.json").read_text())
+        purity = record["target_split"]["speaker_label_purity"]["corpus"]
+        assert 0.0 < purity <= 1.0 and data["settings"]["target_speaker_label_purity"] == purity
         # the profile has no source validation side, so no row has a source UA
         assert all(v is None or v != v for r in data["results"].values() for v in r["metrics"]["source_ua"]["values"])
     summary = (out / "benchmark.md").read_text()
@@ -115,3 +118,15 @@ def test_source_ua_is_the_stage1_selection_value_and_only_that(tmp_path):
     assert summary(selection=None, phases=["stage1"]) is None
     (tmp_path / "summary.json").write_text("{not json")
     assert source_ua(tmp_path) is None
+
+
+def test_a_confounded_target_is_named_in_the_table_note(tmp_path):
+    from audioadapt.api.ser_benchmark import _confound_note, target_speaker_purity
+
+    assert target_speaker_purity(tmp_path) is None  # no data.json
+    (tmp_path / "data.json").write_text(json.dumps({"target_split": {"speaker_label_purity": {"corpus": 0.96}}}))
+    assert target_speaker_purity(tmp_path) == pytest.approx(0.96)
+    assert "96 % of its utterances" in _confound_note(0.96)
+    assert _confound_note(0.3) == _confound_note(None) == ""
+    (tmp_path / "data.json").write_text(json.dumps({"target_split": {}}))  # a run recorded before the statistic
+    assert target_speaker_purity(tmp_path) is None

@@ -61,7 +61,7 @@ def test_defaults_without_a_preset_are_the_speech_features_and_the_notes_choices
     assert cfg.method.kind == "nnpm" and cfg.method.mask_padding
     l = cfg.losses
     assert (l.delta, l.hard_negative_ratio, l.negative_target, l.target_weight) == (1.0, 0.01, -1.0, 1.0)
-    assert cfg.pseudo_multilabel.empty_policy == "negatives_only" and cfg.memory.rate_weights == "old"
+    assert cfg.pseudo_multilabel.empty_policy == "skip" and cfg.memory.rate_weights == "old"
     # the working choices (docs/conventions.md), each with the earlier behaviour one setting away
     assert (l.negatives, l.hard_negative_count) == ("other_emotions", "slots")
     assert (cfg.memory.encoder_mode, cfg.memory.rate_reaches_end) == ("eval", "last_epoch")

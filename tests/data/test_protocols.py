@@ -16,6 +16,7 @@ from audioadapt.data.protocols import (
     held_out_speaker_split,
     make_split,
     paper_split,
+    speaker_label_purity,
     speaker_split,
     stratified_split,
     transductive_split,
@@ -144,6 +145,26 @@ def test_held_out_balances_classes_against_a_confound() -> None:
     split = held_out_speaker_split(utts, test_size=0.2, random_state=0, candidates=256)
     assert split.proportion_gap() < 0.1
     assert {u.speaker for u in split.test} <= set("efgh")
+
+
+def test_speaker_label_purity_measures_the_confound(caplog) -> None:
+    assert speaker_label_purity(BALANCED) == pytest.approx(0.25)  # every speaker acts the four emotions equally
+    one_each = corpus({s: {e: 5} for s, e in zip("abcdefgh", EMOTIONS * 2)})
+    assert speaker_label_purity(one_each) == 1.0
+    # 10 utterances: speaker a 3 angry + 1 sad, b 2 happy + 2 sad + 1 unlabelled, c 2 without a speaker
+    mixed = corpus({"a": {"angry": 3, "sad": 1}, "b": {"happy": 2, "sad": 2}, "": {"sad": 2}})
+    mixed.append(Utterance("/d/b_none.wav", None, "b", "urdu", "b_none"))
+    assert speaker_label_purity(mixed) == pytest.approx((3 + 2) / 8)
+    assert speaker_label_purity(corpus({"": {"sad": 3}})) is None
+    caplog.set_level("WARNING", logger="audioadapt.data.protocols")
+    confounded = corpus({f"s{k}": {EMOTIONS[k % 4]: 6} for k in range(12)})
+    split = make_split(confounded, ProtocolConfig(protocol="held_out_speaker"))
+    record = split.to_dict()["speaker_label_purity"]
+    assert record == {"corpus": 1.0, "adapt": 1.0, "test": 1.0}
+    assert "confounded" in caplog.text and "share of utterances with their speaker" in split.report()
+    caplog.clear()
+    make_split(BALANCED, ProtocolConfig(protocol="held_out_speaker"))
+    assert "confounded" not in caplog.text
 
 
 def test_held_out_explicit_speakers_and_errors() -> None:

@@ -225,6 +225,9 @@ def test_data_record_is_written_once_and_checked_on_resume(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="audioadapt"):
         record_data(tmp_path, {**SUMMARY, "root": "/moved/a"}, resumed=True)  # the same clips elsewhere
     assert "another place (root)" in caplog.text
+    record_data(tmp_path, {**SUMMARY, "split": {"purity": 0.5}}, resumed=True)  # a statistic a later version adds
+    with pytest.raises(DataError, match=r"\(classes differ"):
+        record_data(tmp_path, {k: v for k, v in SUMMARY.items() if k != "classes"}, resumed=True)  # one it lost
     other = {**SUMMARY, "root": "/data/b", "clips": {"weak": 0}, "valid_files": {"weak": []}}
     with pytest.raises(DataError, match=r"data\.json: resuming on other data than the run was trained on "
                                         r"\(clips\.weak, root, valid_files\.weak differ"):

@@ -29,6 +29,7 @@ from typing import Any
 from audioadapt.api.benchmark import (DEFAULT_SEEDS, Cell, Profile, RowSpec, parse_seeds, read_profile,
                                       row_overrides, run_grid, select_rows)
 from audioadapt.config.load import override_items
+from audioadapt.data.protocols import SPEAKER_CONFOUND_WARNING
 from audioadapt.errors import ConfigError
 from audioadapt.evaluation.benchmark import BenchmarkRow, BenchmarkTable, MetricSpec
 
@@ -114,6 +115,31 @@ def source_ua(run_dir: str | Path) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
+def target_speaker_purity(run_dir: str | Path) -> float | None:
+    """The target set's speaker/emotion purity recorded in a run's ``data.json`` (``None`` when absent).
+
+    See :func:`audioadapt.data.protocols.speaker_label_purity`: the share of target utterances whose emotion is
+    their speaker's most frequent one.
+    """
+    from audioadapt.training.experiment import DATA_FILE
+
+    try:
+        record = json.loads((Path(run_dir) / DATA_FILE).read_text(encoding="utf-8"))
+        value = record["target_split"]["speaker_label_purity"]["corpus"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _confound_note(purity: float | None) -> str:
+    if purity is None or purity <= SPEAKER_CONFOUND_WARNING:
+        return ""
+    return (f" Speaker and emotion are confounded in this target: {100 * purity:.0f} % of its utterances carry their "
+            "speaker's most frequent emotion, so labels learnt on the adaptation side (pseudo or, in the oracle row, "
+            "true) teach its voices; under held-out speakers the test voices are new, and a random split lets "
+            "speaker identity stand in for emotion.")
+
+
 def benchmark_ser(
     source: str,
     target: str,
@@ -178,6 +204,8 @@ def benchmark_ser(
         grid = run_grid([Cell(r, s) for s in seeds for r in order], where, run_cell, rerun=rerun,
                         keep_going=keep_going, progress=prof.progress_bar())
         table_rows = []
+        purity = next((p for r in chosen for seed in seeds
+                       if (p := target_speaker_purity(Cell(r, seed).run_dir(where))) is not None), None)
         for row in chosen:
             runs = grid.runs(row.key, seeds)
             for seed, metrics in runs.items():  # read from the run, so that earlier finished cells get it too
@@ -192,9 +220,9 @@ def benchmark_ser(
             "ser_benchmark", f"SER benchmark: {source} -> {target}, {protocol} protocol", SER_METRICS, table_rows,
             settings={"source": source, "target": target, "protocol": protocol, "seeds": list(seeds),
                       "profile": str(profile) if profile is not None else None, "common_settings": prof.common,
-                      "row_settings": prof.rows, "share_stage1": share,
+                      "row_settings": prof.rows, "share_stage1": share, "target_speaker_label_purity": purity,
                       "failures": grid.failure_names()},
-            note=_NOTE.format(protocol=protocol), reference=SER_REFERENCE_ROW)
+            note=_NOTE.format(protocol=protocol) + _confound_note(purity), reference=SER_REFERENCE_ROW)
         table.write(where)
         tables[protocol] = table
     summary = "\n".join(t.to_markdown() for t in tables.values())
@@ -204,4 +232,5 @@ def benchmark_ser(
 
 
 __all__ = ["SER_BOUND_ROWS", "SER_METRICS", "SER_PROTOCOLS", "SER_REFERENCE_ROW", "SER_ROWS", "STAGE1_ROW",
-           "SOURCE_UA", "ablation_rows", "benchmark_ser", "ser_row_overrides", "source_ua"]
+           "SOURCE_UA", "ablation_rows", "benchmark_ser", "ser_row_overrides", "source_ua",
+           "target_speaker_purity"]

@@ -19,6 +19,15 @@ labels unused) and which ones it is scored on. Three protocols:
   speaker ids (EKORPUS) fall back to a stratified split when
   ``speakerless_fallback`` is true; the split's ``method`` records it.
 
+Every split also measures how far emotion is a function of speaker
+(:func:`speaker_label_purity`: the share of utterances whose emotion is
+their speaker's most frequent one). In a corpus where most speakers act one
+emotion (URDU: 0.96), a model that learns the target's labels learns its
+speakers: a held-out-speaker score then measures transfer to voices whose
+emotions the adaptation side may never have shown, and a random split lets
+speaker identity stand in for emotion. :func:`make_split` warns above
+:data:`SPEAKER_CONFOUND_WARNING`.
+
 Target labels are never used for model selection; the EMO-DB validation
 speaker is only for reporting. Every split reports its class counts per side
 (:meth:`Split.report`) so that the stratification can be checked and
@@ -44,6 +53,9 @@ logger = logging.getLogger(__name__)
 Protocol = Literal["paper", "transductive", "held_out_speaker"]
 
 _PROTOCOLS = ("paper", "transductive", "held_out_speaker")
+
+#: Speaker/label purity (:func:`speaker_label_purity`) above which a split warns of a speaker/emotion confound.
+SPEAKER_CONFOUND_WARNING = 0.75
 
 
 @dataclass(frozen=True)
@@ -123,6 +135,12 @@ class Split:
         """Largest difference in a class's share between the adapt and test sides."""
         return _proportion_gap(self.adapt, self.test)
 
+    def speaker_label_purity(self) -> dict[str, float | None]:
+        """:func:`speaker_label_purity` of the whole target set (``corpus``) and of each side."""
+        whole = {u.key: u for utts in self.sides().values() for u in utts}.values()
+        return {"corpus": speaker_label_purity(whole),
+                **{name: speaker_label_purity(utts) for name, utts in self.sides().items()}}
+
     def report(self) -> str:
         """A small text table of class counts per side, for logs and papers."""
         counts = self.class_counts()
@@ -134,6 +152,9 @@ class Split:
             row = "".join(f"{c.get(lab, 0):>9}" for lab in labels)
             lines.append(f"{side:<11}{row}{sum(c.values()):>9}{len(speakers[side]):>10}")
         lines.append(f"largest class-share gap adapt vs test: {self.proportion_gap():.3f}")
+        purity = self.speaker_label_purity()["corpus"]
+        if purity is not None:
+            lines.append(f"share of utterances with their speaker's most frequent emotion: {purity:.3f}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,6 +166,7 @@ class Split:
             "class_counts": {s: {str(k): v for k, v in c.items()} for s, c in self.class_counts().items()},
             "speakers": self.speakers(),
             "proportion_gap": self.proportion_gap(),
+            "speaker_label_purity": self.speaker_label_purity(),
             "ids": {s: [u.utt_id for u in utts] for s, utts in self.sides().items()},
         }
 
@@ -170,6 +192,22 @@ def _proportion_gap(a: Sequence[Utterance], b: Sequence[Utterance]) -> float:
         return 0.0
     sa, sb = _shares(a), _shares(b)
     return max(abs(sa.get(k, 0.0) - sb.get(k, 0.0)) for k in set(sa) | set(sb))
+
+
+def speaker_label_purity(utterances: Iterable[Utterance]) -> float | None:
+    """Share of the labelled utterances with a speaker id whose label is their speaker's most frequent one.
+
+    1.0 when every speaker has a single emotion; about the largest class share when every speaker has every
+    emotion in the corpus's proportions. ``None`` when no utterance has both a speaker and a label.
+    """
+    per_speaker: dict[str, Counter[str]] = {}
+    for u in utterances:
+        if u.speaker is not None and u.label is not None:
+            per_speaker.setdefault(u.speaker, Counter())[u.label] += 1
+    total = sum(sum(c.values()) for c in per_speaker.values())
+    if not total:
+        return None
+    return sum(c.most_common(1)[0][1] for c in per_speaker.values()) / total
 
 
 def _class_order(label: str | None) -> int:
@@ -344,4 +382,10 @@ def make_split(utterances: Iterable[Utterance], config: ProtocolConfig) -> Split
             candidates=config.held_out_candidates,
         )
     logger.info("target split\n%s", split.report())
+    purity = split.speaker_label_purity()["corpus"]
+    if purity is not None and purity > SPEAKER_CONFOUND_WARNING:
+        logger.warning(
+            "%.0f %% of the target utterances carry their speaker's most frequent emotion: emotion and speaker are "
+            "confounded, so labels learnt on some speakers teach their voices (a held-out-speaker score measures "
+            "transfer to new voices, a random split lets speaker identity stand in for emotion)", 100 * purity)
     return split

@@ -327,7 +327,8 @@ def record_data(run_dir: str | Path, summary: Mapping[str, Any], *, resumed: boo
     """Write the run's ``data.json``; a resumed run's record is compared with ``summary``, never rewritten.
 
     Resuming on other data (other clips, classes or splits) is refused; only
-    the dataset's location (``root`` keys: a moved copy) may differ.
+    the dataset's location (``root`` keys: a moved copy) may differ, and a key
+    the saved record lacks (a statistic a later version added) is not a difference.
     """
     path = Path(run_dir) / DATA_FILE
     current = json.loads(json.dumps(summary))
@@ -339,7 +340,7 @@ def record_data(run_dir: str | Path, summary: Mapping[str, Any], *, resumed: boo
         saved = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read the run's data record: {exc}", path) from exc
-    changed = sorted(_diff(saved, current))
+    changed = sorted(_diff(saved, current, new_keys=False))
     if any(key.rsplit(".", 1)[-1] != "root" for key in changed):
         shown = ", ".join(changed[:6]) + (", ..." if len(changed) > 6 else "")
         raise DataError(f"resuming on other data than the run was trained on ({shown} differ from this record); "
@@ -356,11 +357,12 @@ def _warn_config_changes(path: Path, config: Any) -> None:
         log.warning("%s: resuming with a changed config: %s", path, ", ".join(changed))
 
 
-def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+def _diff(a: Any, b: Any, prefix: str = "", *, new_keys: bool = True) -> list[str]:
+    """Dotted keys where ``a`` and ``b`` differ; with ``new_keys=False`` keys only ``b`` has are not differences."""
     if isinstance(a, dict) and isinstance(b, dict):
         out = []
-        for key in set(a) | set(b):
-            out += _diff(a.get(key), b.get(key), f"{prefix}.{key}" if prefix else str(key))
+        for key in (set(a) | set(b)) if new_keys else set(a):
+            out += _diff(a.get(key), b.get(key), f"{prefix}.{key}" if prefix else str(key), new_keys=new_keys)
         return out
     return [] if a == b else [prefix or "<root>"]
 
