@@ -96,7 +96,7 @@ def test_wrong_header_is_named(tmp_path, reader, header, expected_kind):
     with pytest.raises(DataError) as info:
         reader(path)
     msg = str(info.value)
-    assert f"meta.tsv:1:" in msg and "header" in msg
+    assert "meta.tsv:1:" in msg and "header" in msg
     if expected_kind:
         assert f"looks like a {expected_kind} file" in msg
     assert info.value.line == 1

@@ -317,13 +317,13 @@ def test_blocks_and_chunks_do_not_change_the_counts(cttc, monkeypatch):
     scores, gt, _ = _informative_set(seed=4, n_clips=9)
     packed = pack_inputs(scores, TS, ["a", "b", "c"], gt)
     ref = intersection.statistics_curve(packed, 0.5, 0.5, cttc)
-    assert sum(len(st.levels) for st in ref) > 100
+    assert sum(len(curve.levels) for curve in ref) > 100
     for block, chunk in [(30, 7), (100, 50)]:  # one sequence per block (shorter than a clip); a few
         monkeypatch.setattr(intersection, "_BLOCK_FRAMES", block)
         monkeypatch.setattr(intersection, "_CHUNK", chunk)
-        for st, st_ref in zip(intersection.statistics_curve(packed, 0.5, 0.5, cttc), ref):
+        for curve, st_ref in zip(intersection.statistics_curve(packed, 0.5, 0.5, cttc), ref):
             for field in ("levels", "tps", "fps", "cts"):
-                np.testing.assert_array_equal(getattr(st, field), getattr(st_ref, field))
+                np.testing.assert_array_equal(getattr(curve, field), getattr(st_ref, field))
 
 
 # -- plotting and speed ----------------------------------------------------------------------
