@@ -6,8 +6,9 @@ import json
 import re
 
 import pytest
+import yaml
 
-from audioadapt.config.load import list_presets, load_preset_dict, save_config
+from audioadapt.config.load import from_dict, list_presets, load_preset_dict, save_config, to_dict
 from audioadapt.config.ser import (
     METHOD_KINDS,
     SerCorpusConfig,
@@ -15,6 +16,7 @@ from audioadapt.config.ser import (
     load_ser_config,
     loader_options,
     parse_corpus_spec,
+    stored_ser_config,
     with_corpora,
 )
 from audioadapt.errors import ConfigError
@@ -142,6 +144,26 @@ def test_settings_the_kind_ignores_are_rejected(preset, override, key):
         return
     with pytest.raises(ConfigError, match=f"'{key}'"):
         load_ser_config(preset, [override])
+
+
+def test_a_stored_config_keeps_ignored_keys_at_the_values_it_was_saved_with(tmp_path):
+    # a run saved when an ignored key had another default (snsa_f stores the pseudo_multilabel section too)
+    tree = to_dict(load_ser_config("ser_snsa_f"))
+    tree["pseudo_multilabel"]["empty_policy"] = "negatives_only"
+    with pytest.raises(ConfigError, match="'pseudo_multilabel'"):
+        from_dict(SerExperimentConfig, tree)  # as a user's setting it would change nothing: refused
+    stored = stored_ser_config(tree)  # as a finished run's record it is read
+    assert stored.pseudo_multilabel.empty_policy == "negatives_only" and stored.method.kind == "snsa_f"
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(tree, sort_keys=False))
+    assert stored_ser_config(path) == stored
+    tree["stage1"]["epochs"] = 0  # every other check still holds
+    path.write_text(yaml.safe_dump(tree, sort_keys=False))
+    with pytest.raises(ConfigError, match="config.yaml.*stage1.epochs=0"):
+        stored_ser_config(path)
+    SerExperimentConfig()  # the context is left: the check is back
+    with pytest.raises(ConfigError, match="no effect"):
+        load_ser_config("ser_snsa_f", ["pseudo_multilabel.threshold=0.5"])
 
 
 def test_init_from_skips_stage1():

@@ -31,8 +31,9 @@ import numpy as np
 
 from audioadapt import __version__
 from audioadapt.audio.collect import AUDIO_EXTENSIONS, LIST_EXTENSIONS, collect_audio
-from audioadapt.config.load import apply_overrides, from_dict, to_dict
-from audioadapt.config.ser import SerCorpusConfig, SerExperimentConfig, load_ser_config, with_corpora
+from audioadapt.config.load import apply_overrides, to_dict
+from audioadapt.config.ser import (SerCorpusConfig, SerExperimentConfig, load_ser_config, stored_ser_config,
+                                   with_corpora)
 from audioadapt.errors import ConfigError, DataError
 from audioadapt.features.normalization import Normalizer
 from audioadapt.training.loop import FitResult
@@ -58,7 +59,7 @@ def resolve_ser_config(preset_or_config: str | Path | SerExperimentConfig, overr
     else:
         cfg, name = load_ser_config(preset_or_config, overrides), Path(str(preset_or_config)).stem
     if saved is not None and saved.is_file() and (source is None or target is None):
-        previous = load_ser_config(saved)
+        previous = stored_ser_config(saved)
         source = source if source is not None or cfg.source.given else previous.source
         target = target if target is not None or cfg.target.given else previous.target
     cfg = with_corpora(cfg, source, target)
@@ -186,7 +187,7 @@ def load_ser_run(run_dir: str | Path,
     if "experiment_config" not in meta or "dataset_config" not in meta:
         raise DataError("not a checkpoint of a SER run (no experiment_config in its meta)", path)
     ckpt["meta"] = meta = read_meta(ckpt)
-    cfg = from_dict(SerExperimentConfig, meta["experiment_config"])
+    cfg = stored_ser_config(meta["experiment_config"])
     configure_for_run(cfg.train.cpu_allocator)
     return ckpt, cfg, path
 

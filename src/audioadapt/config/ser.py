@@ -48,6 +48,7 @@ by ``stage1`` / ``stage2`` and rejected as well.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import math
 from collections.abc import Iterable, Mapping
@@ -387,7 +388,7 @@ class SerExperimentConfig:
         n_conv = len(self.model.encoder.conv_channels)
         if self.method.has_stage2 and self.stage2.freeze_conv > n_conv:
             raise ConfigError(f"stage2.freeze_conv={self.stage2.freeze_conv} but the encoder has {n_conv} conv layers")
-        ignored = self.ignored_settings()
+        ignored = {} if _READING_STORED.get() else self.ignored_settings()
         if ignored:
             listed = "; ".join(f"'{k}' ({why})" for k, why in ignored.items())
             raise ConfigError(f"setting(s) that would have no effect with method.kind '{kind}': {listed}")
@@ -476,6 +477,28 @@ def _explicit_switches(tree: Mapping[str, Any], overrides: Iterable[str]) -> dic
 _SWITCH_KEYS = ("target_loss", "source_loss")
 
 
+#: True while a run's stored configuration is read (:func:`stored_ser_config`).
+_READING_STORED: contextvars.ContextVar[bool] = contextvars.ContextVar("reading_stored_ser_config", default=False)
+
+
+def stored_ser_config(data: Mapping[str, Any] | str | Path, where: str = "") -> SerExperimentConfig:
+    """A run's stored configuration (a mapping from its checkpoint, or its ``config.yaml``).
+
+    A stored configuration is complete: it holds every key, the ones its
+    method ignores included, at the values of the version that wrote it. Those
+    are not checked against today's defaults (a later default for an ignored
+    key must not make a finished run unreadable); everything else is checked
+    as in :func:`load_ser_config`.
+    """
+    token = _READING_STORED.set(True)
+    try:
+        if isinstance(data, Mapping):
+            return from_dict(SerExperimentConfig, data, where)
+        return preset_config(SerExperimentConfig, data)[0]  # errors name the file and line
+    finally:
+        _READING_STORED.reset(token)
+
+
 def load_ser_config(preset: str | Path | None = None, overrides: Iterable[str] = ()) -> SerExperimentConfig:
     """Build a :class:`SerExperimentConfig` from a preset (name or YAML path) and dotted overrides.
 
@@ -538,6 +561,7 @@ __all__ = [
     "allowed_loss_switches",
     "default_ser_normalizer",
     "load_ser_config",
+    "stored_ser_config",
     "loader_options",
     "loss_switches",
     "parse_corpus_spec",
