@@ -289,3 +289,21 @@ def test_aggregate_rejects_bad_runs():
         aggregate_runs([])
     with pytest.raises(DataError, match="classes"):
         aggregate_runs([ser_metrics([0], [0], ("a", "b")), ser_metrics([0], [0], ("a", "c"))])
+
+
+def test_per_speaker_by_hand():
+    from audioadapt.evaluation.ser_metrics import per_speaker
+
+    # speaker a: 3 angry, 2 right; b: happy and sad, both wrong; one utterance without a speaker, right
+    speakers = ["a", "a", "a", "b", "b", None]
+    y_true = ["angry", "angry", "angry", "happy", "sad", "neutral"]
+    y_pred = ["angry", "angry", "sad", "neutral", "neutral", "neutral"]
+    record, table = per_speaker(speakers, y_true, y_pred)
+    assert record["a"] == {"utterances": 3, "correct": 2, "accuracy": pytest.approx(2 / 3),
+                           "true": {"angry": 3}, "predicted": {"angry": 2, "sad": 1}}
+    assert record["b"]["accuracy"] == 0.0 and record["b"]["true"] == {"happy": 1, "sad": 1}
+    assert record["(none)"]["correct"] == 1
+    text = table.to_markdown()
+    assert "| a | 3 | angry 3 | angry | 66.67 |" in text and "| b | 2 | happy 1, sad 1 | neutral | 0.00 |" in text
+    with pytest.raises(DataError, match="2 speakers, 6 reference"):
+        per_speaker(["a", "b"], y_true, y_pred)

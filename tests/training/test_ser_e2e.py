@@ -119,6 +119,10 @@ def test_evaluate_and_predict_a_run(tiny, tmp_path, stage1_accuracy):
     assert report["entries"]["ua"] == pytest.approx(test.ua) and report["inputs"]["protocol"] == "paper"
     assert 0.0 <= report["entries"]["memory_head_agreement"] <= 1.0
     assert "### Per-class results" in (run / "eval_test.md").read_text()
+    speakers = report["results"]["per_speaker"]  # the generated corpus has speaker ids
+    assert sum(s["utterances"] for s in speakers.values()) == 11
+    assert sum(s["correct"] for s in speakers.values()) == round(test.wa * 11)
+    assert "### Per-speaker results" in (run / "eval_test.md").read_text()
     assert (run / "confusion_test.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with open(run / "predictions_test.csv", newline="") as fh:
         predictions = list(csv.DictReader(fh))

@@ -218,7 +218,7 @@ def evaluate_ser_run(run_dir: str | Path, checkpoint: str | Path = "last", write
     the shared set are predicted but not scored.
     """
     from audioadapt.evaluation.report import write_report
-    from audioadapt.evaluation.ser_metrics import plot_confusion_matrix, ser_metrics
+    from audioadapt.evaluation.ser_metrics import per_speaker, plot_confusion_matrix, ser_metrics
     from audioadapt.training.checkpoint import checkpoint_inputs
     from audioadapt.training.distributed import resolve_device
     from audioadapt.training.ser_data import SerDataModule
@@ -261,6 +261,11 @@ def evaluate_ser_run(run_dir: str | Path, checkpoint: str | Path = "last", write
             report.add_entry("memory_predictor_wa", mem.wa)
             report.add_entry("memory_head_agreement", pred.memory_agreement)
             report.results["memory_predictor"] = mem.to_dict()
+        scored = [u for u, k in zip(dataset.utterances, known) if k]
+        if any(u.speaker is not None for u in scored):
+            report.results["per_speaker"], table = per_speaker(
+                [u.speaker for u in scored], dataset.labels[known], pred.labels[known], classes)
+            report.tables.append(table)
         write_report(report, run_dir / f"eval_{side}.json")
         plot_confusion_matrix(metrics, run_dir / f"confusion_{side}.png",
                               title=f"{cfg.method.kind}, target {side}: UA {100 * metrics.ua:.2f} %, "

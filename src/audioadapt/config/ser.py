@@ -485,18 +485,31 @@ def stored_ser_config(data: Mapping[str, Any] | str | Path, where: str = "") -> 
     """A run's stored configuration (a mapping from its checkpoint, or its ``config.yaml``).
 
     A stored configuration is complete: it holds every key, the ones its
-    method ignores included, at the values of the version that wrote it. Those
-    are not checked against today's defaults (a later default for an ignored
-    key must not make a finished run unreadable); everything else is checked
-    as in :func:`load_ser_config`.
+    method ignores included, at the values of the version that wrote it. A
+    later default for an ignored key must not make a finished run unreadable:
+    those keys are read back at today's defaults (they change nothing, so the
+    run is the same, and the configuration can be copied with
+    ``dataclasses.replace`` like any other); everything else is read and
+    checked as in :func:`load_ser_config`.
     """
     token = _READING_STORED.set(True)
     try:
         if isinstance(data, Mapping):
-            return from_dict(SerExperimentConfig, data, where)
-        return preset_config(SerExperimentConfig, data)[0]  # errors name the file and line
+            cfg = from_dict(SerExperimentConfig, data, where)
+        else:
+            cfg = preset_config(SerExperimentConfig, data)[0]  # errors name the file and line
+        for key in cfg.ignored_settings():
+            cfg = _with_value(cfg, key, _default_of(key))
     finally:
         _READING_STORED.reset(token)
+    return dataclasses.replace(cfg)  # checked once more, as any configuration
+
+
+def _with_value(obj: Any, key: str, value: Any) -> Any:
+    """``obj`` with the dotted ``key`` set to ``value`` (nested dataclasses replaced)."""
+    head, _, rest = key.partition(".")
+    inner = _with_value(getattr(obj, head), rest, value) if rest else value
+    return dataclasses.replace(obj, **{head: inner})
 
 
 def load_ser_config(preset: str | Path | None = None, overrides: Iterable[str] = ()) -> SerExperimentConfig:
