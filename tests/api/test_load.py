@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 import audioadapt
 from audioadapt.errors import AudioError, CheckpointError, ConfigError
@@ -111,6 +112,10 @@ def test_ser_system_predicts_as_the_command_does(ser_run, speech):
     scores = ser.scores(speech, hop_seconds=0.5)
     assert len(scores.window_start) > row["windows"]
     np.testing.assert_allclose(scores.probabilities, scores.window_probabilities.mean(axis=0), rtol=1e-6)
+    vector = ser.embed(speech)  # the mean of the windows' unit-length features: the memory's nearest slot is got's
+    assert vector.shape == (ser.memory.features.shape[1],) and 0.0 < np.linalg.norm(vector) <= 1.0 + 1e-6
+    nearest = int((ser.memory.features @ torch.from_numpy(vector).to(ser.memory.features.dtype)).argmax())
+    assert ser.classes[int(ser.memory.labels[nearest])] == got.memory_label
 
 
 def test_bad_inputs_are_named(sed_run, clip):

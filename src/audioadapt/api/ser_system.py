@@ -136,6 +136,14 @@ class SerSystem:
         memory = None if pred.memory_labels is None else self.classes[int(pred.memory_labels[0])]
         return EmotionPrediction(self.classes[int(pred.labels[0])], self._named(pred.probabilities[0]), memory, rows)
 
+    def embed(self, audio: AudioInput, sample_rate: int | None = None,
+              hop_seconds: float | None = None) -> np.ndarray:
+        """The utterance feature of ``audio``: ``(2u,)``, the mean over its windows of the unit-length features
+        ``f_hat`` (what the memory compares, and the head's input up to normalisation), for probes and plots."""
+        embeddings = self._predict(audio, sample_rate, hop_seconds).embeddings
+        assert embeddings is not None
+        return embeddings[0]
+
     def _named(self, probs: np.ndarray) -> dict[str, float]:
         return {c: float(p) for c, p in zip(self.classes, probs)}
 

@@ -246,10 +246,13 @@ class SerFilePredictions(SerPredictions):
     ----------
     durations: ``(file,)`` seconds from each input's first to its last frame (its length to one STFT hop).
     windows: every window's prediction.
+    embeddings: ``(file, 2u)`` mean over each file's windows of their unit-length utterance features ``f_hat``
+        (the vectors the memory compares; the memory label is the slot nearest to this mean).
     """
 
     durations: np.ndarray = field(default_factory=lambda: np.zeros(0))
     windows: SerWindows | None = None
+    embeddings: np.ndarray | None = None
 
 
 def predict_features(model: SerModel, normalizer: Normalizer, features: Sequence[np.ndarray],
@@ -307,7 +310,8 @@ def predict_features(model: SerModel, normalizer: Normalizer, features: Sequence
                              np.minimum(start_s + (lengths - 1) * hop_s, durations[owner]),
                              probs.cpu().numpy(), probs.argmax(dim=1).cpu().numpy(), _nearest_labels(memory, feats))
     return SerFilePredictions(mean_probs.cpu().numpy(), mean_probs.argmax(dim=1).cpu().numpy(),
-                              _nearest_labels(memory, mean_feats), durations=durations, windows=window_rows)
+                              _nearest_labels(memory, mean_feats), durations=durations, windows=window_rows,
+                              embeddings=(mean_feats / counts.to(mean_feats.dtype)).cpu().numpy())
 
 
 def shortest_input(logmel: "LogMel", frames: int) -> int:
