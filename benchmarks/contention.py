@@ -115,7 +115,7 @@ def render(result: dict[str, Any]) -> str:
         "# Training under CPU contention",
         "",
         f"Job: `{result['job']}` (a fresh run each time; dataset and feature cache built beforehand).",
-        f"Competitors: CPU-bound processes (`python -c \"while True: pass\"`), one core each.",
+        "Competitors: CPU-bound processes (`python -c \"while True: pass\"`), one core each.",
         f"Machine: {m['cpu']}, {m['cores']} cores, python {m['python']}, torch {m['torch']}, {m['platform']}.",
         f"Date: {m['date']}. Command: `{m['command']}`.",
         "",
