@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 from pathlib import Path
 
@@ -33,7 +34,11 @@ def read_row(spec: str) -> BenchmarkRow:
     if (key or STAGE1_ROW) not in data["results"]:
         raise SystemExit(f"{folder}/benchmark.json has no row {key or STAGE1_ROW!r} (rows: {list(data['results'])})")
     row = data["results"][key or STAGE1_ROW]
-    runs = {int(seed): {m.key: row["metrics"][m.key]["values"][i] for m in SER_METRICS if m.key in row["metrics"]}
+    def value(metric: str, i: int) -> float:
+        stored = row["metrics"][metric]["values"][i]
+        return math.nan if stored is None else float(stored)  # JSON keeps an undefined value as null
+
+    runs = {int(seed): {m.key: value(m.key, i) for m in SER_METRICS if m.key in row["metrics"]}
             for i, seed in enumerate(row["seeds"])}
     return BenchmarkRow(re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_"), label, runs,
                         {"folder": str(folder), "row": key or STAGE1_ROW,
