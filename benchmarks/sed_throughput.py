@@ -50,6 +50,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from audioadapt import cpus
 from audioadapt.adaptation.domain import DomainConfig
 from audioadapt.adaptation.losses import clip_bce, domain_bce, frame_bce
 from audioadapt.adaptation.orthogonality import OrthogonalityConfig, labeler_orthogonality
@@ -70,17 +71,6 @@ VARIANTS = ("channels_last", "bf16", "compile", "unfused")
 
 
 # -- machine ------------------------------------------------------------------------------
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def load_avg() -> list[float]:
     """1, 5 and 15 minute load averages (what ``uptime`` prints)."""
     try:
@@ -136,7 +126,7 @@ def cpu_kind(model: str, flags: list[str], limits: dict[str, str]) -> str:
 def machine_info() -> dict[str, Any]:
     flags = cpu_flags()
     limits = {k: os.environ[k] for k in ISA_LIMITS if os.environ.get(k)}
-    cpu = cpu_model()
+    cpu = cpus.cpu_model()[0]
     return {
         "cpu": cpu,
         "cpu_flags": flags,

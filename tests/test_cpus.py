@@ -119,3 +119,14 @@ def test_the_command_asks_for_passive_waiting_before_torch_is_loaded():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "RESULT [True] PASSIVE" in out.stdout
+
+
+def test_machine_description_names_the_cpu_model_its_vector_units_and_the_cpus(tmp_path, monkeypatch):
+    info = tmp_path / "cpuinfo"
+    block = "processor\t: {i}\nmodel name\t: Example CPU 9000\nflags\t\t: fpu sse2 avx2 avx512f amx_tile\n\n"
+    info.write_text("".join(block.format(i=i) for i in range(2)))
+    assert cpus.cpu_model(info) == ("Example CPU 9000", ["avx2", "avx512f", "amx_tile"])
+    monkeypatch.setattr(cpus, "available_cpus", lambda: 2)
+    text = cpus.machine_description(info)
+    assert text.startswith("Example CPU 9000 (avx2, avx512f, amx_tile), 2 CPUs, ")
+    assert cpus.cpu_model(tmp_path / "missing")[1] == []

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import platform
 import sys
 from pathlib import Path
 
@@ -120,6 +121,41 @@ def available_cpus() -> int:
     return max(1, cpus)
 
 
+#: CPU feature flags that change which kernels (and so which rounding) torch uses, in the order they are named.
+_ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile")
+
+
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[str, list[str]]:
+    """The CPU's model name and which of the vector-unit flags it has (Linux); else the processor string."""
+    text = _read(cpuinfo)
+    if text is None:
+        return platform.processor() or platform.machine() or "unknown CPU", []
+    name, flags = "", set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and not name:
+            name = value.strip()
+        elif key in ("flags", "Features") and not flags:
+            flags = set(value.split())
+    return name or platform.processor() or platform.machine() or "unknown CPU", [f for f in _ISA_FLAGS if f in flags]
+
+
+def machine_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """One line naming the machine a result came from: CPU model and vector units, usable CPUs, OS and the GPU.
+
+    The GPU is named only when torch is already imported and sees CUDA (this never imports torch). Floating-point
+    results of one seed differ between CPU kinds (other kernels, other rounding), so benchmark records keep it.
+    """
+    name, isa = cpu_model(cpuinfo)
+    parts = [name + (f" ({', '.join(isa)})" if isa else ""), f"{available_cpus()} CPUs",
+             f"{platform.system()} {platform.machine()}".strip()]
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        parts.append(torch.cuda.get_device_name(torch.cuda.current_device()))
+    return ", ".join(parts)
+
+
 def local_ranks() -> int:
     """Processes ``torchrun`` started on this machine (``LOCAL_WORLD_SIZE``; 1 otherwise)."""
     try:
@@ -171,5 +207,5 @@ def prefer_passive_waiting() -> bool:
     return "torch" not in sys.modules
 
 
-__all__ = ["PASSIVE", "affinity_cpus", "available_cpus", "cgroup_cpu_quota", "configure_threads",
-           "default_num_threads", "local_ranks", "prefer_passive_waiting"]
+__all__ = ["PASSIVE", "affinity_cpus", "available_cpus", "cgroup_cpu_quota", "configure_threads", "cpu_model",
+           "default_num_threads", "local_ranks", "machine_description", "prefer_passive_waiting"]

@@ -134,3 +134,26 @@ def test_a_cell_keeps_the_run_s_selection_and_a_flat_one_is_logged(tmp_path, cap
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert warnings == [f"benchmark cell {r} seed 1: the selection metric selection never rose above its first value; "
                         "its numbers are those of the last tied epoch (4)" for r in ("a", "b")]
+
+
+def test_each_cell_records_its_machine_and_the_grid_counts_them(tmp_path, monkeypatch):
+    import audioadapt.api.benchmark as bench
+
+    monkeypatch.setattr(bench, "machine_description", lambda: "CPU X, 2 CPUs, Linux x86_64")
+
+    def run_cell(cell, run_dir, resume):
+        run_dir.mkdir(parents=True)
+        return {"score": 1.0}
+
+    run_grid(_grid()[:3], tmp_path, run_cell)
+    saved = json.loads((Cell(ROWS[0], 0).run_dir(tmp_path) / CELL_FILE).read_text())
+    assert saved["machine"] == "CPU X, 2 CPUs, Linux x86_64"
+    # a cell written before runs named their machine
+    legacy = Cell(ROWS[1], 1).run_dir(tmp_path)
+    legacy.mkdir(parents=True)
+    (legacy / CELL_FILE).write_text(json.dumps({"metrics": {"score": 3.0}}))
+    monkeypatch.setattr(bench, "machine_description", lambda: "CPU Y, 2 CPUs, Linux x86_64")
+    result = run_grid(_grid(), tmp_path, run_cell)
+    assert result.machine_counts(["a", "b"], [0, 1]) == {"CPU X, 2 CPUs, Linux x86_64": 3,
+                                                        bench.UNRECORDED_MACHINE: 1}
+    assert result.machine_counts(["a"], [0]) == {"CPU X, 2 CPUs, Linux x86_64": 1}

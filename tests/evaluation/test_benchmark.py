@@ -98,3 +98,12 @@ def test_tables_with_a_reference_row_show_and_record_the_paired_differences(tmp_
     assert data["results"]["c"]["runs"]["1"]["event"] == 0.4  # the per-seed shape is kept
     table.reference = None
     assert "Paired differences" not in table.to_markdown()
+
+
+def test_the_machines_of_the_runs_are_named_under_the_tables_and_kept_in_the_json(tmp_path):
+    table = _table()
+    assert "Machines" not in table.to_markdown()
+    table.machines = {"CPU X, 2 CPUs": 3, "not recorded": 1}
+    assert table.to_markdown().rstrip().endswith("Machines: 3 runs on CPU X, 2 CPUs; 1 run on not recorded.")
+    data = json.loads(table.write(tmp_path)["json"].read_text())
+    assert data["settings"]["machines"] == {"CPU X, 2 CPUs": 3, "not recorded": 1}

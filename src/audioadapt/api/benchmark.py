@@ -26,12 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from audioadapt.cpus import machine_description
 from audioadapt.errors import AudioadaptError, ConfigError
 
 log = logging.getLogger(__name__)
 
 #: Marker file of a finished cell.
 CELL_FILE = "cell.json"
+#: What :meth:`GridResult.machine_counts` calls the machine of a cell that does not name one.
+UNRECORDED_MACHINE = "not recorded"
 #: Training seeds of a benchmark unless given.
 DEFAULT_SEEDS: tuple[int, ...] = (0, 1, 2)
 
@@ -72,6 +75,7 @@ class GridResult:
     metrics: dict[tuple[str, int], dict[str, float]] = field(default_factory=dict)
     seconds: dict[tuple[str, int], float] = field(default_factory=dict)
     failures: dict[tuple[str, int], str] = field(default_factory=dict)
+    machines: dict[tuple[str, int], str] = field(default_factory=dict)
 
     def runs(self, row_key: str, seeds: Iterable[int]) -> dict[int, dict[str, float]]:
         """Seed -> metrics of the finished cells of one row."""
@@ -80,6 +84,16 @@ class GridResult:
     def seconds_of(self, row_key: str, seeds: Iterable[int]) -> list[float | None]:
         """Wall seconds of each seed's run of one row (``None`` where it did not finish)."""
         return [self.seconds.get((row_key, s)) for s in seeds]
+
+    def machine_counts(self, row_keys: Iterable[str], seeds: Iterable[int]) -> dict[str, int]:
+        """Machine description -> how many of these finished runs it made (:data:`UNRECORDED_MACHINE` for cells
+        written before runs recorded it)."""
+        counts: dict[str, int] = {}
+        for key in ((r, s) for r in row_keys for s in seeds):
+            if key in self.metrics:
+                name = self.machines.get(key, UNRECORDED_MACHINE)
+                counts[name] = counts.get(name, 0) + 1
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def failure_names(self) -> dict[str, str]:
         """``"<row>/seed<N>" -> error`` of the failed cells."""
@@ -270,6 +284,8 @@ def _run_cell(cell: Cell, out_dir: Path, run_cell: Callable[[Cell, Path, bool], 
     if done is not None and not rerun:
         result.metrics[key] = _clean(done["metrics"])
         result.seconds[key] = float(done.get("seconds", math.nan))
+        if isinstance(done.get("machine"), str):
+            result.machines[key] = done["machine"]
         return
     if rerun and run_dir.exists():
         shutil.rmtree(run_dir)
@@ -296,14 +312,15 @@ def _run_cell(cell: Cell, out_dir: Path, run_cell: Callable[[Cell, Path, bool], 
                     selection.get("metric"), selection.get("global_epoch"))
     payload = {"row": cell.row.key, "label": cell.row.label, "preset": cell.row.preset, "seed": cell.seed,
                "overrides": list(cell.row.overrides), "metrics": metrics, "seconds": seconds, "resumed": resume,
-               "selection": selection}
+               "selection": selection, "machine": machine_description()}
     tmp = run_dir / (CELL_FILE + ".tmp")
     tmp.write_text(json.dumps(payload, indent=1, allow_nan=True) + "\n", encoding="utf-8")
     tmp.replace(run_dir / CELL_FILE)
     result.metrics[key] = metrics
     result.seconds[key] = seconds
+    result.machines[key] = payload["machine"]
 
 
-__all__ = ["CELL_FILE", "Cell", "DEFAULT_SEEDS", "GridResult", "Profile", "ROWS_KEY", "RowSpec", "parse_seeds",
+__all__ = ["CELL_FILE", "UNRECORDED_MACHINE", "Cell", "DEFAULT_SEEDS", "GridResult", "Profile", "ROWS_KEY", "RowSpec", "parse_seeds",
            "read_profile", "row_overrides", "run_grid",
            "select_rows", "split_profile"]

@@ -140,7 +140,8 @@ def benchmark_sed(
         settings={"data_root": str(Path(data_root).resolve()), "split": split, "seeds": list(seeds),
                   "profile": str(profile) if profile is not None else None, "common_settings": prof.common, "row_settings": prof.rows,
                   "failures": grid.failure_names()},
-        note=_NOTE.format(split=split), reference=SED_REFERENCE_ROW)
+        note=_NOTE.format(split=split), reference=SED_REFERENCE_ROW,
+        machines=grid.machine_counts([r.key for r in chosen], seeds))
     paths = table.write(out_dir)
     log.info("wrote %s", ", ".join(str(p) for p in paths.values()))
     return table

@@ -95,7 +95,7 @@ def sweep_sed(
         settings={"data_root": str(Path(data_root).resolve()), "row": base.key, "seeds": list(seeds),
                   "grid": {a.key: list(a.values) for a in axes}, "profile": str(profile) if profile else None,
                   "common_settings": prof.common, "failures": grid_result.failure_names()},
-        note=_NOTE)
+        note=_NOTE, machines=grid_result.machine_counts(list(by_key), seeds))
     paths = table.write(out_dir, stem="sweep")
     log.info("wrote %s", ", ".join(str(p) for p in paths.values()))
     return table

@@ -222,7 +222,8 @@ def benchmark_ser(
                       "profile": str(profile) if profile is not None else None, "common_settings": prof.common,
                       "row_settings": prof.rows, "share_stage1": share, "target_speaker_label_purity": purity,
                       "failures": grid.failure_names()},
-            note=_NOTE.format(protocol=protocol) + _confound_note(purity), reference=SER_REFERENCE_ROW)
+            note=_NOTE.format(protocol=protocol) + _confound_note(purity), reference=SER_REFERENCE_ROW,
+            machines=grid.machine_counts([r.key for r in chosen], seeds))
         table.write(where)
         tables[protocol] = table
     summary = "\n".join(t.to_markdown() for t in tables.values())

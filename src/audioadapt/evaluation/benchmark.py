@@ -177,6 +177,8 @@ class BenchmarkTable:
     note: text under the table (what the numbers are, where they come from).
     reference: key of the row the others are compared with (paired per-seed
         differences); ``None`` or a key absent from ``rows``: no comparison.
+    machines: machine description -> number of the table's runs made there
+        (one seed's numbers differ between CPU kinds); empty: not known.
     """
 
     kind: str
@@ -186,6 +188,7 @@ class BenchmarkTable:
     settings: dict[str, Any] = field(default_factory=dict)
     note: str = ""
     reference: str | None = None
+    machines: dict[str, int] = field(default_factory=dict)
 
     def reference_row(self) -> BenchmarkRow | None:
         """The row the others are compared with, if it is in the table."""
@@ -260,12 +263,17 @@ class BenchmarkTable:
 
     def report(self) -> Report:
         entries = {f"{row.key}.{m.key}": row.summary(m.key).mean for row in self.rows for m in self.metrics}
-        return Report(self.kind, self.to_results(), settings={**self.settings, "reference": self.reference},
+        settings = {**self.settings, "reference": self.reference, **({"machines": self.machines} if self.machines else {})}
+        return Report(self.kind, self.to_results(), settings=settings,
                       entries=entries, tables=self._tables())
 
     def to_markdown(self) -> str:
         """The table, the paired differences, then the per-seed numbers (the Report's Markdown without the entry list)."""
-        return "\n\n".join(t.to_markdown() for t in self._tables()) + "\n"
+        parts = [t.to_markdown() for t in self._tables()]
+        if self.machines:
+            parts.append("Machines: " + "; ".join(f"{n} run{'s' if n != 1 else ''} on {name}"
+                                                 for name, n in self.machines.items()) + ".")
+        return "\n\n".join(parts) + "\n"
 
     def plot(self, path: str | Path) -> Path:
         """A bar chart: one panel per metric, one bar per system (see :mod:`~audioadapt.evaluation.benchmark_plot`)."""
