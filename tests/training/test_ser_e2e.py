@@ -198,13 +198,19 @@ def test_target_labels_never_reach_training(tiny, tmp_path):
 def test_the_oracle_multilabels_lift_the_target_to_a_bar(tiny, tmp_path):
     """Oracle sets (every slot of the true emotion) adapt the encoder until the source head reads the target.
 
-    On this data and schedule (seed 0) the stage-1 model scores 31 % UA on the target and NNPM with the same
-    stage 2 41 %; the oracle reaches 66 % (chance 25 %). Sets that were not the true emotion's would not.
+    The stage-1 model scores about 31 % UA on this target (chance 25 %). One seed's oracle UA moves by 10-20
+    points between CPU kinds (other kernels, other rounding: 66 % on an AVX2 machine, 44 % with AVX-512 at lr
+    1e-2), so the bar is on the mean of two seeds at a gentler rate: 56-66 % per seed measured with AVX-512.
+    Sets that were not the true emotion's would not get there.
     """
-    run = tmp_path / "oracle"
-    train_ser("ser_oracle", tiny_overrides("ser_oracle", "stage2.epochs=8", "stage2.lr=1e-2", "stage2.freeze_conv=0",
-                                           "diagnostics.target_truth=true"), source=tiny, target=tiny, run_dir=run)
-    stage2 = [r for r in read_metrics(run) if r["phase"] == "stage2"]
-    assert len(stage2) == 8 and all(float(r["train/pml_purity"]) == 1.0 for r in stage2)
-    assert all(float(r["train/pml_mean_size"]) == 8.0 for r in stage2)  # the 8 source utterances of each emotion
-    assert evaluate_ser_run(run)["test"].ua >= 0.55
+    scores = []
+    for seed in (0, 1):
+        run = tmp_path / f"oracle{seed}"
+        train_ser("ser_oracle", tiny_overrides("ser_oracle", "stage2.epochs=16", "stage2.lr=3e-3", "stage2.freeze_conv=0",
+                                               "diagnostics.target_truth=true", f"train.seed={seed}"),
+                  source=tiny, target=tiny, run_dir=run)
+        stage2 = [r for r in read_metrics(run) if r["phase"] == "stage2"]
+        assert len(stage2) == 16 and all(float(r["train/pml_purity"]) == 1.0 for r in stage2)
+        assert all(float(r["train/pml_mean_size"]) == 8.0 for r in stage2)  # the 8 source utterances of each emotion
+        scores.append(evaluate_ser_run(run)["test"].ua)
+    assert sum(scores) / len(scores) >= 0.5, scores
