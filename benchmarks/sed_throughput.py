@@ -85,19 +85,6 @@ ISA_FLAGS = ("fma", "avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile",
 ISA_LIMITS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
 
 
-def cpu_flags() -> list[str]:
-    """The :data:`ISA_FLAGS` this CPU reports in ``/proc/cpuinfo``."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    have = set(line.split(":", 1)[1].split())
-                    return [f for f in ISA_FLAGS if f in have]
-    except OSError:
-        pass
-    return []
-
-
 def isa_class(flags: list[str]) -> str:
     """The widest matrix/vector extension among ``flags``: ``amx``, ``avx512``, ``avx2`` or ``sse``."""
     if "amx_tile" in flags:
@@ -124,9 +111,8 @@ def cpu_kind(model: str, flags: list[str], limits: dict[str, str]) -> str:
 
 
 def machine_info() -> dict[str, Any]:
-    flags = cpu_flags()
+    cpu, flags = cpus.cpu_model(wanted=ISA_FLAGS)  # the ISA_FLAGS this CPU reports
     limits = {k: os.environ[k] for k in ISA_LIMITS if os.environ.get(k)}
-    cpu = cpus.cpu_model()[0]
     return {
         "cpu": cpu,
         "cpu_flags": flags,

@@ -29,6 +29,7 @@ import math
 import os
 import platform
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -125,8 +126,9 @@ def available_cpus() -> int:
 _ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile")
 
 
-def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[str, list[str]]:
-    """The CPU's model name and which of the vector-unit flags it has (Linux); else the processor string."""
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo"), wanted: Sequence[str] = _ISA_FLAGS) -> tuple[str, list[str]]:
+    """The CPU's model name and which of the ``wanted`` feature flags it has, in their order (Linux); elsewhere the
+    processor string and no flags."""
     text = _read(cpuinfo)
     if text is None:
         return platform.processor() or platform.machine() or "unknown CPU", []
@@ -138,7 +140,7 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[str, list[str]]:
             name = value.strip()
         elif key in ("flags", "Features") and not flags:
             flags = set(value.split())
-    return name or platform.processor() or platform.machine() or "unknown CPU", [f for f in _ISA_FLAGS if f in flags]
+    return name or platform.processor() or platform.machine() or "unknown CPU", [f for f in wanted if f in flags]
 
 
 def machine_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:

@@ -321,6 +321,5 @@ def _run_cell(cell: Cell, out_dir: Path, run_cell: Callable[[Cell, Path, bool], 
     result.machines[key] = payload["machine"]
 
 
-__all__ = ["CELL_FILE", "UNRECORDED_MACHINE", "Cell", "DEFAULT_SEEDS", "GridResult", "Profile", "ROWS_KEY", "RowSpec", "parse_seeds",
-           "read_profile", "row_overrides", "run_grid",
-           "select_rows", "split_profile"]
+__all__ = ["CELL_FILE", "Cell", "DEFAULT_SEEDS", "GridResult", "Profile", "ROWS_KEY", "RowSpec", "UNRECORDED_MACHINE",
+           "parse_seeds", "read_profile", "row_overrides", "run_grid", "select_rows", "split_profile"]
