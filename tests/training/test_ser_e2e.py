@@ -200,8 +200,8 @@ def test_the_oracle_multilabels_lift_the_target_to_a_bar(tiny, tmp_path):
 
     The stage-1 model scores about 31 % UA on this target (chance 25 %). One seed's oracle UA moves by 10-20
     points between CPU kinds (other kernels, other rounding: 66 % on an AVX2 machine, 44 % with AVX-512 at lr
-    1e-2), so the bar is on the mean of two seeds at a gentler rate: 56-66 % per seed measured with AVX-512.
-    Sets that were not the true emotion's would not get there.
+    1e-2, 8 epochs), so the 55 % bar is on the mean of two seeds at a gentler rate (seeds 0 and 1: 56 and 66 % with
+    AVX-512). Sets that were not the true emotion's would not get there.
     """
     scores = []
     for seed in (0, 1):
@@ -213,4 +213,4 @@ def test_the_oracle_multilabels_lift_the_target_to_a_bar(tiny, tmp_path):
         assert len(stage2) == 16 and all(float(r["train/pml_purity"]) == 1.0 for r in stage2)
         assert all(float(r["train/pml_mean_size"]) == 8.0 for r in stage2)  # the 8 source utterances of each emotion
         scores.append(evaluate_ser_run(run)["test"].ua)
-    assert sum(scores) / len(scores) >= 0.5, scores
+    assert sum(scores) / len(scores) >= 0.55, scores
