@@ -130,3 +130,22 @@ def test_machine_description_names_the_cpu_model_its_vector_units_and_the_cpus(t
     text = cpus.machine_description(info)
     assert text.startswith("Example CPU 9000 (avx2, avx512f, amx_tile), 2 CPUs, ")
     assert cpus.cpu_model(tmp_path / "missing")[1] == []
+
+
+def test_cpu_identity_keys_on_the_model_and_every_flag_line_but_not_on_per_core_lines(tmp_path, monkeypatch):
+    def identity(blocks: str | bytes) -> str:
+        info = tmp_path / "cpuinfo"
+        info.write_bytes(blocks.encode() if isinstance(blocks, str) else blocks)
+        return cpus.cpu_identity(info)
+
+    block = "processor\t: {i}\ncpu MHz\t\t: {mhz}\nmodel name\t: Example CPU 9000\nflags\t\t: fpu sse2 {extra}\n\n"
+    two = identity("".join(block.format(i=i, mhz=1000 + i, extra="avx2") for i in range(2)))
+    assert two == "flags\t\t: fpu sse2 avx2|model name\t: Example CPU 9000"
+    # the clock and the core count do not change the key; a flag, on any core, does
+    assert identity(block.format(i=0, mhz=3000, extra="avx2")) == two
+    assert identity(block.format(i=0, mhz=1000, extra="avx2") + block.format(i=1, mhz=1000, extra="avx512f")) != two
+    # Arm names its core in "CPU part"; bytes that are not UTF-8 do not stop the read
+    arm = identity(b"processor\t: 0\nFeatures\t: fp asimd\nCPU part\t: 0xd0c\nBogoMIPS\t: \xff\n")
+    assert arm == "CPU part\t: 0xd0c|Features\t: fp asimd"
+    monkeypatch.setattr(cpus.platform, "processor", lambda: "a processor")
+    assert cpus.cpu_identity(tmp_path / "missing") == "a processor"

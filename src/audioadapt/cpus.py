@@ -49,7 +49,7 @@ def affinity_cpus() -> int:
 
 def _read(path: Path) -> str | None:
     try:
-        return path.read_text(encoding="utf-8").strip()
+        return path.read_text(encoding="utf-8", errors="replace").strip()
     except OSError:
         return None
 
@@ -143,6 +143,16 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo"), wanted: Sequence[str] = _IS
     return name or platform.processor() or platform.machine() or "unknown CPU", [f for f in wanted if f in flags]
 
 
+def cpu_identity(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """What code compiled with ``-march=native`` depends on: the model name and every feature-flag and (Arm) CPU
+    part line, deduplicated and sorted, joined by ``|`` (Linux); elsewhere the processor string."""
+    text = _read(cpuinfo)
+    if text is None:
+        return platform.processor()
+    wanted = ("model name", "flags", "Features", "CPU part")
+    return "|".join(sorted({line.strip() for line in text.splitlines() if line.split(":")[0].strip() in wanted}))
+
+
 def machine_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     """One line naming the machine a result came from: CPU model and vector units, usable CPUs, OS and the GPU.
 
@@ -209,5 +219,5 @@ def prefer_passive_waiting() -> bool:
     return "torch" not in sys.modules
 
 
-__all__ = ["PASSIVE", "affinity_cpus", "available_cpus", "cgroup_cpu_quota", "configure_threads", "cpu_model",
-           "default_num_threads", "local_ranks", "machine_description", "prefer_passive_waiting"]
+__all__ = ["PASSIVE", "affinity_cpus", "available_cpus", "cgroup_cpu_quota", "configure_threads", "cpu_identity",
+           "cpu_model", "default_num_threads", "local_ranks", "machine_description", "prefer_passive_waiting"]

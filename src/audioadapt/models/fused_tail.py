@@ -68,6 +68,8 @@ from typing import Optional
 
 import torch
 
+from .. import cpus
+
 log = logging.getLogger(__name__)
 
 _SOURCE = Path(__file__).with_name("fused_tail.c")
@@ -114,16 +116,6 @@ def _build(compiler: str, target: Path) -> bool:
     return False
 
 
-def _cpu_identity() -> str:
-    """The CPU's model name and feature flags (Linux), else the processor string."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return platform.processor()
-    wanted = ("model name", "flags", "Features", "CPU part")
-    return "|".join(sorted({line.strip() for line in lines if line.split(":")[0].strip() in wanted}))
-
-
 @lru_cache(maxsize=1)
 def _library() -> ctypes.CDLL | None:
     """The compiled kernels, building them on first use; ``None`` where that is not possible."""
@@ -140,7 +132,7 @@ def _library() -> ctypes.CDLL | None:
         return None
     # -march=native code is only valid on this CPU model: a home directory shared by a cluster's
     # different nodes gets one library per kind of CPU
-    identity = " ".join((compiler, *_FLAGS, platform.machine(), _cpu_identity()))
+    identity = " ".join((compiler, *_FLAGS, platform.machine(), cpus.cpu_identity()))
     key = hashlib.sha256(source + identity.encode()).hexdigest()[:16]
     target = _cache_dir() / f"fused_tail_{key}.so"
     with _LOCK:
