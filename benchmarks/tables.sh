@@ -22,8 +22,9 @@ mkdir -p "$WORK" benchmarks/results
 
 # SED: five seeds (each drives initialisation and sampling), the sed_cpu profile's converged schedule. The rows
 # run in stages, most important first, so that an interrupted call leaves the key comparisons complete; every
-# call skips finished runs and writes the table of the rows it names. About 22 min per baseline run and ~1 h
-# per tri-training run on one core of a busy 2-core machine.
+# call skips finished runs and writes the table of the rows it names. On one core of a 2-core Intel Xeon VM, two
+# runs at a time: ~4.3 min per baseline run, ~7 min per Adv.* or Tri-training run, ~10 min per Adv.* +
+# Tri-training run (22 min and ~1 h on an earlier, busier AMD VM).
 SEEDS="0 1 2 3 4"
 STAGES=("baseline adv_time_tri_training"
         "baseline adv_time tri_training adv_time_tri_training"
