@@ -24,7 +24,7 @@ mkdir -p "$WORK" benchmarks/results
 # run in stages, most important first, so that an interrupted call leaves the key comparisons complete; every
 # call skips finished runs and writes the table of the rows it names. On one core of a 2-core Intel Xeon VM, two
 # runs at a time: ~4.3 min per baseline run, ~7 min per Adv.* or Tri-training run, ~10 min per Adv.* +
-# Tri-training run (22 min and ~1 h on an earlier, busier AMD VM).
+# Tri-training run (about 22 min and ~1 h on a busier 2-core machine).
 SEEDS="0 1 2 3 4"
 STAGES=("baseline adv_time_tri_training"
         "baseline adv_time tri_training adv_time_tri_training"
