@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 #: The OpenMP wait policy the ``audioadapt`` command asks for.
 PASSIVE = "PASSIVE"
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
+_CPUINFO = Path("/proc/cpuinfo")
 
 
 def affinity_cpus() -> int:
@@ -126,7 +127,7 @@ def available_cpus() -> int:
 _ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile")
 
 
-def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo"), wanted: Sequence[str] = _ISA_FLAGS) -> tuple[str, list[str]]:
+def cpu_model(cpuinfo: Path = _CPUINFO, wanted: Sequence[str] = _ISA_FLAGS) -> tuple[str, list[str]]:
     """The CPU's model name and which of the ``wanted`` feature flags it has, in their order (Linux); elsewhere the
     processor string and no flags."""
     text = _read(cpuinfo)
@@ -143,7 +144,7 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo"), wanted: Sequence[str] = _IS
     return name or platform.processor() or platform.machine() or "unknown CPU", [f for f in wanted if f in flags]
 
 
-def cpu_identity(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+def cpu_identity(cpuinfo: Path = _CPUINFO) -> str:
     """What code compiled with ``-march=native`` depends on: the model name and every feature-flag and (Arm) CPU
     part line, deduplicated and sorted, joined by ``|`` (Linux); elsewhere the processor string."""
     text = _read(cpuinfo)
@@ -153,7 +154,7 @@ def cpu_identity(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     return "|".join(sorted({line.strip() for line in text.splitlines() if line.split(":")[0].strip() in wanted}))
 
 
-def machine_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+def machine_description(cpuinfo: Path = _CPUINFO) -> str:
     """One line naming the machine a result came from: CPU model and vector units, usable CPUs, OS and the GPU.
 
     The GPU is named only when torch is already imported and sees CUDA (this never imports torch). Floating-point
