@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from audioadapt.api.benchmark import (CELL_FILE, Cell, Profile, RowSpec, parse_seeds, read_profile, run_grid,
-                                      select_rows, split_profile)
+from audioadapt.api.benchmark import (CELL_FILE, Cell, Profile, RowSpec, check_finished, parse_seeds, read_profile,
+                                      run_grid, select_rows, split_profile)
 from audioadapt.errors import ConfigError, DataError
 
 ROWS = (RowSpec("a", "A", "preset_a"), RowSpec("b", "B", "preset_b", ("x.y=1",)))
@@ -157,3 +157,31 @@ def test_each_cell_records_its_machine_and_the_grid_counts_them(tmp_path, monkey
     assert result.machine_counts(["a", "b"], [0, 1]) == {"CPU X, 2 CPUs, Linux x86_64": 3,
                                                         bench.UNRECORDED_MACHINE: 1}
     assert result.machine_counts(["a"], [0]) == {"CPU X, 2 CPUs, Linux x86_64": 1}
+
+
+def test_finished_cells_of_other_settings_are_refused_before_anything_runs(tmp_path):
+    def run_cell(cell, run_dir, resume):
+        run_dir.mkdir(parents=True)
+        (run_dir / "config.yaml").write_text(f"train:\n  lr: 0.1\n  progress_bar: true\nold_key: {cell.seed}\n")
+        return {"score": 1.0}
+
+    run_grid(_grid(), tmp_path, run_cell)
+    same = {"train": {"lr": 0.1, "progress_bar": False}, "new_key": 3}  # added keys and logging do not count
+
+    def config_of(lr):
+        return lambda cell: {**same, "train": {**same["train"], "lr": lr}, "old_key": cell.seed}
+
+    calls = []
+    run_grid(_grid(), tmp_path, lambda c, d, r: calls.append(c), config_of=config_of(0.1))
+    assert calls == []
+    with pytest.raises(ConfigError, match=r"4 finished run\(s\).*a/seed0 \(train.lr\).*--rerun"):
+        run_grid(_grid(), tmp_path, lambda c, d, r: calls.append(c), config_of=config_of(0.2))
+    assert calls == []
+    check_finished(_grid(), tmp_path, config_of(0.2), ignore=("train",))  # ignored prefixes may differ
+    with pytest.raises(ConfigError, match=r"1 finished run\(s\).*b/seed1 \(old_key\)"):
+        check_finished(_grid(), tmp_path, lambda c: {**same, "old_key": 0 if c.seed == 1 and c.row.key == "b" else c.seed},
+                       ignore=("train.progress_bar",))
+    # with rerun the cells train again
+    run_grid(_grid(), tmp_path, lambda c, d, r: calls.append(c) or (d.mkdir(parents=True), {"score": 0})[1],
+             rerun=True, config_of=config_of(0.2))
+    assert len(calls) == 4

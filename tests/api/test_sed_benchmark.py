@@ -11,6 +11,7 @@ from audioadapt.api.sed_benchmark import (SED_ALL_ROWS, SED_BOUND_ROWS, SED_PAPE
                                          sed_row_overrides)
 from audioadapt.cli.main import main
 from audioadapt.config.sed import load_sed_config
+from audioadapt.errors import ConfigError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -68,6 +69,13 @@ def test_benchmark_runs_rows_and_seeds_and_writes_the_table(sed_tiny_dataset, se
                           profile=profile, overrides=["decode.median_filter_seconds=0.2"])
     assert (out / "runs" / "baseline" / "seed0" / "last.pt").stat().st_mtime_ns == before
     assert table.rows[0].runs[1]["event_macro_f1"] == data["results"]["baseline"]["runs"]["1"]["event_macro_f1"]
+    # Settings that change what a run learns must not reuse those runs; logging settings may change.
+    with pytest.raises(ConfigError, match=r"3 finished run\(s\).*adv_time/seed0 \(decode.median_filter_seconds\)"):
+        benchmark_sed(sed_tiny_dataset, out, seeds=(0,), rows=["baseline", "adv_time", "tri_training"],
+                      profile=profile, overrides=["decode.median_filter_seconds=0.3"])
+    benchmark_sed(sed_tiny_dataset, out, seeds=(0,), rows=["baseline"], profile=profile,
+                  overrides=["decode.median_filter_seconds=0.2", "train.log_every=7"])
+    assert (out / "runs" / "baseline" / "seed0" / "last.pt").stat().st_mtime_ns == before
 
 
 def test_unknown_rows_are_refused(sed_tiny_dataset, tmp_path, capsys):
@@ -86,6 +94,10 @@ def test_the_shipped_cpu_profile_is_valid_for_every_row(capsys):
         assert cfg.features.n_mels == 64 and cfg.sampler.phase1.steps_per_epoch == 100
         unlabeled = cfg.sampler.phase1.batch_sizes.get("unlabeled", 0)
         assert unlabeled == (8 if cfg.method.adversarial != "none" or cfg.method.kind == "mean_teacher" else 0)
+        if cfg.method.kind == "mean_teacher":  # the profile's budget choice; the presets keep the 2019 settings
+            assert cfg.method.synthetic_clip_loss and cfg.method.mean_teacher.ema_decay == 0.99
+            preset = load_sed_config(row.preset)
+            assert not preset.method.synthetic_clip_loss and preset.method.mean_teacher.ema_decay == 0.999
     assert main(["config", "list", "--profiles"]) == 0
     assert capsys.readouterr().out.split() == ["sed_cpu", "ser_cpu"]
 

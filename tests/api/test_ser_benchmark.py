@@ -78,6 +78,13 @@ def test_benchmark_runs_systems_for_each_protocol(ser_tiny_dataset, tmp_path, ca
     summary = (out / "benchmark.md").read_text()
     assert "transductive protocol" in summary and "held_out_speaker protocol" in summary
     assert "| NNPM, freeze 0 |" in capsys.readouterr().out
+    # A second call with the same settings (a moved feature cache aside) trains nothing; other settings are refused.
+    stamp = (out / "transductive" / "runs" / "nnpm" / "seed0" / "last.pt").stat().st_mtime_ns
+    assert main([*args[:2], f"cache.directory={tmp_path / 'elsewhere'}", *args[2:]]) == 0
+    assert (out / "transductive" / "runs" / "nnpm" / "seed0" / "last.pt").stat().st_mtime_ns == stamp
+    assert main([*args[:2], "stage2.lr=0.5", *args[2:]]) == 2
+    err = capsys.readouterr().err
+    assert "trained with other settings" in err and "nnpm/seed0 (stage2.lr)" in err and "--rerun" in err
 
 
 def test_the_shipped_cpu_profile_is_valid_for_every_row():

@@ -232,6 +232,39 @@ def _selection(run_dir: Path) -> dict[str, Any] | None:
     return data.get("selection") if data is not None and isinstance(data.get("selection"), dict) else None
 
 
+#: Settings that do not change what a run learns (logging, devices, threads); finished cells may differ in them.
+NON_RESULT_KEYS: tuple[str, ...] = ("train.progress_bar", "train.log_every", "train.tensorboard", "train.num_workers",
+                                    "train.device", "train.cpu_allocator", "train.num_threads")
+
+
+def check_finished(cells: Sequence[Cell], out_dir: Path, config_of: Callable[[Cell], Any],
+                   ignore: Iterable[str] = NON_RESULT_KEYS) -> None:
+    """Raise :class:`ConfigError` naming every finished cell trained with other settings than ``config_of`` gives.
+
+    A finished cell is one with a ``cell.json``; its settings are its run's ``config.yaml``.
+    Keys added to the configuration after the run (absent from its file) do not count.
+    """
+    from audioadapt.config.load import config_differences, read_yaml, to_dict
+    from audioadapt.training.experiment import CONFIG_FILE
+
+    skip = tuple(ignore)
+    stale = []
+    for cell in cells:
+        run_dir = cell.run_dir(out_dir)
+        if _read_cell(run_dir / CELL_FILE) is None or not (run_dir / CONFIG_FILE).is_file():
+            continue
+        changed = [k for k in config_differences(read_yaml(run_dir / CONFIG_FILE), to_dict(config_of(cell)),
+                                                 new_keys=False)
+                   if not any(k == p or k.startswith(p + ".") for p in skip)]
+        if changed:
+            shown = ", ".join(sorted(changed)[:5]) + (", ..." if len(changed) > 5 else "")
+            stale.append(f"{run_dir} ({shown})")
+    if stale:
+        raise ConfigError(f"{len(stale)} finished run(s) in {out_dir} were trained with other settings than these: "
+                          + "; ".join(stale) + ". Pass --rerun to train them again with these settings, "
+                          "or give another --out")
+
+
 def run_grid(
     cells: Sequence[Cell],
     out_dir: str | Path,
@@ -240,6 +273,8 @@ def run_grid(
     rerun: bool = False,
     keep_going: bool = True,
     progress: bool = True,
+    config_of: Callable[[Cell], Any] | None = None,
+    ignore: Iterable[str] = (),
 ) -> GridResult:
     """Run every cell not finished yet; return all cells' metrics.
 
@@ -256,6 +291,12 @@ def run_grid(
     progress: show a bar over the runs (where bars are shown at all:
         :func:`audioadapt.console.show_progress`); the benchmarks pass
         ``train.progress_bar`` of their settings (:meth:`Profile.progress_bar`).
+    config_of: the configuration a cell trains with; a finished cell whose
+        ``config.yaml`` differs from it (beyond ``ignore`` and
+        :data:`NON_RESULT_KEYS`) is an error before anything trains, so that a
+        table never mixes runs of other settings (``rerun``, or another
+        ``out_dir``, trains them anew).
+    ignore: further dotted keys (or their prefixes) that may differ.
 
     Each finished cell's ``cell.json`` also keeps the run's selection record
     (its ``summary.json``); a run whose selection metric never rose is logged.
@@ -263,6 +304,8 @@ def run_grid(
     from audioadapt.training.logging import progress_bar
 
     out_dir = Path(out_dir)
+    if config_of is not None and not rerun:
+        check_finished(cells, out_dir, config_of, (*NON_RESULT_KEYS, *ignore))
     result = GridResult()
     bar = progress_bar(len(cells), "benchmark", progress, unit="run", leave=True)
     try:
@@ -321,5 +364,6 @@ def _run_cell(cell: Cell, out_dir: Path, run_cell: Callable[[Cell, Path, bool], 
     result.machines[key] = payload["machine"]
 
 
-__all__ = ["CELL_FILE", "Cell", "DEFAULT_SEEDS", "GridResult", "Profile", "ROWS_KEY", "RowSpec", "UNRECORDED_MACHINE",
+__all__ = ["CELL_FILE", "Cell", "DEFAULT_SEEDS", "GridResult", "NON_RESULT_KEYS", "Profile", "ROWS_KEY", "RowSpec",
+           "UNRECORDED_MACHINE", "check_finished",
            "parse_seeds", "read_profile", "row_overrides", "run_grid", "select_rows", "split_profile"]

@@ -114,6 +114,7 @@ def benchmark_sed(
     title: the table's title (default: names the dataset folder and the split).
     """
     from audioadapt.api.sed import evaluate_sed_run, train_sed
+    from audioadapt.config.sed import load_sed_config
 
     out_dir = Path(out_dir)
     seeds = parse_seeds(seeds)
@@ -127,8 +128,11 @@ def benchmark_sed(
         train_sed(cell.row.preset, ovr, data_root=data_root, run_dir=run_dir, resume=resume)
         return evaluate_sed_run(run_dir, split=split).entries()
 
+    def config_of(cell: Cell) -> Any:
+        return load_sed_config(cell.row.preset, sed_row_overrides(cell.row, prof, cell.seed)[0])
+
     grid = run_grid([Cell(r, s) for r in chosen for s in seeds], out_dir, run_cell, rerun=rerun,
-                    keep_going=keep_going, progress=prof.progress_bar())
+                    keep_going=keep_going, progress=prof.progress_bar(), config_of=config_of)
     table_rows = []
     for row in chosen:
         settings = {"preset": row.preset, "row_overrides": list(row.overrides),

@@ -62,6 +62,8 @@ SER_PROTOCOLS: tuple[str, ...] = ("transductive", "held_out_speaker")
 
 #: The stage-1-only row whose run the stage-2 rows start from.
 STAGE1_ROW = "snsa_f"
+#: Settings a finished cell may differ in besides the training ones (a moved benchmark, corpus or feature cache).
+SER_NON_RESULT_KEYS: tuple[str, ...] = ("stage2.init_from", "cache.directory", "source.root", "target.root")
 
 _NOTE = ("Mean ± sample standard deviation over seeds; UA = mean per-class recall, WA = accuracy, on the "
          "target test side of the `{protocol}` protocol. Target labels are used only for these scores, and by the "
@@ -171,7 +173,7 @@ def benchmark_ser(
     share_stage1: stage-2 rows start from the same seed's ``snsa_f`` run.
     rerun, keep_going: as :func:`audioadapt.api.benchmark.run_grid`.
     """
-    from audioadapt.api.ser import evaluate_ser_run, train_ser
+    from audioadapt.api.ser import evaluate_ser_run, resolve_ser_config, train_ser
 
     out_dir = Path(out_dir)
     seeds = parse_seeds(seeds)
@@ -201,8 +203,14 @@ def benchmark_ser(
 
         # The stage-1 row of a seed runs before the rows that start from it.
         order = sorted(chosen, key=lambda r: r.key != STAGE1_ROW)
+        def config_of(cell: Cell, protocol: str = protocol) -> Any:
+            first = stage1_of(cell.seed) if cell.row.key != STAGE1_ROW else None
+            ovr, _ = ser_row_overrides(cell.row, prof, cell.seed, protocol, first)
+            return resolve_ser_config(cell.row.preset, ovr, source, target)[0]
+
         grid = run_grid([Cell(r, s) for s in seeds for r in order], where, run_cell, rerun=rerun,
-                        keep_going=keep_going, progress=prof.progress_bar())
+                        keep_going=keep_going, progress=prof.progress_bar(), config_of=config_of,
+                        ignore=SER_NON_RESULT_KEYS)
         table_rows = []
         purity = next((p for r in chosen for seed in seeds
                        if (p := target_speaker_purity(Cell(r, seed).run_dir(where))) is not None), None)

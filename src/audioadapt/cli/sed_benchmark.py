@@ -25,7 +25,9 @@ config list --profiles`) or a YAML file; a `rows:` section in it holds
 per-row settings. key.path=value overrides are applied the same way, after it.
 
 Each (row, seed) is a run directory under OUT/runs/; running the same command
-again skips finished runs and resumes interrupted ones. Options taking
+again skips finished runs and resumes interrupted ones; a finished run trained
+with other settings (a changed profile or override) is refused before anything
+trains: --rerun trains it again, another --out keeps both. Options taking
 several values (--seeds, --rows, ...) take every word after them: put the
 key.path=value overrides before them.
 """

@@ -264,6 +264,21 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+def config_differences(a: Any, b: Any, prefix: str = "", *, new_keys: bool = True) -> list[str]:
+    """Dotted keys where the config trees ``a`` and ``b`` differ.
+
+    With ``new_keys=False`` keys that only ``b`` has are not differences (a key added to
+    the configuration after ``a`` was saved).
+    """
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in (set(a) | set(b)) if new_keys else set(a):
+            out += config_differences(a.get(key), b.get(key), f"{prefix}.{key}" if prefix else str(key),
+                                      new_keys=new_keys)
+        return out
+    return [] if a == b else [prefix or "<root>"]
+
+
 def _parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError(f"override '{text}' is not of the form key.path=value")
@@ -515,6 +530,7 @@ def save_config(cfg: Any, path: str | Path) -> Path:
 
 
 __all__ = [
+    "config_differences",
     "KeyedConfigError",
     "StrictLoader",
     "apply_overrides",

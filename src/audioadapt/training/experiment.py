@@ -42,7 +42,7 @@ import torch
 
 import audioadapt
 from audioadapt.console import command_line
-from audioadapt.config.load import read_yaml, save_config, to_dict
+from audioadapt.config.load import config_differences, read_yaml, save_config, to_dict
 from audioadapt.errors import ConfigError, DataError
 from audioadapt.training.checkpoint import BEST, LAST
 from audioadapt.training.run_lock import RunLock
@@ -340,7 +340,7 @@ def record_data(run_dir: str | Path, summary: Mapping[str, Any], *, resumed: boo
         saved = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read the run's data record: {exc}", path) from exc
-    changed = sorted(_diff(saved, current, new_keys=False))
+    changed = sorted(config_differences(saved, current, new_keys=False))
     if any(key.rsplit(".", 1)[-1] != "root" for key in changed):
         shown = ", ".join(changed[:6]) + (", ..." if len(changed) > 6 else "")
         raise DataError(f"resuming on other data than the run was trained on ({shown} differ from this record); "
@@ -352,19 +352,9 @@ def record_data(run_dir: str | Path, summary: Mapping[str, Any], *, resumed: boo
 def _warn_config_changes(path: Path, config: Any) -> None:
     saved = read_yaml(path)  # a damaged file (empty, duplicate keys, bad YAML) is an error naming it
     current = to_dict(config)
-    changed = sorted(_diff(saved, current))
+    changed = sorted(config_differences(saved, current))
     if changed:
         log.warning("%s: resuming with a changed config: %s", path, ", ".join(changed))
-
-
-def _diff(a: Any, b: Any, prefix: str = "", *, new_keys: bool = True) -> list[str]:
-    """Dotted keys where ``a`` and ``b`` differ; with ``new_keys=False`` keys only ``b`` has are not differences."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for key in (set(a) | set(b)) if new_keys else set(a):
-            out += _diff(a.get(key), b.get(key), f"{prefix}.{key}" if prefix else str(key), new_keys=new_keys)
-        return out
-    return [] if a == b else [prefix or "<root>"]
 
 
 def _attach_log_file(path: Path) -> logging.Handler | None:
