@@ -97,6 +97,29 @@ def test_profile_rows_section_and_overrides(tmp_path):
         read_profile(bad)
 
 
+def test_a_profile_extends_another_row_section_by_row_section(tmp_path):
+    (tmp_path / "base.yaml").write_text("train: {epochs: 3, lr: 0.1}\nrows:\n  b: {train: {epochs: 5}, x: {z: 2}}\n")
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: base.yaml\ntrain: {lr: 0.2}\nrows:\n  b: {x: {z: 7}}\n  a: {y: 1}\n")
+    prof = read_profile(child)
+    assert prof.items_for("a") == {"train.epochs": 3, "train.lr": 0.2, "y": 1}
+    assert prof.items_for("b") == {"train.epochs": 5, "train.lr": 0.2, "x.z": 7}
+    shipped = tmp_path / "cpu.yaml"  # a shipped profile by name
+    shipped.write_text("extends: sed_cpu\nrows:\n  mean_teacher: {method: {synthetic_clip_loss: false}}\n")
+    items = read_profile(shipped).items_for("mean_teacher")
+    assert items["method.synthetic_clip_loss"] is False and items["method.mean_teacher.ema_decay"] == 0.99
+    assert items["train.epochs"] == read_profile("sed_cpu").items_for("mean_teacher")["train.epochs"]
+    (tmp_path / "loop.yaml").write_text("extends: loop.yaml\n")
+    with pytest.raises(ConfigError, match="in a loop"):
+        read_profile(tmp_path / "loop.yaml")
+    (tmp_path / "odd.yaml").write_text("extends: [base.yaml]\n")
+    with pytest.raises(ConfigError, match="must name one profile"):
+        read_profile(tmp_path / "odd.yaml")
+    (tmp_path / "gone.yaml").write_text("extends: nowhere.yaml\n")
+    with pytest.raises(ConfigError, match="nowhere.yaml"):
+        read_profile(tmp_path / "gone.yaml")
+
+
 def test_row_and_seed_selection():
     assert [r.key for r in select_rows(ROWS, ["b"])] == ["b"]
     assert select_rows(ROWS, None) == list(ROWS)

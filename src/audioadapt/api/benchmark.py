@@ -103,6 +103,8 @@ class GridResult:
 # -- profiles ------------------------------------------------------------------------------
 #: Top-level profile key holding per-row sections.
 ROWS_KEY = "rows"
+#: Top-level profile key naming the profile a profile starts from.
+EXTENDS_KEY = "extends"
 
 
 @dataclass(frozen=True)
@@ -134,17 +136,33 @@ class Profile:
                               f"choose from {sorted(known)}")
 
 
-def read_profile(path: str | Path | None) -> Profile:
-    """Read a profile: a shipped one by name (``sed_cpu``, ``ser_cpu``) or a YAML path (``None`` -> empty)."""
+def read_profile(path: str | Path | None, _seen: tuple[str, ...] = ()) -> Profile:
+    """Read a profile: a shipped one by name (``sed_cpu``, ``ser_cpu``) or a YAML path (``None`` -> empty).
+
+    ``extends: PARENT`` (a shipped profile's name, or a path relative to the file) starts from
+    that profile; the file's own keys win, row section by row section.
+    """
     from audioadapt.config.load import leaf_items, profile_path, read_yaml
 
     if path is None:
         return Profile()
-    tree = read_yaml(profile_path(path))
+    file = profile_path(path)
+    if str(file.resolve()) in _seen:
+        raise ConfigError(f"{file}: profiles extend each other in a loop")
+    tree = read_yaml(file)
+    parent = tree.pop(EXTENDS_KEY, None)
     sections = tree.pop(ROWS_KEY, None) or {}
     if not isinstance(sections, Mapping) or not all(isinstance(v, Mapping) for v in sections.values()):
         raise ConfigError(f"{path}: '{ROWS_KEY}' must map row keys to partial configurations")
-    return Profile(leaf_items(tree), {str(k): leaf_items(v) for k, v in sections.items()})
+    own = Profile(leaf_items(tree), {str(k): leaf_items(v) for k, v in sections.items()})
+    if parent is None:
+        return own
+    if not isinstance(parent, str) or not parent:
+        raise ConfigError(f"{file}: '{EXTENDS_KEY}' must name one profile (a shipped name or a YAML path)")
+    nearby = file.parent / parent
+    base = read_profile(nearby if nearby.is_file() else parent, (*_seen, str(file.resolve())))
+    rows = {k: {**base.rows.get(k, {}), **own.rows.get(k, {})} for k in (*base.rows, *own.rows)}
+    return Profile({**base.common, **own.common}, rows)
 
 
 def split_profile(items: Mapping[str, Any], inactive: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:

@@ -17,12 +17,13 @@ threshold, the paper's Figure 2).
 
 --profile is a partial configuration applied to every row where it applies:
 a shipped one (ser_cpu; see `audioadapt config list --profiles`) or a YAML
-file; a `rows:` section holds per-row settings; key.path=value overrides are
-applied the same way, after it. Stage-2 systems start from the same seed's SNSA-F run (stage 1 sees only
-the source) unless --no-share-stage1. Running the same command again skips
-finished runs and resumes interrupted ones; a finished run trained with other
-settings is refused before anything trains (--rerun trains it again, another
---out keeps both). Options taking several values
+file; a `rows:` section holds per-row settings, and `extends: NAME` starts
+from another profile. key.path=value overrides are applied the same way,
+after it. Stage-2 systems start from the same seed's SNSA-F run (stage 1
+sees only the source) unless --no-share-stage1. Running the same command
+again skips finished runs and resumes interrupted ones; a finished run
+trained with other settings is refused before anything trains (--rerun
+trains it again, another --out keeps both). Options taking several values
 (--seeds, --rows, ...) take every word after them: put the key.path=value
 overrides before them.
 """
