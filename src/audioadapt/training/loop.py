@@ -52,6 +52,7 @@ from audioadapt.training.distributed import (
 from audioadapt.training.experiment import (capture_rng_state, restore_rng_state, seed_everything,
                                             set_deterministic, write_run_summary)
 from audioadapt.training.logging import NullLogger, RunLogger, RunningMean, epoch_line, format_logs, progress_bar
+from audioadapt.training.lr_schedule import LrSchedule, apply_lr_factor, lr_factor, remember_base_lr
 from audioadapt.training.method import Method, StepContext, trainable_networks
 from audioadapt.training.sync_batchnorm import convert_sync_batchnorm
 
@@ -66,6 +67,10 @@ class TrainConfig:
     ----------
     epochs: epochs of a one-phase method (multi-phase methods set their own).
     lr, betas, weight_decay: Adam (Park et al. 2019: 1e-3, (0.9, 0.999)).
+    lr_schedule: the learning rate within each phase: ``"constant"`` (the papers'
+        Adam) or ``"cosine"`` (half a cosine from ``lr`` down to
+        ``lr_final * lr`` at the phase's last step; :mod:`~audioadapt.training.lr_schedule`).
+    lr_final: the end of the ``cosine`` schedule, as a fraction of ``lr``.
     grad_clip_norm: clip the global gradient norm to this; ``None`` = off.
     amp: mixed precision: autocast to ``amp_dtype`` in the training steps.
     amp_dtype: ``"float16"`` (with gradient scaling; CUDA only, ignored with a
@@ -109,6 +114,8 @@ class TrainConfig:
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
+    lr_schedule: LrSchedule = "constant"
+    lr_final: float = 0.0
     grad_clip_norm: float | None = None
     amp: bool = False
     amp_dtype: Literal["float16", "bfloat16"] = "float16"
@@ -136,6 +143,8 @@ class TrainConfig:
         for name in ("epochs", "num_workers", "fast_dev_run", "weight_decay", "seed"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.lr_final <= 1.0:
+            raise ConfigError(f"TrainConfig.lr_final must lie in [0, 1], got {self.lr_final}")
         if not all(0.0 <= b < 1.0 for b in self.betas):
             raise ConfigError(f"TrainConfig.betas must lie in [0, 1), got {self.betas}")
         if self.grad_clip_norm is not None and not self.grad_clip_norm > 0:
@@ -272,10 +281,12 @@ class Trainer:
         optimizer = torch.optim.Adam(method.parameters_to_optimize(phase), lr=phase.lr or cfg.lr,
                                      betas=cfg.betas, weight_decay=cfg.weight_decay)
         scaler = torch.amp.GradScaler(self.dist.device.type, enabled=self.grad_scaling)
+        remember_base_lr(optimizer)
         if optim_state is not None and optim_state.get("optimizer") is not None:
             optimizer.load_state_dict(optim_state["optimizer"])
             if optim_state.get("grad_scaler"):
                 scaler.load_state_dict(optim_state["grad_scaler"])
+            remember_base_lr(optimizer)
         step_module = wrap_step(method.training_step, trainable, self.dist, cfg.find_unused_parameters)
         _set_modes(method, trainable)
         method.on_phase_start(phase, ctx)
@@ -325,6 +336,10 @@ class Trainer:
             if limit and index >= limit:
                 break
             ctx.step_in_epoch = index
+            if cfg.lr_schedule != "constant":
+                total_steps = ctx.phase.epochs * (ctx.steps_per_epoch or 1)
+                apply_lr_factor(optimizer, lr_factor(cfg.lr_schedule, ctx.epoch * (ctx.steps_per_epoch or 1) + index,
+                                                     total_steps, cfg.lr_final))
             batch = method.transfer_batch(batch, device)
             optimizer.zero_grad(set_to_none=True)
             with torch.autocast(device.type, dtype=self.amp_dtype, enabled=self.amp):
