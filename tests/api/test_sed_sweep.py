@@ -68,6 +68,9 @@ def test_sweep_ranks_points_without_reading_the_validation_split(sed_tiny_datase
            for key in result}
     assert lrs == {"baseline-0": 1e-2, "baseline-1": 1e-4}  # the point wins over the profile's lr
     assert main(args) == 0  # a second call reuses the finished runs
+    other = [a if a != "train.lr=1e-2,1e-4" else "train.lr=1e-3,1e-4" for a in args]
+    assert main(other) == 2  # another grid in the same folder would mix points up
+    assert "baseline-0/seed0 (train.lr)" in capsys.readouterr().err
 
 
 def test_sweep_refuses_unknown_rows_and_bad_points(sed_tiny_dataset, tmp_path, capsys):

@@ -83,7 +83,8 @@ def sweep_sed(
         return selected_epoch_metrics(run_dir, result.best.get("global_epoch"))
 
     grid_result = run_grid([Cell(spec, s) for spec in points for s in seeds], out_dir, run_cell, rerun=rerun,
-                           keep_going=keep_going, progress=prof.progress_bar())
+                           keep_going=keep_going, progress=prof.progress_bar(),
+                           config_of=lambda cell: load_sed_config(base.preset, overrides_of(cell.row.key, cell.seed)))
     rows = [BenchmarkRow(spec.key, spec.label, grid_result.runs(spec.key, seeds),
                          {"preset": base.preset, "point": list(points[spec]),
                           "seconds_per_run": grid_result.seconds_of(spec.key, seeds)})
