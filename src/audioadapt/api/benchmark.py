@@ -147,7 +147,8 @@ def read_profile(path: str | Path | None, _seen: tuple[str, ...] = ()) -> Profil
     if path is None:
         return Profile()
     file = profile_path(path)
-    if str(file.resolve()) in _seen:
+    here = str(file.resolve())
+    if here in _seen:
         raise ConfigError(f"{file}: profiles extend each other in a loop")
     tree = read_yaml(file)
     parent = tree.pop(EXTENDS_KEY, None)
@@ -160,7 +161,7 @@ def read_profile(path: str | Path | None, _seen: tuple[str, ...] = ()) -> Profil
     if not isinstance(parent, str) or not parent:
         raise ConfigError(f"{file}: '{EXTENDS_KEY}' must name one profile (a shipped name or a YAML path)")
     nearby = file.parent / parent
-    base = read_profile(nearby if nearby.is_file() else parent, (*_seen, str(file.resolve())))
+    base = read_profile(nearby if nearby.is_file() else parent, (*_seen, here))
     rows = {k: {**base.rows.get(k, {}), **own.rows.get(k, {})} for k in (*base.rows, *own.rows)}
     return Profile({**base.common, **own.common}, rows)
 
@@ -262,7 +263,7 @@ def check_finished(cells: Sequence[Cell], out_dir: Path, config_of: Callable[[Ce
     A finished cell is one with a ``cell.json``; its settings are its run's ``config.yaml``.
     Keys added to the configuration after the run (absent from its file) do not count.
     """
-    from audioadapt.config.load import config_differences, read_yaml, to_dict
+    from audioadapt.config.load import config_differences, inactive_prefix, read_yaml, to_dict
     from audioadapt.training.experiment import CONFIG_FILE
 
     skip = tuple(ignore)
@@ -273,7 +274,7 @@ def check_finished(cells: Sequence[Cell], out_dir: Path, config_of: Callable[[Ce
             continue
         changed = [k for k in config_differences(read_yaml(run_dir / CONFIG_FILE), to_dict(config_of(cell)),
                                                  new_keys=False)
-                   if not any(k == p or k.startswith(p + ".") for p in skip)]
+                   if inactive_prefix(k, skip) is None]
         if changed:
             shown = ", ".join(sorted(changed)[:5]) + (", ..." if len(changed) > 5 else "")
             stale.append(f"{run_dir} ({shown})")

@@ -124,8 +124,8 @@ def benchmark_sed(
     per_row = {row.key: sed_row_overrides(row, prof, 0)[1] for row in chosen}  # validates every row first
 
     def run_cell(cell: Cell, run_dir: Path, resume: bool) -> dict[str, Any]:
-        ovr, _ = sed_row_overrides(cell.row, prof, cell.seed)
-        train_sed(cell.row.preset, ovr, data_root=data_root, run_dir=run_dir, resume=resume)
+        train_sed(cell.row.preset, sed_row_overrides(cell.row, prof, cell.seed)[0], data_root=data_root,
+                  run_dir=run_dir, resume=resume)
         return evaluate_sed_run(run_dir, split=split).entries()
 
     def config_of(cell: Cell) -> Any:

@@ -194,20 +194,21 @@ def benchmark_ser(
         def stage1_of(seed: int, where: Path = where) -> Path | None:
             return Cell(next(r for r in chosen if r.key == STAGE1_ROW), seed).run_dir(where) if share else None
 
-        def run_cell(cell: Cell, run_dir: Path, resume: bool, protocol: str = protocol) -> dict[str, Any]:
+        def overrides_of(cell: Cell, protocol: str = protocol) -> list[str]:
             first = stage1_of(cell.seed) if cell.row.key != STAGE1_ROW else None
-            ovr, _ = ser_row_overrides(cell.row, prof, cell.seed, protocol, first)
-            train_ser(cell.row.preset, ovr, source=source, target=target, run_dir=run_dir, resume=resume)
+            return ser_row_overrides(cell.row, prof, cell.seed, protocol, first)[0]
+
+        def run_cell(cell: Cell, run_dir: Path, resume: bool) -> dict[str, Any]:
+            train_ser(cell.row.preset, overrides_of(cell), source=source, target=target, run_dir=run_dir,
+                      resume=resume)
             metrics = evaluate_ser_run(run_dir)["test"]
             return {"ua": metrics.ua, "wa": metrics.wa, "utterances": metrics.n_utterances}
 
+        def config_of(cell: Cell) -> Any:
+            return resolve_ser_config(cell.row.preset, overrides_of(cell), source, target)[0]
+
         # The stage-1 row of a seed runs before the rows that start from it.
         order = sorted(chosen, key=lambda r: r.key != STAGE1_ROW)
-        def config_of(cell: Cell, protocol: str = protocol) -> Any:
-            first = stage1_of(cell.seed) if cell.row.key != STAGE1_ROW else None
-            ovr, _ = ser_row_overrides(cell.row, prof, cell.seed, protocol, first)
-            return resolve_ser_config(cell.row.preset, ovr, source, target)[0]
-
         grid = run_grid([Cell(r, s) for s in seeds for r in order], where, run_cell, rerun=rerun,
                         keep_going=keep_going, progress=prof.progress_bar(), config_of=config_of,
                         ignore=SER_NON_RESULT_KEYS)

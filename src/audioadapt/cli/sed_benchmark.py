@@ -22,7 +22,8 @@ not a system).
 --profile is a partial configuration applied to every row where it applies:
 a shipped one (sed_cpu: a CPU-sized network and schedule; see `audioadapt
 config list --profiles`) or a YAML file; a `rows:` section in it holds
-per-row settings, and `extends: sed_cpu` (or a path) starts from another profile. key.path=value overrides are applied the same way, after it.
+per-row settings, and `extends: sed_cpu` (or a path) starts from another
+profile. key.path=value overrides are applied the same way, after it.
 
 Each (row, seed) is a run directory under OUT/runs/; running the same command
 again skips finished runs and resumes interrupted ones; a finished run trained

@@ -334,8 +334,8 @@ def _path_type(cls: type, parts: list[str], text: str) -> Any:
     return current
 
 
-def inactive_prefix(key: str, inactive: Mapping[str, str]) -> str | None:
-    """The dotted prefix in ``inactive`` (a config's ``inactive_keys()``) that ``key`` lies under, or ``None``."""
+def inactive_prefix(key: str, inactive: Iterable[str]) -> str | None:
+    """The dotted prefix among ``inactive`` (e.g. a config's ``inactive_keys()``) that ``key`` lies under, or ``None``."""
     return next((p for p in inactive if key == p or key.startswith(p + ".")), None)
 
 
@@ -530,10 +530,10 @@ def save_config(cfg: Any, path: str | Path) -> Path:
 
 
 __all__ = [
-    "config_differences",
     "KeyedConfigError",
     "StrictLoader",
     "apply_overrides",
+    "config_differences",
     "from_dict",
     "inactive_prefix",
     "leaf_items",

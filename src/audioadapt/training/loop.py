@@ -329,6 +329,7 @@ class Trainer:
         except TypeError:
             total = None
         ctx.steps_per_epoch = min(total, limit) if total is not None and limit else (total or limit)
+        per_epoch = ctx.steps_per_epoch or 1  # the schedule's unit; a loader without a length counts one
         running = RunningMean()
         bar = progress_bar(ctx.steps_per_epoch, f"{ctx.phase.name} {ctx.epoch + 1}/{ctx.phase.epochs}",
                            cfg.progress_bar and self.dist.is_main)
@@ -337,9 +338,8 @@ class Trainer:
                 break
             ctx.step_in_epoch = index
             if cfg.lr_schedule != "constant":
-                total_steps = ctx.phase.epochs * (ctx.steps_per_epoch or 1)
-                apply_lr_factor(optimizer, lr_factor(cfg.lr_schedule, ctx.epoch * (ctx.steps_per_epoch or 1) + index,
-                                                     total_steps, cfg.lr_final))
+                apply_lr_factor(optimizer, lr_factor(cfg.lr_schedule, ctx.epoch * per_epoch + index,
+                                                     ctx.phase.epochs * per_epoch, cfg.lr_final))
             batch = method.transfer_batch(batch, device)
             optimizer.zero_grad(set_to_none=True)
             with torch.autocast(device.type, dtype=self.amp_dtype, enabled=self.amp):
