@@ -28,7 +28,7 @@ mkdir -p "$WORK" benchmarks/results
 SEEDS="0 1 2 3 4"
 STAGES=("baseline adv_time_tri_training"
         "baseline adv_time tri_training adv_time_tri_training"
-        "baseline adv_whole adv_time tri_training adv_whole_tri_training adv_time_tri_training mean_teacher adv_time_mean_teacher paper_adv_time paper_tri_training paper_adv_time_tri_training paper_adv_whole paper_adv_whole_tri_training")
+        "baseline adv_whole adv_time tri_training adv_whole_tri_training adv_time_tri_training mean_teacher adv_time_mean_teacher paper_adv_whole paper_adv_time paper_tri_training paper_adv_whole_tri_training paper_adv_time_tri_training")
 sed_table() {  # name dataset
     for rows in "${STAGES[@]}"; do
         $AA sed benchmark train.progress_bar=false --data "$2" --out "$WORK/$1" --profile sed_cpu \
