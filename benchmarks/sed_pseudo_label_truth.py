@@ -43,11 +43,10 @@ def score_run(run_dir: Path, data_root: Path, clip_gate: bool = False) -> dict[s
     truth = PseudoLabelTruth(resolve_truth_dir(True, data_root))
     out = {}
     for source, labels in pseudo.items():
-        lengths = torch.as_tensor(labels["lengths"]).tolist()
-        out[source] = truth.score(source, data.source(source), labels["frame"], lengths)
+        lengths, clips = torch.as_tensor(labels["lengths"]).tolist(), data.source(source)
+        out[source] = truth.score(source, clips, labels["frame"], lengths)
         if clip_gate and source == "unlabeled":
-            out[f"{source}+clip_gate"] = truth.score(source, data.source(source),
-                                                     clip_gated(labels["frame"], labels["clip"]), lengths)
+            out[f"{source}+clip_gate"] = truth.score(source, clips, clip_gated(labels["frame"], labels["clip"]), lengths)
     return out
 
 
