@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Regenerate the committed results tables: Park et al.'s Table 1 (+ mean teacher) on the embedded synthetic
-# dataset and on the real-audio soundscape dataset, and NNPM's systems on EMO-DB -> URDU.
+# dataset and on the real-audio soundscape dataset, and NNPM's systems on EMO-DB -> URDU
+# (recipes/emodb_urdu/run.sh; RAVDESS -> URDU has its own recipe, recipes/ravdess_urdu/run.sh).
 # Usage: bash benchmarks/tables.sh [WORK_DIR]   (default /tmp/audioadapt-tables; needs ../shared/data)
 # The three benchmarks run in parallel, one torch thread each; a second call skips finished runs. Feature
 # caches go to WORK (cache.directory), never into the corpus folders.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${1:-/tmp/audioadapt-tables}
-DATA=${AUDIOADAPT_SHARED_DATA:-../shared/data}
+export AUDIOADAPT_SHARED_DATA=${AUDIOADAPT_SHARED_DATA:-../shared/data}  # read by the recipes
 AA=.venv/bin/audioadapt
 export OMP_NUM_THREADS=1
 mkdir -p "$WORK" benchmarks/results
@@ -18,7 +19,6 @@ mkdir -p "$WORK" benchmarks/results
 [ -f "$WORK/sed_real_small/dataset.json" ] || $AA synth sed "$WORK/sed_real_small" --size small --seed 0 \
     --events recipes/real_sed/events.yaml --backgrounds recipes/real_sed/backgrounds.yaml \
     --set scene.annotation_gap_seconds=0.25 --set sizes.validation=500
-.venv/bin/python recipes/emodb_urdu/emodb_manifest.py "$DATA/emodb" "$WORK/emodb4.csv"
 
 # SED: five seeds (each drives initialisation and sampling), the sed_cpu profile's converged schedule. The rows
 # run in stages, most important first, so that an interrupted call leaves the key comparisons complete; every
@@ -37,14 +37,11 @@ sed_table() {  # name dataset
 }
 sed_table sed_synth "$WORK/sed_synth_small" &
 sed_table sed_real "$WORK/sed_real_small" &
-$AA ser benchmark "cache.directory=$WORK/cache" --source "csv:$WORK/emodb4.csv" --target "urdu:$DATA/urdu" --out "$WORK/ser" \
-    --profile ser_cpu --seeds 0 1 2 > "$WORK/ser.log" 2>&1 &
+# SER: EMO-DB -> URDU, every system and the oracle bound, five seeds, two protocols (the recipe copies its tables)
+SEEDS="$SEEDS" bash recipes/emodb_urdu/run.sh "$WORK/emodb_urdu" > "$WORK/ser.log" 2>&1 &
 wait
 
 for name in sed_synth sed_real; do
     for ext in md json png; do cp "$WORK/$name/benchmark.$ext" "benchmarks/results/${name}_table1.$ext"; done
-done
-for protocol in transductive held_out_speaker; do
-    for ext in md json png; do cp "$WORK/ser/$protocol/benchmark.$ext" "benchmarks/results/ser_emodb_urdu_$protocol.$ext"; done
 done
 echo "tables copied to benchmarks/results/"
