@@ -1,0 +1,66 @@
+"""First and last stage-2 epoch of the NNPM diagnostics that SER runs log in ``metrics.csv``.
+
+For each run folder (or each ``seed*`` folder of a benchmark row folder) it prints the first -> last value of
+the set's majority/head agreement, the purity of the positive slots (only where the run was made with
+``diagnostics.target_truth=true``), the empty share, the head's accuracy on the adaptation side against the
+pseudo targets' truth, and, for DANN runs, the domain loss; then the range of each over the runs. These are the
+numbers quoted in ``results/ser_ravdess_urdu.md``.
+
+    .venv/bin/python benchmarks/ser_nnpm_logs.py WORK/ser/held_out_speaker/runs/nnpm [RUN_DIR ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+from pathlib import Path
+
+COLUMNS = ("pml_head_vote_agreement", "pml_purity", "pml_empty_fraction", "head_target_accuracy", "domain")
+
+
+def stage2_rows(run_dir: Path) -> list[dict[str, str]]:
+    """The stage-2 epoch rows of a run's ``metrics.csv`` (those with a training loss)."""
+    with open(run_dir / "metrics.csv", encoding="utf-8", newline="") as fh:
+        return [r for r in csv.DictReader(fh) if r.get("phase") == "stage2" and r.get("train/loss")]
+
+
+def first_last(rows: list[dict[str, str]], column: str) -> tuple[float, float] | None:
+    """The column's value in the first and last row that have it, or ``None``."""
+    values = [float(r[f"train/{column}"]) for r in rows if r.get(f"train/{column}") not in (None, "")]
+    values = [v for v in values if math.isfinite(v)]
+    return (values[0], values[-1]) if values else None
+
+
+def run_dirs(paths: list[str]) -> list[Path]:
+    """The run folders named, a row folder standing for its ``seed*`` folders."""
+    out = []
+    for p in map(Path, paths):
+        seeds = sorted(p.glob("seed*"), key=lambda d: int(d.name[4:]) if d.name[4:].isdigit() else -1)
+        out += [d for d in seeds if (d / "metrics.csv").is_file()] or [p]
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", help="run folders, or row folders holding seed* runs")
+    args = parser.parse_args(argv)
+    spans: dict[str, list[tuple[float, float]]] = {c: [] for c in COLUMNS}
+    for run in run_dirs(args.runs):
+        rows = stage2_rows(run)
+        parts = []
+        for column in COLUMNS:
+            pair = first_last(rows, column)
+            if pair is not None:
+                spans[column].append(pair)
+                parts.append(f"{column} {pair[0]:.2f} -> {pair[1]:.2f}")
+        print(f"{run} ({len(rows)} stage-2 epochs): " + "; ".join(parts))
+    for column, pairs in spans.items():
+        if pairs:
+            firsts, lasts = zip(*pairs)
+            print(f"{column}: {min(firsts):.2f}-{max(firsts):.2f} -> {min(lasts):.2f}-{max(lasts):.2f} "
+                  f"over {len(pairs)} runs")
+
+
+if __name__ == "__main__":
+    main()
