@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Cross-lingual SER benchmark RAVDESS (English, source) -> URDU (target): every system, the oracle-multilabel
 # bound, five seeds, three target protocols, with the ser_cpu profile. See README.md beside this script.
-# Usage: bash recipes/ravdess_urdu/run.sh [WORK_DIR] [key.path=value ...]
+# Usage: bash recipes/ravdess_urdu/run.sh [WORK_DIR] [key.path=value ...] [--rows ROW ...]
 #   WORK_DIR  runs, feature caches and logs (default /tmp/audioadapt-ravdess-urdu); a second call skips
 #             finished runs and resumes interrupted ones
 #   SEEDS="0 1 2 3 4" PROTOCOLS="held_out_speaker transductive paper" AUDIOADAPT_SHARED_DATA=../shared/data
