@@ -12,17 +12,17 @@ numbers quoted in ``results/ser_ravdess_urdu.md``.
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 from pathlib import Path
+
+from audioadapt.training.logging import METRICS_FILE, read_metrics
 
 COLUMNS = ("pml_head_vote_agreement", "pml_purity", "pml_empty_fraction", "head_target_accuracy", "domain")
 
 
 def stage2_rows(run_dir: Path) -> list[dict[str, str]]:
     """The stage-2 epoch rows of a run's ``metrics.csv`` (those with a training loss)."""
-    with open(run_dir / "metrics.csv", encoding="utf-8", newline="") as fh:
-        return [r for r in csv.DictReader(fh) if r.get("phase") == "stage2" and r.get("train/loss")]
+    return [r for r in read_metrics(run_dir / METRICS_FILE) if r.get("phase") == "stage2" and r.get("train/loss")]
 
 
 def first_last(rows: list[dict[str, str]], column: str) -> tuple[float, float] | None:
@@ -37,7 +37,7 @@ def run_dirs(paths: list[str]) -> list[Path]:
     out = []
     for p in map(Path, paths):
         seeds = sorted(p.glob("seed*"), key=lambda d: int(d.name[4:]) if d.name[4:].isdigit() else -1)
-        out += [d for d in seeds if (d / "metrics.csv").is_file()] or [p]
+        out += [d for d in seeds if (d / METRICS_FILE).is_file()] or [p]
     return out
 
 
