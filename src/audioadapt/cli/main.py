@@ -73,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     """Run the chosen command; errors caused by bad input become one line on stderr and exit code 2."""
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        _leave_process_group()
+        return code
     except AudioadaptError as exc:
         print(f"audioadapt: error: {exc}", file=sys.stderr)
         return 2
@@ -85,6 +87,20 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("audioadapt: interrupted", file=sys.stderr)
         return 130
+
+
+def _leave_process_group() -> None:
+    """After a command that succeeded under torchrun: destroy the process group it joined, every rank together.
+
+    A gloo group left to interpreter shutdown can abort a rank ("terminate called without an active
+    exception"). Only on success: after an error the other ranks may never reach the barrier. Nothing is done,
+    and torch is not imported, when no group was joined.
+    """
+    distributed = sys.modules.get("torch.distributed")
+    if distributed is not None and distributed.is_available() and distributed.is_initialized():
+        from audioadapt.training.distributed import cleanup_distributed
+
+        cleanup_distributed()
 
 
 if __name__ == "__main__":  # pragma: no cover
