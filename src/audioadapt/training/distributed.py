@@ -153,7 +153,9 @@ def init_distributed(device: str = "auto", env: Mapping[str, str] | None = None)
 
     Backend: gloo for CPU processes, nccl for CUDA ones. An existing default
     process group is reused. Without ``WORLD_SIZE`` (or with 1) nothing is
-    initialised and a one-process :class:`DistInfo` is returned.
+    initialised and a one-process :class:`DistInfo` is returned. A group
+    joined here is left with :func:`cleanup_distributed` (the CLI does so
+    after a command that succeeded).
     """
     env = os.environ if env is None else env
     world = _env_int(env, "WORLD_SIZE", 1)
