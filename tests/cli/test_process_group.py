@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import socket
 
 import pytest
 import torch.distributed as dist
@@ -13,12 +12,9 @@ from audioadapt.errors import ConfigError
 
 
 @pytest.fixture
-def one_rank_group(monkeypatch):
-    """A gloo group of one rank, as torchrun would describe it; destroyed afterwards whatever the test did."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+def one_rank_group(tmp_path):
+    """A gloo group of one rank (a file store, no port); destroyed afterwards whatever the test did."""
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
     yield
     if dist.is_initialized():
         dist.destroy_process_group()
