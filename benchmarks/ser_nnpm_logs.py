@@ -4,7 +4,9 @@ For each run folder (or each ``seed*`` folder of a benchmark row folder) it prin
 the set's majority/head agreement, the purity of the positive slots (only where the run was made with
 ``diagnostics.target_truth=true``), the empty share, the size of a non-empty set and its number of emotions,
 the head's accuracy on the adaptation side against the pseudo targets' truth, the positive and negative parts
-of the target loss, the cosine of the mined hard negatives, and, for DANN runs, the domain loss; then the range of each over the runs. These are the
+of the target loss, the cosine of the mined hard negatives, for DANN runs the domain loss, and, where the run was
+made with ``diagnostics.gradient_every``, the gradient norm of each loss term on the encoder and their cosine;
+then the range of each over the runs. These are the
 numbers quoted in ``results/ser_ravdess_urdu.md`` and ``results/ser_emodb_urdu.md``.
 
     .venv/bin/python benchmarks/ser_nnpm_logs.py WORK/ser/held_out_speaker/runs/nnpm [RUN_DIR ...]
@@ -20,7 +22,8 @@ from audioadapt.training.logging import METRICS_FILE, read_metrics
 
 COLUMNS = ("pml_head_vote_agreement", "pml_purity", "pml_empty_fraction", "pml_mean_size_nonempty",
            "pml_mean_distinct_emotions", "head_target_accuracy", "target_loss_positive", "target_loss_negative",
-           "hard_negative_similarity", "domain")
+           "hard_negative_similarity", "domain", "grad_source", "grad_target", "grad_target_positive",
+           "grad_target_negative", "grad_cos_target_source", "grad_domain", "grad_cos_domain_y")
 
 
 def stage2_rows(run_dir: Path) -> list[dict[str, str]]:

@@ -120,7 +120,8 @@ def _tmp_yaml():
      {"losses.delta", "losses.hard_negative_ratio", "losses.hard_negative_count", "losses.negatives",
       "losses.negative_target"}),
     (["pseudo_multilabel.rule=oracle"], {"pseudo_multilabel.threshold", "pseudo_multilabel.empty_policy"}),
-    (["method.kind=snsa_f"], {"memory", "pseudo_multilabel", "losses", "diagnostics", "stage2"}),
+    (["method.kind=snsa_f"], {"memory", "pseudo_multilabel", "losses", "diagnostics.target_truth",
+                              "diagnostics.gradient_every", "stage2"}),
 ])
 def test_inactive_keys_follow_the_loss_and_the_label_rule(overrides, inactive):
     keys = set(load_ser_config("ser_nnpm", overrides).inactive_keys())
@@ -135,7 +136,9 @@ def test_inactive_keys_follow_the_loss_and_the_label_rule(overrides, inactive):
     ("ser_snsa_wo_hl", "losses.hard_negative_ratio=0.05", "losses.hard_negative_ratio"),
     ("ser_nnpm", "losses.negatives=all", None),
     ("ser_oracle", "pseudo_multilabel.threshold=0.5", "pseudo_multilabel.threshold"),
-    ("ser_dann", "diagnostics.target_truth=true", "diagnostics"),
+    ("ser_dann", "diagnostics.target_truth=true", "diagnostics.target_truth"),
+    ("ser_dann", "diagnostics.gradient_every=5", None),
+    ("ser_snsa_f", "diagnostics.gradient_every=5", "diagnostics.gradient_every"),
     ("ser_nnpm", "train.epochs=3", "train.epochs"),
     ("ser_nnpm", "train.lr=0.1", "train.lr"),
 ])
@@ -145,6 +148,14 @@ def test_settings_the_kind_ignores_are_rejected(preset, override, key):
         return
     with pytest.raises(ConfigError, match=f"'{key}'"):
         load_ser_config(preset, [override])
+
+
+@pytest.mark.parametrize("value", ["-1", "true"])
+def test_gradient_every_is_off_or_a_positive_step_count(value):
+    assert load_ser_config("ser_nnpm").diagnostics.gradient_every == 0
+    assert load_ser_config("ser_nnpm", ["diagnostics.gradient_every=10"]).diagnostics.gradient_every == 10
+    with pytest.raises(ConfigError, match="diagnostics.gradient_every"):
+        load_ser_config("ser_nnpm", [f"diagnostics.gradient_every={value}"])
 
 
 def test_a_stored_config_keeps_ignored_keys_at_the_values_it_was_saved_with(tmp_path):

@@ -6,14 +6,12 @@ The end-to-end runs (metrics.csv and TensorBoard columns, the true labels never 
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from audioadapt.adaptation.grl import grad_reverse
 from audioadapt.adaptation.orthogonality import OrthogonalityConfig, labeler_orthogonality
 from audioadapt.config.sed import load_sed_config
 from audioadapt.data.batch import REAL_DOMAIN, SYNTHETIC_DOMAIN
@@ -27,26 +25,14 @@ from audioadapt.training.sed_diagnostics import (
     domain_accuracies,
     domain_counts,
     eq8_value,
-    gradient_summary,
     round_logs,
     saturation_counts,
-    term_gradients,
     truth_scores,
 )
 
 from .test_sed_tri_adv import CLASSES, context, make_method, mixed_batch
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-class TwoRanks:
-    """A stand-in for ``DistInfo`` of two ranks that hold the same values."""
-
-    enabled, world_size = True, 2
-
-    @staticmethod
-    def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
-        return tensor.clone()
 
 
 # --------------------------------------------------------------------------- single quantities
@@ -79,39 +65,6 @@ def test_eq8_value_leaves_lambda_out():
     cfg = OrthogonalityConfig(weight=0.0)
     expected = float(labeler_orthogonality(*heads, OrthogonalityConfig(weight=1.0, layer=cfg.layer)).detach())
     assert eq8_value(*heads, cfg) == pytest.approx(expected) and expected > 0
-
-
-def test_gradient_norms_at_f_include_the_reversal_and_alpha():
-    h = torch.randn(2, 3, 4, requires_grad=True)
-    c = torch.randn(4)
-    terms = {"ft": (h * c).sum(),  # gradient c everywhere: norm |c| sqrt(6)
-             "domain": (grad_reverse(h, 0.25) * c).sum() * 2,  # gradient -0.5 c
-             "unused": torch.zeros((), requires_grad=True) * 1.0}
-    grads = term_gradients(terms, [h])
-    out = gradient_summary(grads, classification=("ft",))
-    norm_c = float(c.norm()) * math.sqrt(6)
-    assert out["grad_ft"] == pytest.approx(norm_c)
-    assert out["grad_domain"] == pytest.approx(0.5 * norm_c)
-    assert out["grad_unused"] == 0.0
-    assert out["grad_total"] == pytest.approx(0.5 * norm_c)
-    assert out["grad_cos_domain_y"] == pytest.approx(-1.0)  # the reversed domain gradient opposes L_y
-    assert "grad_y" not in out  # one classification term only
-    two = gradient_summary(term_gradients({"f1": (h * c).sum(), "f2": (h * c).sum()}, [h]), ("f1", "f2"))
-    assert two["grad_y"] == pytest.approx(2 * norm_c)
-
-
-def test_gradient_norms_are_those_of_the_global_batch_under_ddp():
-    """Each rank's loss is W x its share of the global mean, so its gradient at F's output is W x its rows' slice."""
-    c = torch.tensor([3.0, 4.0])
-    h_all = torch.ones(2, 2, requires_grad=True)  # one process: two identical rows, mean over rows
-    single = gradient_summary(term_gradients({"ft": (h_all @ c).mean()}, [h_all]))
-    h_rank = torch.ones(1, 2, requires_grad=True)  # each of two ranks: one row, divided by the mean count 1
-    ranked = gradient_summary(term_gradients({"ft": (h_rank @ c).sum()}, [h_rank]), dist=TwoRanks(),
-                              per_rank_rows=True)
-    assert ranked["grad_ft"] == pytest.approx(single["grad_ft"]) == pytest.approx(5 / math.sqrt(2))
-    w = torch.ones(2, requires_grad=True)  # a shared parameter: the ranks' gradients are averaged
-    shared = gradient_summary(term_gradients({"ft": (w @ c)}, [w]), dist=TwoRanks())
-    assert shared["grad_ft"] == pytest.approx(5.0)
 
 
 def test_truth_scores_precision_recall_and_negative_precision():

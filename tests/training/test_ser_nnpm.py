@@ -166,29 +166,89 @@ def test_the_paper_literal_rate_stops_short_of_its_end():
     assert [r["train/memory_rate"] for r in result.history if r["phase"] == "stage2"] == [0.0, pytest.approx(0.2)]
 
 
-def _one_step(cfg, seed: int):
-    """One stage-2 training step on a fixed batch after the memory is filled; the torch seed drives dropout only."""
+def _one_step(cfg, seed: int, step: int = 0, freeze: bool = False):
+    """One stage-2 training step on a fixed batch after the memory is filled; the torch seed drives dropout only.
+
+    ``freeze``: freeze ``stage2.freeze_conv`` conv layers first, as the Trainer does.
+    """
     from audioadapt.training.distributed import DistInfo
     from audioadapt.training.method import PhaseSpec, StepContext
 
     data = fake_data(cfg)
     method = build(cfg, data)
-    ctx = StepContext(cfg.train, DistInfo(), (PhaseSpec(STAGE2, 2),))
+    ctx = StepContext(cfg.train, DistInfo(), (PhaseSpec(STAGE2, 2),), step=step)
     method.setup(ctx)
     method.init_memory(ctx)
+    if freeze:
+        method.model.freeze_conv(cfg.stage2.freeze_conv)
     torch.manual_seed(0)
     batch = next(iter(data.stage2_loader()))
     method.model.train()
     torch.manual_seed(seed)
     out = method.training_step(batch, ctx)
     flags = [m.training for m in method.model.modules()]
-    return out, method._pending[1], flags
+    return out, method._pending[1] if method._pending is not None else None, flags, method
+
+
+def _encoder_gradient_norm(method: SerNnpmMethod, loss: torch.Tensor) -> float:
+    params = [p for p in method.model.encoder.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+    return float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads if g is not None)))
+
+
+@pytest.mark.parametrize("preset", ["ser_nnpm", "ser_snsa_wo_sl", "ser_dann"])
+def test_gradient_norms_of_each_loss_term_on_the_trainable_encoder(preset):
+    dann = ["model.domain.hidden=[8]", "dann.grl_weight.kind=constant"] if preset == "ser_dann" else []
+    cfg = tiny_config(preset, "diagnostics.gradient_every=1", *dann)
+    out, _, _, method = _one_step(cfg, 0, freeze=True)
+    logs = out.logs
+    # the terms add up to the step's loss: its gradient on the unfrozen encoder parameters is grad_total
+    assert logs["grad_total"] == pytest.approx(_encoder_gradient_norm(method, out.loss), rel=1e-5)
+    assert not any(p.requires_grad for p in method.model.encoder.conv[0].parameters())  # freeze_conv 2
+    if preset == "ser_dann":
+        assert logs["grad_source"] > 0 and logs["grad_domain"] > 0 and -1 <= logs["grad_cos_domain_y"] <= 1
+        assert "grad_target" not in logs
+        # the domain term reaches the encoder through the GRL: times alpha (and the domain weight)
+        half = _one_step(tiny_config(preset, "diagnostics.gradient_every=1", *dann, "dann.grl_weight.end=0.5"), 0,
+                         freeze=True)
+        assert half[0].logs["grad_domain"] == pytest.approx(logs["grad_domain"] / 2, rel=1e-5)
+        assert half[0].logs["grad_source"] == pytest.approx(logs["grad_source"], rel=1e-5)
+        return
+    assert logs["grad_target"] > 0
+    assert logs["grad_target"] <= logs["grad_target_positive"] + logs["grad_target_negative"] + 1e-9
+    if preset == "ser_snsa_wo_sl":  # no source term: the target term is all
+        assert "grad_source" not in logs and "grad_cos_target_source" not in logs
+        assert logs["grad_total"] == pytest.approx(logs["grad_target"])
+    else:
+        assert logs["grad_source"] > 0 and -1 <= logs["grad_cos_target_source"] <= 1
+    # lambda enters the target term as it enters the loss
+    doubled = _one_step(tiny_config(preset, "diagnostics.gradient_every=1", "losses.target_weight=2"), 0,
+                        freeze=True)[0].logs
+    assert doubled["grad_target"] == pytest.approx(2 * logs["grad_target"], rel=1e-5)
+
+
+def test_gradients_are_measured_every_n_steps_only_and_leave_training_unchanged():
+    cfg = tiny_config("ser_nnpm", "diagnostics.gradient_every=3")
+    assert "grad_total" in _one_step(cfg, 0, step=3)[0].logs
+    assert not any(k.startswith("grad_") for k in _one_step(cfg, 0, step=4)[0].logs)
+    runs = {}
+    for every in (0, 1):
+        cfg = tiny_config("ser_nnpm", f"diagnostics.gradient_every={every}")
+        method = build(cfg, fake_data(cfg))
+        result = Trainer(cfg.train).fit(method)
+        runs[every] = (state(method), method.memory.features.clone(),
+                       [r for r in result.history if r["phase"] == "stage2"])
+    (w0, m0, rows0), (w1, m1, rows1) = runs[0], runs[1]
+    assert all(torch.equal(w0[k], w1[k]) for k in w0) and torch.equal(m0, m1)
+    assert all("train/grad_target" not in r for r in rows0)
+    assert all(r["train/grad_target"] > 0 and r["train/grad_source"] > 0 for r in rows1)
+    assert [r["train/loss"] for r in rows0] == [r["train/loss"] for r in rows1]
 
 
 @pytest.mark.parametrize("mode", ["eval", "train"])
 def test_dropout_stays_out_of_what_meets_the_memory(mode):
     cfg = tiny_config("ser_nnpm", "model.encoder.dropout=0.5", f"memory.encoder_mode={mode}")
-    (a, written_a, flags_a), (b, written_b, flags_b) = _one_step(cfg, 1), _one_step(cfg, 2)
+    (a, written_a, flags_a, _), (b, written_b, flags_b, _) = _one_step(cfg, 1), _one_step(cfg, 2)
     assert all(flags_a) and flags_a == flags_b  # the network is back in training mode after the step
     same = torch.equal(written_a, written_b) and a.logs["target_loss"] == b.logs["target_loss"]
     assert same == (mode == "eval")  # with dropout in the path, another seed gives other features and L_t

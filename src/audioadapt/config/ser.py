@@ -253,9 +253,22 @@ class SerDiagnosticsConfig:
         reads target labels, which then reach the logs only, never training
         or selection (a test trains with scrambled target labels and gets the
         same weights).
+    gradient_every: every this many optimizer steps of stage 2, measure the
+        L2 norm of the gradient that each loss term sends to the encoder's
+        trainable parameters (``grad_source``, ``grad_target`` and its parts
+        ``grad_target_positive`` / ``grad_target_negative``, ``grad_domain``
+        for DANN, ``grad_total``) and the cosine between the target (or
+        domain) term's gradient and the source term's; 0 (default) = off.
+        Each measurement costs one backward per term; training is unchanged.
     """
 
     target_truth: bool = False
+    gradient_every: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.gradient_every, bool) or self.gradient_every < 0:
+            raise ConfigError(f"diagnostics.gradient_every must be 0 (off) or a positive number of steps, "
+                              f"got {self.gradient_every}")
 
 
 @dataclass(frozen=True)
@@ -426,8 +439,10 @@ class SerExperimentConfig:
         if not self.method.has_stage2:
             out["stage2"] = "snsa_f has no stage 2"
         if not self.method.uses_memory:
-            for key in ("memory", "pseudo_multilabel", "losses", "diagnostics"):
+            for key in ("memory", "pseudo_multilabel", "losses", "diagnostics.target_truth"):
                 out[key] = f"{kind} uses no memory bank"
+            if not self.method.has_stage2:
+                out["diagnostics.gradient_every"] = "snsa_f has no stage 2"
         else:
             if self.losses.target_loss == "mse_all":
                 for key in ("losses.delta", "losses.hard_negative_ratio", "losses.hard_negative_count",

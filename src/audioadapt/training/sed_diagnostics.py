@@ -49,7 +49,6 @@ nothing in training (no random draw, no gradient left behind).
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -63,6 +62,7 @@ from audioadapt.adaptation.orthogonality import OrthogonalityConfig, labeler_ort
 from audioadapt.data.batch import REAL_DOMAIN, SYNTHETIC_DOMAIN
 from audioadapt.data.labels import encode_strong
 from audioadapt.errors import ConfigError, DataError
+from audioadapt.training.gradients import gradient_summary, term_gradients
 
 if TYPE_CHECKING:  # pragma: no cover
     from audioadapt.data.batch import SedBatch
@@ -185,66 +185,6 @@ def eq8_value(labeler1: nn.Module, labeler2: nn.Module, cfg: OrthogonalityConfig
     """The eq. 8 term of two labelers without lambda (``cfg.weight``)."""
     with torch.no_grad():
         return float(labeler_orthogonality(labeler1, labeler2, replace(cfg, weight=1.0)))
-
-
-def term_gradients(terms: Mapping[str, torch.Tensor], inputs: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Each term's gradient with respect to ``inputs``, flattened into one float64 vector per term.
-
-    The graph is kept for the training step's own backward; a term that does
-    not reach an input contributes zeros there.
-    """
-    inputs = list(inputs)
-    out = {}
-    for name, term in terms.items():
-        if term.requires_grad:
-            grads = torch.autograd.grad(term, inputs, retain_graph=True, allow_unused=True)
-        else:
-            grads = (None,) * len(inputs)
-        out[name] = torch.cat([(torch.zeros_like(x) if g is None else g).reshape(-1).to(torch.float64)
-                               for g, x in zip(grads, inputs)])
-    return out
-
-
-def gradient_summary(grads: Mapping[str, torch.Tensor], classification: Sequence[str] = (),
-                     dist: "DistInfo | None" = None, per_rank_rows: bool = False) -> dict[str, float]:
-    """Norms of the gradient vectors of ``grads``, of their sums, and the domain/classification cosine.
-
-    Returns ``grad_<name>`` per term, ``grad_y`` (sum of the ``classification``
-    terms, when two or more), ``grad_total`` (sum of all) and
-    ``grad_cos_domain_y`` (with a ``domain`` term and a classification term).
-
-    Under DDP (``dist.enabled``) the values are the global batch's: with
-    ``per_rank_rows`` each rank's vectors are its own rows' slice of the
-    gradient at F's output, W times the global gradient's slice (DDP averages
-    the ranks' gradients), so the squared norms and dot products are averaged
-    over the ranks and divided by W; otherwise they are gradients on shared
-    parameters and the vectors are averaged over the ranks first.
-    """
-    vectors = dict(grads)
-    cls = [n for n in classification if n in grads]
-    if len(cls) > 1:
-        vectors["y"] = torch.stack([grads[n] for n in cls]).sum(0)
-    vectors["total"] = torch.stack(list(grads.values())).sum(0)
-    names = list(vectors)
-    stacked = torch.stack([vectors[n] for n in names])
-    distributed = dist is not None and dist.enabled
-    if distributed and not per_rank_rows:
-        stacked = dist.all_reduce_mean(stacked)
-    y_name = "y" if "y" in vectors else (cls[0] if cls else None)
-    cos_pair = ("domain", y_name) if "domain" in vectors and y_name is not None else None
-    products = [stacked[i] @ stacked[i] for i in range(len(names))]
-    if cos_pair is not None:
-        products.append(stacked[names.index(cos_pair[0])] @ stacked[names.index(cos_pair[1])])
-    q = torch.stack(products)
-    if distributed and per_rank_rows:
-        q = dist.all_reduce_mean(q) / dist.world_size
-    values = [float(v) for v in q.cpu()]
-    out = {f"grad_{n}": math.sqrt(max(values[i], 0.0)) for i, n in enumerate(names)}
-    if cos_pair is not None:
-        a, b = out[f"grad_{cos_pair[0]}"], out[f"grad_{cos_pair[1]}"]
-        if a > 0 and b > 0:
-            out["grad_cos_domain_y"] = values[-1] / (a * b)
-    return out
 
 
 # --------------------------------------------------------------------------- per step
@@ -460,10 +400,8 @@ __all__ = [
     "domain_counts",
     "eq8_value",
     "first_step_after_round",
-    "gradient_summary",
     "resolve_truth_dir",
     "round_logs",
     "saturation_counts",
-    "term_gradients",
     "truth_scores",
 ]

@@ -39,11 +39,12 @@ Per step (averaged per epoch in ``metrics.csv`` and TensorBoard) stage 2
 logs the loss terms and the memory rate, and the diagnostics of
 :mod:`audioadapt.adaptation.nnpm_diagnostics`: empty share and sizes of the
 pseudo multilabels, their agreement with the head, the positive and negative
-parts of ``L_t`` and what the mining picks. No target label is read unless
-the run asks for it: the oracle row reads the adaptation side's true
-emotions to build its sets, and ``diagnostics.target_truth`` reads them to
-log the sets' purity (the logs only: training is the same with scrambled
-target labels).
+parts of ``L_t`` and what the mining picks; with ``diagnostics.gradient_every``
+also the norm of each loss term's gradient on the encoder (DANN too). No
+target label is read unless the run asks for it: the oracle row reads the
+adaptation side's true emotions to build its sets, and
+``diagnostics.target_truth`` reads them to log the sets' purity (the logs
+only: training is the same with scrambled target labels).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ from audioadapt.features.normalization import Normalizer
 from audioadapt.models.ser_model import SerModel
 from audioadapt.training.checkpoint import improves
 from audioadapt.training.distributed import broadcast_networks
+from audioadapt.training.gradients import gradient_summary, term_gradients
 from audioadapt.training.method import Method, PhaseSpec, StepContext, StepOutput
 from audioadapt.training.ser_data import SerPairBatch
 from audioadapt.training.ser_predict import encode_dataset, model_networks, predict_dataset, run_ser_model
@@ -332,7 +334,26 @@ class SerNnpmMethod(Method):
             }
             if loss.source is not None:
                 logs["source_ce"] = loss.source.detach()
+        if self._gradients_due(ctx):
+            weight = losses.target_weight
+            terms = {"target": weight * loss.target,
+                     "target_positive": weight * loss.target_parts.positive.mean(),
+                     "target_negative": weight * loss.target_parts.negative.mean()}
+            if loss.source is not None:
+                terms["source"] = loss.source
+            logs.update(self._gradient_logs(terms, ctx, cosine=("target", "source"),
+                                            outside_total=("target_positive", "target_negative")))
         return StepOutput(loss.total, logs)
+
+    def _gradients_due(self, ctx: StepContext) -> bool:
+        every = self.cfg.diagnostics.gradient_every
+        return every > 0 and ctx.step % every == 0
+
+    def _gradient_logs(self, terms: Mapping[str, torch.Tensor], ctx: StepContext,
+                       **summary: Any) -> dict[str, float]:
+        """``grad_<term>`` on the encoder's trainable parameters (see :func:`.gradients.gradient_summary`)."""
+        params = [p for p in self.networks()["encoder"].parameters() if p.requires_grad]
+        return gradient_summary(term_gradients(terms, params), dist=ctx.dist, **summary)
 
     def after_optimizer_step(self, batch: Any, ctx: StepContext) -> None:
         if self._pending is None:
@@ -356,8 +377,12 @@ class SerNnpmMethod(Method):
         loss = l_s + self.cfg.dann.domain_weight * l_d
         with torch.no_grad():
             accuracy = (out.logits[:n].argmax(dim=1) == batch.source.label).float().mean()
-        return StepOutput(loss, {"source_ce": l_s.detach(), "domain": l_d.detach(), "grl_weight": alpha,
-                                 "source_accuracy": accuracy})
+        logs: dict[str, Any] = {"source_ce": l_s.detach(), "domain": l_d.detach(), "grl_weight": alpha,
+                                "source_accuracy": accuracy}
+        if self._gradients_due(ctx):  # the domain term as it reaches the encoder: through the GRL, times -alpha
+            logs.update(self._gradient_logs({"source": l_s, "domain": self.cfg.dann.domain_weight * l_d}, ctx,
+                                            classification=("source",)))
+        return StepOutput(loss, logs)
 
     # -- state --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
