@@ -9,7 +9,7 @@ made with ``diagnostics.gradient_every``, the gradient norm of each loss term on
 then the range of each over the runs. These are the
 numbers quoted in ``results/ser_ravdess_urdu.md`` and ``results/ser_emodb_urdu.md``.
 
-    .venv/bin/python benchmarks/ser_nnpm_logs.py WORK/ser/held_out_speaker/runs/nnpm [RUN_DIR ...]
+    .venv/bin/python benchmarks/ser_nnpm_logs.py WORK/ser/held_out_speaker/runs/nnpm [RUN_DIR ...] [--window K]
 """
 
 from __future__ import annotations
@@ -31,11 +31,14 @@ def stage2_rows(run_dir: Path) -> list[dict[str, str]]:
     return [r for r in read_metrics(run_dir / METRICS_FILE) if r.get("phase") == "stage2" and r.get("train/loss")]
 
 
-def first_last(rows: list[dict[str, str]], column: str) -> tuple[float, float] | None:
-    """The column's value in the first and last row that have it, or ``None``."""
+def first_last(rows: list[dict[str, str]], column: str, window: int = 1) -> tuple[float, float] | None:
+    """The column's mean over the first and over the last ``window`` rows that have it, or ``None``."""
     values = [float(r[f"train/{column}"]) for r in rows if r.get(f"train/{column}") not in (None, "")]
     values = [v for v in values if math.isfinite(v)]
-    return (values[0], values[-1]) if values else None
+    if not values:
+        return None
+    k = min(window, len(values))
+    return sum(values[:k]) / k, sum(values[-k:]) / k
 
 
 def run_dirs(paths: list[str]) -> list[Path]:
@@ -50,13 +53,17 @@ def run_dirs(paths: list[str]) -> list[Path]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", help="run folders, or row folders holding seed* runs")
+    parser.add_argument("--window", type=int, default=1,
+                        help="average the first and the last this many epochs (default 1: the epochs themselves)")
     args = parser.parse_args(argv)
+    if args.window < 1:
+        parser.error("--window must be >= 1")
     spans: dict[str, list[tuple[float, float]]] = {c: [] for c in COLUMNS}
     for run in run_dirs(args.runs):
         rows = stage2_rows(run)
         parts = []
         for column in COLUMNS:
-            pair = first_last(rows, column)
+            pair = first_last(rows, column, args.window)
             if pair is not None:
                 spans[column].append(pair)
                 parts.append(f"{column} {pair[0]:.2f} -> {pair[1]:.2f}")
