@@ -181,7 +181,8 @@ class SerStage1Config:
     epochs: passes over the source training part (notes: at most 50, with
         source-validation selection).
     lr: Adam learning rate.
-    batch_size: source utterances per step.
+    batch_size: source utterances per step and rank (under DDP the global
+        batch is ``world_size`` times this).
     """
 
     epochs: int = 50
@@ -211,7 +212,8 @@ class SerStage2Config:
         steps per epoch instead of 11), ``source`` (one pass over the source
         set, the notes' reading) or ``target``.
     lr: Adam learning rate.
-    source_batch_size, target_batch_size: utterances of each side per step.
+    source_batch_size, target_batch_size: utterances of each side per step
+        and rank (under DDP the global batch is ``world_size`` times these).
     freeze_conv: the first N conv layers stay frozen (paper: 2, the whole
         front end; Table 3 varies it over 0, 1, 2).
     init_from: start from this stage-1 checkpoint (a ``.pt`` file or a run
