@@ -10,36 +10,27 @@ is longer than every utterance, so no random crop is drawn (crop offsets are dra
 
 from __future__ import annotations
 
-import csv
 import math
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from audioadapt.api.ser import train_ser
+from audioadapt.training.logging import read_metrics
 
 from .ddp_helpers import launch
+from .test_ser_e2e import tiny_overrides
 
 #: float32, a few Adam steps; the runs differ by summation order only (observed: metrics <= 1.2e-6 relative,
 #: weights <= 8.1e-6 of a tensor's largest entry, memory <= 1.4e-7).
 RTOL, ATOL, WEIGHT_TOL = 2e-5, 1e-6, 2e-4
-TINY = ["features.n_mels=32", "model.encoder.conv_channels=[16,16]", "model.encoder.lstm_hidden=16",
-        "model.encoder.lstm_layers=1", "model.encoder.attention_dim=16", "model.encoder.dropout=0.0",
-        "dataset.crop_seconds=12.0", "dataset.pad_to_crop=true", "source_validation.kind=none",
-        "stage1.epochs=3", "stage1.lr=1e-2", "train.device=cpu", "train.progress_bar=false",
-        "train.tensorboard=false", "train.log_every=1", "cache.num_workers=0", "cache.progress=false",
-        "protocol.protocol=transductive", "stage2.epochs=2", "stage2.lr=1e-3", "diagnostics.gradient_every=1"]
+#: On top of the e2e tests' tiny settings: whole utterances (no random crop), 3 stage-1 epochs, gradients measured.
+DDP = ["dataset.crop_seconds=12.0", "dataset.pad_to_crop=true", "stage1.epochs=3", "diagnostics.gradient_every=1"]
 
 
 def _batches(size: int) -> list[str]:
     return [f"stage1.batch_size={size}", f"stage2.source_batch_size={size}", f"stage2.target_batch_size={size}"]
-
-
-def _rows(run_dir: Path) -> list[dict[str, str]]:
-    with open(run_dir / "metrics.csv", newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -49,9 +40,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def test_two_gloo_ranks_train_like_one_process_with_their_global_batch(preset, grad_key, ser_tiny_dataset,
                                                                        tmp_path):
     root, one, two = ser_tiny_dataset, tmp_path / "one", tmp_path / "two"
-    common = [*TINY, f"cache.directory={tmp_path / 'cache'}"]
-    if preset == "ser_dann":
-        common.append("model.domain.hidden=[16]")
+    common = tiny_overrides(preset, *DDP, f"cache.directory={tmp_path / 'cache'}")
     train_ser(preset, [*common, *_batches(16)], source=root, target=root, run_dir=one)
     rank0, rank1 = launch(lambda rank: [sys.executable, "-m", "audioadapt.cli.main", "ser", "train", preset,
                                         "--source", str(root), "--target", str(root), "--out", str(two),
@@ -60,7 +49,7 @@ def test_two_gloo_ranks_train_like_one_process_with_their_global_batch(preset, g
     assert rank1.strip() == "", rank1
     assert "Warning" not in rank0, rank0
 
-    single, double = _rows(one), _rows(two)
+    single, double = read_metrics(one / "metrics.csv"), read_metrics(two / "metrics.csv")
     assert [r["phase"] for r in double] == [r["phase"] for r in single] == ["stage1"] * 3 + ["stage2"] * 2
     for a, b in zip(single, double):
         assert a.keys() == b.keys()

@@ -439,12 +439,11 @@ class SerExperimentConfig:
         out = {"train.epochs": "stage1.epochs and stage2.epochs set the epochs",
                "train.lr": "stage1.lr and stage2.lr set the learning rates"}
         if not self.method.has_stage2:
-            out["stage2"] = "snsa_f has no stage 2"
+            for key in ("stage2", "diagnostics.gradient_every"):
+                out[key] = "snsa_f has no stage 2"
         if not self.method.uses_memory:
             for key in ("memory", "pseudo_multilabel", "losses", "diagnostics.target_truth"):
                 out[key] = f"{kind} uses no memory bank"
-            if not self.method.has_stage2:
-                out["diagnostics.gradient_every"] = "snsa_f has no stage 2"
         else:
             if self.losses.target_loss == "mse_all":
                 for key in ("losses.delta", "losses.hard_negative_ratio", "losses.hard_negative_count",
